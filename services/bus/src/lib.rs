@@ -1,0 +1,73 @@
+//! imgcrawl's NATS JetStream plumbing, shared by every stage.
+//!
+//! * [`topology`]: the stream, blob store and KV buckets, created idempotently, and
+//!   durable consumers whose configuration is read back and verified.
+//! * [`publish`]: events out with their headers; asynchronous publishes whose PubAcks
+//!   are awaited in batches.
+//! * [`worker`]: the pull loop every stage runs: decode, handle, and map the
+//!   [`Outcome`] to Ack / Nak(delay) / Term, dead-lettering poison with a reason.
+//! * [`dlq`]: dead letters on `imgcrawl.dlq.<stage>`.
+//! * [`seen`]: the "first one wins" URL seen-set and per-job budgets.
+//! * [`jobs`]: resolved job specs and their run state, shared across replicas.
+
+pub mod config;
+pub mod dlq;
+pub mod error;
+pub mod jobs;
+pub mod publish;
+pub mod seen;
+pub mod topology;
+pub mod worker;
+
+pub use config::BusConfig;
+pub use error::BusError;
+pub use worker::{Delivery, Outcome};
+
+use async_nats::jetstream;
+
+/// A connected handle to the pipeline's NATS topology; cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    /// The core NATS client.
+    pub client: async_nats::Client,
+    /// The JetStream context.
+    pub js: jetstream::Context,
+    /// The configuration it was opened with.
+    pub config: BusConfig,
+    /// The blob store (image bytes by SHA-256).
+    pub blobs: jetstream::object_store::ObjectStore,
+    /// The URL seen-set.
+    pub seen: seen::SeenSet,
+    /// Job specs and run state.
+    pub jobs: jobs::JobStore,
+}
+
+impl Bus {
+    /// Connects to NATS and makes sure the whole topology exists (idempotent).
+    pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(config.client_name.clone())
+            .connection_timeout(config.connect_timeout())
+            .connect(config.nats_url.as_str())
+            .await
+            .map_err(|e| BusError::Connect { url: config.nats_url.clone(), detail: e.to_string() })?;
+        let js = match &config.js_domain {
+            Some(d) => jetstream::with_domain(client.clone(), d),
+            None => jetstream::new(client.clone()),
+        };
+        let t = topology::ensure(&js, &config).await?;
+        Ok(Bus {
+            client,
+            js,
+            seen: seen::SeenSet::new(t.seen),
+            jobs: jobs::JobStore::new(t.jobs),
+            blobs: t.blobs,
+            config,
+        })
+    }
+
+    /// A publisher for events.
+    pub fn publisher(&self) -> publish::Publisher {
+        publish::Publisher::new(self.js.clone())
+    }
+}

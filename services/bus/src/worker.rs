@@ -1,0 +1,219 @@
+//! The pull loop every stage runs, and the ack discipline that goes with it.
+//!
+//! A handler gets a decoded [`Delivery`] and answers with an [`Outcome`]:
+//!
+//! | outcome | what the loop does |
+//! |---|---|
+//! | `Done` | Ack (the handler has made its effect durable first) |
+//! | `Retry` | Nak with exponential backoff; on the last allowed delivery, dead-letter and Term |
+//! | `Poison` | dead-letter with the reason, then Term |
+//!
+//! Messages that do not decode (bad JSON, unknown version, schema violation) never
+//! reach the handler: they are dead-lettered with the decoder's reason. If the
+//! dead-letter publish itself fails, the message is Nak'ed instead, so nothing is lost.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use imgcrawl_events::{decode, Event, HEADER_EVENT};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::dlq::{dead_letter, DeadLetter};
+use crate::topology::{ensure_consumer, ConsumerSpec};
+use crate::{Bus, BusError};
+
+/// What a handler decided about one delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The effect is durable: ack.
+    Done,
+    /// A transient failure: redeliver after (at least) `after`, doubled per delivery.
+    Retry {
+        /// Base delay before the next delivery.
+        after: Duration,
+        /// Why, for logs and for the dead letter if retries run out.
+        reason: String,
+    },
+    /// Retrying cannot help: dead-letter with the reason and terminate.
+    Poison(String),
+}
+
+impl Outcome {
+    /// A retry after one second.
+    pub fn retry(reason: impl Into<String>) -> Outcome {
+        Outcome::Retry { after: Duration::from_secs(1), reason: reason.into() }
+    }
+}
+
+/// One decoded message handed to a stage.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event.
+    pub event: Event,
+    /// The subject it arrived on.
+    pub subject: String,
+    /// Its position in the stream.
+    pub stream_sequence: u64,
+    /// How many times it has been delivered (1 = first).
+    pub delivered: i64,
+    /// When the stream stored it.
+    pub published: DateTime<Utc>,
+}
+
+/// How a worker pulls and retries.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Handlers running at once in this process.
+    pub concurrency: usize,
+    /// Upper bound for the exponential retry delay.
+    pub max_backoff: Duration,
+    /// How long to wait for in-flight handlers on shutdown.
+    pub grace: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions { concurrency: 32, max_backoff: Duration::from_secs(120), grace: Duration::from_secs(10) }
+    }
+}
+
+/// Converts a JetStream timestamp.
+pub fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_nanos(t.unix_timestamp_nanos() as i64)
+}
+
+/// The retry delay for the `delivered`-th delivery.
+pub fn backoff(base: Duration, delivered: i64, max: Duration) -> Duration {
+    let shift = (delivered.max(1) - 1).min(16) as u32;
+    base.saturating_mul(1u32 << shift).min(max)
+}
+
+/// Runs the pull loop for `spec` until `shutdown` fires, then waits (up to
+/// `opts.grace`) for in-flight handlers. Unfinished messages are redelivered by the
+/// server after `ack_wait`.
+pub async fn run_worker<H, Fut>(
+    bus: &Bus,
+    spec: ConsumerSpec,
+    opts: WorkerOptions,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<(), BusError>
+where
+    H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let consumer = ensure_consumer(&bus.js, &bus.config.stream, &spec).await?;
+    let consume_err = |e: &dyn std::fmt::Display| BusError::Consume { consumer: spec.durable.clone(), detail: e.to_string() };
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(opts.concurrency.max(1))
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| consume_err(&e))?;
+    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let tracker = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = messages.next() => m,
+        };
+        let msg = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // Missed heartbeats and similar are transient; the stream recovers.
+                warn!(consumer = %spec.durable, error = %e, "pull error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            None => return Err(consume_err(&"message stream ended")),
+        };
+        let (bus, spec, opts, handler) = (bus.clone(), spec.clone(), opts.clone(), handler.clone());
+        tracker.spawn(async move {
+            handle_one(&bus, &spec, &opts, handler, msg).await;
+            drop(permit);
+        });
+    }
+    drop(messages);
+    tracker.close();
+    if tokio::time::timeout(opts.grace, tracker.wait()).await.is_err() {
+        warn!(consumer = %spec.durable, "shutdown grace elapsed with handlers in flight; they will be redelivered");
+    }
+    Ok(())
+}
+
+async fn handle_one<H, Fut>(bus: &Bus, spec: &ConsumerSpec, opts: &WorkerOptions, handler: H, msg: jetstream::Message)
+where
+    H: Fn(Delivery) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let Ok(info) = msg.info() else {
+        warn!(subject = %msg.subject, "message without jetstream metadata; ignoring");
+        return;
+    };
+    let (seq, delivered, published) = (info.stream_sequence, info.delivered, to_chrono(info.published));
+    let header = msg.headers.as_ref().and_then(|h| h.get(HEADER_EVENT)).map(|v| v.as_str().to_string());
+    let outcome = match decode(msg.subject.as_str(), header.as_deref(), &msg.payload) {
+        Err(e) => Outcome::Poison(e.to_string()),
+        Ok(event) => {
+            let d = Delivery { event, subject: msg.subject.to_string(), stream_sequence: seq, delivered, published };
+            handler(d).await
+        }
+    };
+    let ack = match outcome {
+        Outcome::Done => AckKind::Ack,
+        Outcome::Retry { after, reason } if delivered < spec.max_deliver => {
+            let delay = backoff(after, delivered, opts.max_backoff);
+            debug!(consumer = %spec.durable, seq, delivered, ?delay, %reason, "retry");
+            AckKind::Nak(Some(delay))
+        }
+        Outcome::Retry { reason, .. } => {
+            let reason = format!("gave up after {delivered} deliveries: {reason}");
+            poison(bus, spec, &msg, seq, delivered, reason).await
+        }
+        Outcome::Poison(reason) => poison(bus, spec, &msg, seq, delivered, reason).await,
+    };
+    if let Err(e) = msg.ack_with(ack).await {
+        warn!(consumer = %spec.durable, seq, error = %e, "ack failed; the message will be redelivered");
+    }
+}
+
+async fn poison(bus: &Bus, spec: &ConsumerSpec, msg: &jetstream::Message, seq: u64, delivered: i64, reason: String) -> AckKind {
+    warn!(consumer = %spec.durable, seq, %reason, "dead-lettering");
+    let dl = DeadLetter::from_message(&spec.durable, msg, seq, delivered, reason);
+    match dead_letter(bus, &dl).await {
+        Ok(()) => AckKind::Term,
+        Err(e) => {
+            warn!(consumer = %spec.durable, seq, error = %e, "dead-letter publish failed; will redeliver");
+            AckKind::Nak(Some(Duration::from_secs(5)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Duration::from_secs(1);
+        let max = Duration::from_secs(10);
+        assert_eq!(backoff(b, 1, max), Duration::from_secs(1));
+        assert_eq!(backoff(b, 2, max), Duration::from_secs(2));
+        assert_eq!(backoff(b, 4, max), Duration::from_secs(8));
+        assert_eq!(backoff(b, 5, max), max);
+        assert_eq!(backoff(b, 1000, max), max);
+    }
+}

@@ -1,0 +1,115 @@
+//! Event kinds, their subjects and their `Imgcrawl-Event` header values.
+
+use std::fmt;
+
+/// Every subject the pipeline uses starts with this prefix; the stream captures `imgcrawl.>`.
+pub const SUBJECT_PREFIX: &str = "imgcrawl";
+
+/// The schema version this build writes and the only one it accepts.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The kind of an event: one subject and one JSON schema each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A job: seeds and scope rules.
+    CrawlRequested,
+    /// Stop a job: in-flight work drains, nothing new starts.
+    CrawlStopped,
+    /// The frontier: an in-scope page seen for the first time in a job.
+    PageDiscovered,
+    /// A page was fetched and parsed.
+    PageFetched,
+    /// A page could not be fetched (or was skipped: robots, stopped job).
+    PageFailed,
+    /// An image URL found on a page.
+    ImageDiscovered,
+    /// Validated image bytes are in the blob store.
+    ImageDownloaded,
+    /// An image URL was not accepted, with the reason.
+    ImageRejected,
+    /// The image is in the object projection (bucket).
+    ImageStored,
+    /// The image is queryable in PostgreSQL.
+    ImageIndexed,
+    /// Tombstone: projections drop the image.
+    ImageDeleted,
+    /// The job's frontier and downloads have drained.
+    CrawlCompleted,
+}
+
+impl EventKind {
+    /// All kinds, in the order a projection applies a batch's groups.
+    pub const ALL: [EventKind; 12] = [
+        EventKind::CrawlRequested,
+        EventKind::PageDiscovered,
+        EventKind::PageFetched,
+        EventKind::PageFailed,
+        EventKind::ImageDiscovered,
+        EventKind::ImageDownloaded,
+        EventKind::ImageRejected,
+        EventKind::ImageStored,
+        EventKind::ImageIndexed,
+        EventKind::ImageDeleted,
+        EventKind::CrawlStopped,
+        EventKind::CrawlCompleted,
+    ];
+
+    /// The dotted name, e.g. `image.downloaded`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::CrawlRequested => "crawl.requested",
+            EventKind::CrawlStopped => "crawl.stopped",
+            EventKind::PageDiscovered => "page.discovered",
+            EventKind::PageFetched => "page.fetched",
+            EventKind::PageFailed => "page.failed",
+            EventKind::ImageDiscovered => "image.discovered",
+            EventKind::ImageDownloaded => "image.downloaded",
+            EventKind::ImageRejected => "image.rejected",
+            EventKind::ImageStored => "image.stored",
+            EventKind::ImageIndexed => "image.indexed",
+            EventKind::ImageDeleted => "image.deleted",
+            EventKind::CrawlCompleted => "crawl.completed",
+        }
+    }
+
+    /// The subject this kind is published on, e.g. `imgcrawl.image.downloaded`.
+    pub fn subject(self) -> String {
+        format!("{SUBJECT_PREFIX}.{}", self.name())
+    }
+
+    /// The `Imgcrawl-Event` header value, e.g. `image.downloaded.v1`.
+    pub fn header_value(self) -> String {
+        format!("{}.v{SCHEMA_VERSION}", self.name())
+    }
+
+    /// The kind published on `subject`, if any.
+    pub fn from_subject(subject: &str) -> Option<EventKind> {
+        let name = subject.strip_prefix(SUBJECT_PREFIX)?.strip_prefix('.')?;
+        Self::from_name(name)
+    }
+
+    /// The kind with dotted name `name`, if any.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::from_subject(&k.subject()), Some(k));
+        }
+        assert_eq!(EventKind::from_subject("imgcrawl.dlq.crawl"), None);
+        assert_eq!(EventKind::from_subject("other.page.fetched"), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! The imgcrawl event vocabulary.
+//!
+//! Every fact the pipeline knows is one of the [`Event`] variants, published as a JSON
+//! body on its own subject under `imgcrawl.` with three headers: `Nats-Msg-Id`
+//! (deterministic, see [`Event::msg_id`]), `Imgcrawl-Event` (type and schema version, see
+//! [`EventKind::header_value`]) and `traceparent` (W3C trace context whose trace id is the
+//! job id, so one crawl can be followed across stages).
+//!
+//! This crate is pure data: no I/O, no NATS. Stages depend on it and on `imgcrawl-bus`.
+
+mod codec;
+mod ids;
+mod job;
+mod kinds;
+mod types;
+
+pub use codec::{decode, DecodeError, EncodedEvent, HEADER_EVENT, HEADER_MSG_ID, HEADER_TRACEPARENT};
+pub use ids::{job_id_from_sequence, traceparent, url_key};
+pub use job::{ImageFilters, JobSpec, Politeness, Scope};
+pub use kinds::{EventKind, SCHEMA_VERSION, SUBJECT_PREFIX};
+pub use types::*;
