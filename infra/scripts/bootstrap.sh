@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of ours lacks, then runs `just <args>` if any were given.
+#
+#   just         the command runner (binary from its PyPI wheel, else `cargo install`)
+#   nats-server  >= 2.10, unpacked into ./.tools (see install-nats.sh)
+#   PostgreSQL   server binaries from Debian's packages, if none are installed
+#
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+bindir="${CARGO_HOME:-$HOME/.cargo}/bin"
+mkdir -p "$bindir"
+export PATH="$bindir:$PATH"
+
+if ! command -v just >/dev/null 2>&1; then
+  echo "bootstrap: installing just" >&2
+  tmp="$(mktemp -d)"
+  if python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" rust-just >/dev/null 2>&1 \
+     && python3 - "$tmp" "$bindir" <<'PY'
+import os, sys, zipfile, glob
+tmp, bindir = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/just"))
+    dst = os.path.join(bindir, "just")
+    with open(dst, "wb") as f:
+        f.write(z.read(name))
+    os.chmod(dst, 0o755)
+PY
+  then :; else
+    cargo install --locked just
+  fi
+  rm -rf "$tmp"
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "bootstrap: installing postgresql" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+bash infra/scripts/install-nats.sh >/dev/null
+
+if [ $# -gt 0 ]; then
+  exec just "$@"
+fi
