@@ -53,7 +53,10 @@ impl Default for BusConfig {
 impl BusConfig {
     /// The config with a different NATS URL.
     pub fn with_url(url: impl Into<String>) -> Self {
-        BusConfig { nats_url: url.into(), ..Default::default() }
+        BusConfig {
+            nats_url: url.into(),
+            ..Default::default()
+        }
     }
 
     /// The connect timeout as a `Duration`.

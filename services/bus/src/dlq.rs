@@ -45,14 +45,24 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// Builds a dead letter for `msg`.
-    pub fn from_message(stage: &str, msg: &jetstream::Message, seq: u64, delivered: i64, reason: String) -> Self {
+    pub fn from_message(
+        stage: &str,
+        msg: &jetstream::Message,
+        seq: u64,
+        delivered: i64,
+        reason: String,
+    ) -> Self {
         DeadLetter {
             stage: stage.to_string(),
             reason,
             subject: msg.subject.to_string(),
             stream_sequence: seq,
             delivered,
-            event_header: msg.headers.as_ref().and_then(|h| h.get(HEADER_EVENT)).map(|v| v.as_str().to_string()),
+            event_header: msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(HEADER_EVENT))
+                .map(|v| v.as_str().to_string()),
             payload: String::from_utf8_lossy(&msg.payload).into_owned(),
             occurred_at: Utc::now(),
         }
@@ -64,10 +74,16 @@ impl DeadLetter {
 pub async fn dead_letter(bus: &Bus, dl: &DeadLetter) -> Result<(), BusError> {
     let subject = subject(&dl.stage);
     let mut h = HeaderMap::new();
-    h.insert(HEADER_MSG_ID, format!("dlq:{}:{}", dl.stage, dl.stream_sequence).as_str());
+    h.insert(
+        HEADER_MSG_ID,
+        format!("dlq:{}:{}", dl.stage, dl.stream_sequence).as_str(),
+    );
     h.insert(HEADER_EVENT, DEAD_LETTER_EVENT);
     let body = serde_json::to_vec(dl).expect("dead letters always serialize");
     let ack = bus.publisher().send_raw(&subject, h, body.into()).await?;
-    ack.await.map_err(|e| BusError::Publish { subject, detail: e.to_string() })?;
+    ack.await.map_err(|e| BusError::Publish {
+        subject,
+        detail: e.to_string(),
+    })?;
     Ok(())
 }

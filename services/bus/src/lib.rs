@@ -50,7 +50,10 @@ impl Bus {
             .connection_timeout(config.connect_timeout())
             .connect(config.nats_url.as_str())
             .await
-            .map_err(|e| BusError::Connect { url: config.nats_url.clone(), detail: e.to_string() })?;
+            .map_err(|e| BusError::Connect {
+                url: config.nats_url.clone(),
+                detail: e.to_string(),
+            })?;
         let js = match &config.js_domain {
             Some(d) => jetstream::with_domain(client.clone(), d),
             None => jetstream::new(client.clone()),

@@ -37,7 +37,8 @@ impl Publisher {
     /// Sends one event; the returned future resolves to its PubAck.
     pub async fn send(&self, event: &Event) -> Result<PublishAckFuture, BusError> {
         let enc = event.encode();
-        self.send_raw(&enc.subject, headers(&enc), enc.payload.into()).await
+        self.send_raw(&enc.subject, headers(&enc), enc.payload.into())
+            .await
     }
 
     /// Sends raw bytes with headers on a subject; the future resolves to its PubAck.
@@ -50,7 +51,10 @@ impl Publisher {
         self.js
             .publish_with_headers(subject.to_string(), headers, payload)
             .await
-            .map_err(|e| BusError::Publish { subject: subject.to_string(), detail: e.to_string() })
+            .map_err(|e| BusError::Publish {
+                subject: subject.to_string(),
+                detail: e.to_string(),
+            })
     }
 
     /// Publishes one event and waits for its PubAck.
@@ -68,7 +72,10 @@ impl Publisher {
             pending.push((e.kind().subject(), self.send(e).await?));
         }
         try_join_all(pending.into_iter().map(|(subject, fut)| async move {
-            fut.await.map_err(|err| BusError::Publish { subject, detail: err.to_string() })
+            fut.await.map_err(|err| BusError::Publish {
+                subject,
+                detail: err.to_string(),
+            })
         }))
         .await
         .map(|_| ())

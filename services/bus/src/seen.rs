@@ -33,7 +33,10 @@ pub struct SeenSet {
 }
 
 fn kv_err(e: impl std::fmt::Display) -> BusError {
-    BusError::Kv { bucket: "seen".into(), detail: e.to_string() }
+    BusError::Kv {
+        bucket: "seen".into(),
+        detail: e.to_string(),
+    }
 }
 
 impl SeenSet {
@@ -53,7 +56,11 @@ impl SeenSet {
             Ok(_) => Ok(Claim::First),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 let v = self.kv.get(key).await.map_err(kv_err)?;
-                Ok(if v.as_deref() == Some(owner.as_bytes()) { Claim::Mine } else { Claim::Other })
+                Ok(if v.as_deref() == Some(owner.as_bytes()) {
+                    Claim::Mine
+                } else {
+                    Claim::Other
+                })
             }
             Err(e) => Err(kv_err(e)),
         }
@@ -66,7 +73,13 @@ impl SeenSet {
 
     /// Grants up to `want` units of the budget `name` of `job` whose total is `limit`;
     /// returns how many were granted (0 when the budget is spent).
-    pub async fn reserve(&self, job: Uuid, name: &str, want: u64, limit: u64) -> Result<u64, BusError> {
+    pub async fn reserve(
+        &self,
+        job: Uuid,
+        name: &str,
+        want: u64,
+        limit: u64,
+    ) -> Result<u64, BusError> {
         if want == 0 {
             return Ok(0);
         }
@@ -74,9 +87,13 @@ impl SeenSet {
         loop {
             let entry = self.kv.entry(key.clone()).await.map_err(kv_err)?;
             let (used, revision) = match &entry {
-                Some(e) if e.operation == kv::Operation::Put => {
-                    (std::str::from_utf8(&e.value).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0), Some(e.revision))
-                }
+                Some(e) if e.operation == kv::Operation::Put => (
+                    std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0),
+                    Some(e.revision),
+                ),
                 _ => (0, None),
             };
             let granted = want.min(limit.saturating_sub(used));
@@ -85,8 +102,18 @@ impl SeenSet {
             }
             let value = (used + granted).to_string().into();
             let res = match revision {
-                Some(r) => self.kv.update(&key, value, r).await.map(|_| ()).map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision),
-                None => self.kv.create(&key, value).await.map(|_| ()).map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
+                Some(r) => self
+                    .kv
+                    .update(&key, value, r)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision),
+                None => self
+                    .kv
+                    .create(&key, value)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
             };
             match res {
                 Ok(()) => return Ok(granted),

@@ -49,7 +49,9 @@ pub fn stream_config(cfg: &BusConfig) -> stream::Config {
 
 /// Creates or updates the stream and the buckets; safe to call from every process.
 pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology, BusError> {
-    js.create_or_update_stream(stream_config(cfg)).await.map_err(topo("create stream"))?;
+    js.create_or_update_stream(stream_config(cfg))
+        .await
+        .map_err(topo("create stream"))?;
     let blobs = match js.get_object_store(&cfg.blob_bucket).await {
         Ok(b) => b,
         Err(_) => js
@@ -126,15 +128,25 @@ pub async fn ensure_consumer(
     stream_name: &str,
     spec: &ConsumerSpec,
 ) -> Result<consumer::PullConsumer, BusError> {
-    let stream = js.get_stream(stream_name).await.map_err(topo("get stream"))?;
+    let stream = js
+        .get_stream(stream_name)
+        .await
+        .map_err(topo("get stream"))?;
     let mut filters = spec.filter_subjects.clone();
-    let (filter_subject, filter_subjects) =
-        if filters.len() == 1 { (filters.remove(0), Vec::new()) } else { (String::new(), filters) };
+    let (filter_subject, filter_subjects) = if filters.len() == 1 {
+        (filters.remove(0), Vec::new())
+    } else {
+        (String::new(), filters)
+    };
     let config = consumer::pull::Config {
         durable_name: Some(spec.durable.clone()),
         description: Some(format!("imgcrawl stage {}", spec.durable)),
         deliver_policy: consumer::DeliverPolicy::All,
-        ack_policy: if spec.ack_all { consumer::AckPolicy::All } else { consumer::AckPolicy::Explicit },
+        ack_policy: if spec.ack_all {
+            consumer::AckPolicy::All
+        } else {
+            consumer::AckPolicy::Explicit
+        },
         ack_wait: spec.ack_wait,
         max_deliver: spec.max_deliver,
         max_ack_pending: spec.max_ack_pending,
@@ -142,8 +154,10 @@ pub async fn ensure_consumer(
         filter_subjects,
         ..Default::default()
     };
-    let mut c: consumer::PullConsumer =
-        stream.create_consumer(config).await.map_err(topo("create consumer"))?;
+    let mut c: consumer::PullConsumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(topo("create consumer"))?;
     let info = c.info().await.map_err(topo("consumer info"))?;
     let mut got: Vec<String> = info.config.filter_subjects.clone();
     if !info.config.filter_subject.is_empty() {

@@ -48,7 +48,10 @@ pub enum Outcome {
 impl Outcome {
     /// A retry after one second.
     pub fn retry(reason: impl Into<String>) -> Outcome {
-        Outcome::Retry { after: Duration::from_secs(1), reason: reason.into() }
+        Outcome::Retry {
+            after: Duration::from_secs(1),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -80,7 +83,11 @@ pub struct WorkerOptions {
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerOptions { concurrency: 32, max_backoff: Duration::from_secs(120), grace: Duration::from_secs(10) }
+        WorkerOptions {
+            concurrency: 32,
+            max_backoff: Duration::from_secs(120),
+            grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -110,7 +117,10 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let consumer = ensure_consumer(&bus.js, &bus.config.stream, &spec).await?;
-    let consume_err = |e: &dyn std::fmt::Display| BusError::Consume { consumer: spec.durable.clone(), detail: e.to_string() };
+    let consume_err = |e: &dyn std::fmt::Display| BusError::Consume {
+        consumer: spec.durable.clone(),
+        detail: e.to_string(),
+    };
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(opts.concurrency.max(1))
@@ -148,14 +158,22 @@ where
     }
     drop(messages);
     tracker.close();
-    if tokio::time::timeout(opts.grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(opts.grace, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!(consumer = %spec.durable, "shutdown grace elapsed with handlers in flight; they will be redelivered");
     }
     Ok(())
 }
 
-async fn handle_one<H, Fut>(bus: &Bus, spec: &ConsumerSpec, opts: &WorkerOptions, handler: H, msg: jetstream::Message)
-where
+async fn handle_one<H, Fut>(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+    opts: &WorkerOptions,
+    handler: H,
+    msg: jetstream::Message,
+) where
     H: Fn(Delivery) -> Fut,
     Fut: Future<Output = Outcome>,
 {
@@ -163,12 +181,26 @@ where
         warn!(subject = %msg.subject, "message without jetstream metadata; ignoring");
         return;
     };
-    let (seq, delivered, published) = (info.stream_sequence, info.delivered, to_chrono(info.published));
-    let header = msg.headers.as_ref().and_then(|h| h.get(HEADER_EVENT)).map(|v| v.as_str().to_string());
+    let (seq, delivered, published) = (
+        info.stream_sequence,
+        info.delivered,
+        to_chrono(info.published),
+    );
+    let header = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(HEADER_EVENT))
+        .map(|v| v.as_str().to_string());
     let outcome = match decode(msg.subject.as_str(), header.as_deref(), &msg.payload) {
         Err(e) => Outcome::Poison(e.to_string()),
         Ok(event) => {
-            let d = Delivery { event, subject: msg.subject.to_string(), stream_sequence: seq, delivered, published };
+            let d = Delivery {
+                event,
+                subject: msg.subject.to_string(),
+                stream_sequence: seq,
+                delivered,
+                published,
+            };
             handler(d).await
         }
     };
@@ -190,7 +222,14 @@ where
     }
 }
 
-async fn poison(bus: &Bus, spec: &ConsumerSpec, msg: &jetstream::Message, seq: u64, delivered: i64, reason: String) -> AckKind {
+async fn poison(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+    msg: &jetstream::Message,
+    seq: u64,
+    delivered: i64,
+    reason: String,
+) -> AckKind {
     warn!(consumer = %spec.durable, seq, %reason, "dead-lettering");
     let dl = DeadLetter::from_message(&spec.durable, msg, seq, delivered, reason);
     match dead_letter(bus, &dl).await {

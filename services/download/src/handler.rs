@@ -1,0 +1,219 @@
+//! The `image.discovered` handler: fetch, validate, filter, hash, store, publish.
+//!
+//! Every delivery ends in exactly one outcome event for the image URL
+//! (`image.downloaded` or `image.rejected`, which share a message id) unless it is
+//! retried: transient HTTP failures up to `retry_deliveries`, NATS failures up to the
+//! consumer's `max_deliver`. The event is published (PubAck awaited) before the ack.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use imgcrawl_bus::{Bus, Delivery, Outcome};
+use imgcrawl_events::{
+    Event, ImageDiscovered, ImageDownloaded, ImageRejected, JobSpec, RejectReason,
+};
+use imgcrawl_fetch::{Fetcher, RequestOptions};
+use tracing::{debug, field, instrument, Span};
+use url::Url;
+
+use crate::blob::{put_if_absent, sha256_hex};
+use crate::budget::MemoryBudget;
+use crate::failure::{self, Failure};
+use crate::validate::{inspect, ImageInfo, Rejection};
+use crate::{filters, Config};
+
+/// The Accept header sent for images.
+pub const ACCEPT: &str = "image/avif,image/webp,image/*,*/*;q=0.8";
+
+/// Everything a handler needs; shared by all handlers of the process.
+pub(crate) struct Stage {
+    pub bus: Bus,
+    pub fetcher: Fetcher,
+    pub config: Config,
+    pub memory: MemoryBudget,
+    /// Deliveries after which a transient failure becomes a rejection.
+    pub retry_deliveries: i64,
+}
+
+/// Why a download stopped short of `image.downloaded`.
+enum Stop {
+    /// Rejected (now, or after retries when `retry_after` is set), with the HTTP status
+    /// when there was a response.
+    Reject(Failure, Option<u16>),
+    /// NATS or the runtime failed: retry the delivery.
+    Transient(String),
+}
+
+impl Stop {
+    fn now(rejection: Rejection, status: Option<u16>) -> Stop {
+        Stop::Reject(
+            Failure {
+                rejection,
+                retry_after: None,
+            },
+            status,
+        )
+    }
+}
+
+/// Images have no scope: any URL may host them (the address guard still applies).
+fn any_url(_: &Url) -> bool {
+    true
+}
+
+/// Handles one delivery.
+#[instrument(skip_all, fields(seq = d.stream_sequence, delivered = d.delivered, job = field::Empty, url = field::Empty))]
+pub(crate) async fn handle(stage: Arc<Stage>, d: Delivery) -> Outcome {
+    let Event::ImageDiscovered(img) = d.event else {
+        return Outcome::Poison(format!(
+            "the download stage does not handle {}",
+            d.event.kind()
+        ));
+    };
+    Span::current()
+        .record("job", field::display(img.job_id))
+        .record("url", img.url.as_str());
+    let event = match outcome_event(&stage, &img, d.delivered).await {
+        Ok(event) => event,
+        Err(retry) => return retry,
+    };
+    match stage.bus.publisher().publish(&event).await {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::retry(format!("publish {}: {e}", event.kind())),
+    }
+}
+
+/// The event recording what happened to `img`, or the retry outcome.
+async fn outcome_event(
+    stage: &Stage,
+    img: &ImageDiscovered,
+    delivered: i64,
+) -> Result<Event, Outcome> {
+    let record = match stage.bus.jobs.get(img.job_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Err(Outcome::retry("job not recorded yet")),
+        Err(e) => return Err(Outcome::retry(format!("read job: {e}"))),
+    };
+    if record.stopped {
+        return Ok(rejected(
+            img,
+            Rejection::new(RejectReason::Stopped, "job stopped"),
+            None,
+        ));
+    }
+    let Some(spec) = record.spec.as_ref() else {
+        return Err(Outcome::retry("job spec not recorded yet"));
+    };
+    match download(stage, img, spec).await {
+        Ok(event) => Ok(event),
+        Err(Stop::Transient(reason)) => Err(Outcome::retry(reason)),
+        Err(Stop::Reject(
+            Failure {
+                rejection,
+                retry_after: Some(after),
+            },
+            _,
+        )) if delivered < stage.retry_deliveries => {
+            debug!(reason = ?rejection.reason, detail = %rejection.detail, "transient failure, retrying");
+            Err(Outcome::Retry {
+                after,
+                reason: rejection.detail,
+            })
+        }
+        Err(Stop::Reject(f, status)) => Ok(rejected(img, f.rejection, status)),
+    }
+}
+
+/// Fetches, validates, filters, hashes and stores the image.
+async fn download(stage: &Stage, img: &ImageDiscovered, spec: &JobSpec) -> Result<Event, Stop> {
+    let url = Url::parse(&img.url).map_err(|e| {
+        Stop::now(
+            Rejection::new(RejectReason::Network, format!("invalid url: {e}")),
+            None,
+        )
+    })?;
+    let opts = RequestOptions {
+        politeness: &spec.politeness,
+        obey_robots: spec.politeness.obey_robots,
+        in_scope: &any_url,
+        accept: ACCEPT,
+    };
+    let fetched = stage
+        .fetcher
+        .get(&url, &opts)
+        .await
+        .map_err(|e| Stop::Reject(failure::fetch_error(&e), None))?;
+    let status = fetched.status;
+    if !(200..300).contains(&status) {
+        let retry_after = fetched
+            .response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok());
+        return Err(Stop::Reject(
+            failure::http_status(status, retry_after),
+            Some(status),
+        ));
+    }
+    let cap = spec.images.max_bytes.min(stage.config.max_bytes_ceiling);
+    let reserve = fetched
+        .response
+        .content_length()
+        .map_or(cap, |n| n.min(cap));
+    let _memory = stage.memory.reserve(reserve).await;
+    let final_url = fetched.final_url.to_string();
+    let body = fetched
+        .read_capped(cap)
+        .await
+        .map_err(|e| Stop::Reject(failure::body_error(&e), Some(status)))?;
+    let (info, sha) = check(body.clone(), stage.config.max_pixels)
+        .await?
+        .map_err(|r| Stop::now(r, Some(status)))?;
+    let bytes = body.len() as u64;
+    filters::apply(&spec.images, &info, bytes).map_err(|r| Stop::now(r, Some(status)))?;
+    let wrote = put_if_absent(&stage.bus.blobs, &sha, &body, info.content_type)
+        .await
+        .map_err(Stop::Transient)?;
+    debug!(%sha, bytes, format = %info.format, wrote, "downloaded");
+    Ok(Event::ImageDownloaded(ImageDownloaded {
+        job_id: img.job_id,
+        url: img.url.clone(),
+        final_url,
+        page_url: img.page_url.clone(),
+        alt: img.alt.clone(),
+        found_by: img.found_by,
+        sha256: sha,
+        bytes,
+        format: info.format.name().to_string(),
+        width: info.width,
+        height: info.height,
+        content_type: info.content_type.to_string(),
+        occurred_at: Utc::now(),
+    }))
+}
+
+/// Validates and hashes off the async runtime (CRC and SHA-256 over megabytes).
+async fn check(
+    body: bytes::Bytes,
+    max_pixels: u64,
+) -> Result<Result<(ImageInfo, String), Rejection>, Stop> {
+    tokio::task::spawn_blocking(move || {
+        inspect(&body, max_pixels).map(|info| (info, sha256_hex(&body)))
+    })
+    .await
+    .map_err(|e| Stop::Transient(format!("validation task failed: {e}")))
+}
+
+/// The `image.rejected` event for `img`.
+fn rejected(img: &ImageDiscovered, r: Rejection, http_status: Option<u16>) -> Event {
+    debug!(reason = ?r.reason, detail = %r.detail, "rejected");
+    Event::ImageRejected(ImageRejected {
+        job_id: img.job_id,
+        url: img.url.clone(),
+        page_url: img.page_url.clone(),
+        reason: r.reason,
+        detail: r.detail,
+        http_status,
+        occurred_at: Utc::now(),
+    })
+}

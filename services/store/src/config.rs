@@ -1,0 +1,69 @@
+//! Settings of the store stage: where the bucket is and how keys are laid out.
+
+use serde::{Deserialize, Serialize};
+
+/// Where images are projected, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The bucket: `file:///abs/path`, `file://./relative/path`, a bare path,
+    /// `s3://bucket/optional/prefix`, or `memory://` (in-process, for tests).
+    pub target: String,
+    /// S3 connection settings; unset fields fall back to the standard `AWS_*`
+    /// environment variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...).
+    pub s3: S3Config,
+    /// Folder under the target that holds the images (empty = the target's root).
+    pub prefix: String,
+    /// Messages handled at once (each holds one image in memory).
+    pub concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: "file://./.imgcrawl/bucket".into(),
+            s3: S3Config::default(),
+            prefix: "images".into(),
+            concurrency: 16,
+        }
+    }
+}
+
+/// S3 (and S3-compatible: MinIO, ...) settings. Every field is optional; what is set
+/// here overrides the environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL, e.g. `http://127.0.0.1:9000` for a local MinIO.
+    pub endpoint: Option<String>,
+    /// Region (MinIO accepts any, e.g. `us-east-1`).
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-http endpoint.
+    pub allow_http: Option<bool>,
+    /// Virtual-hosted-style requests (`bucket.host`) instead of path style (`host/bucket`).
+    pub virtual_hosted_style: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_missing_fields_and_typos_are_refused() {
+        let c: Config = serde_json::from_str(
+            r#"{"target":"s3://b/p","s3":{"endpoint":"http://127.0.0.1:9000","allow_http":true}}"#,
+        )
+        .expect("config");
+        assert_eq!(c.target, "s3://b/p");
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.s3.allow_http, Some(true));
+        assert_eq!(c.s3.region, None);
+        assert_eq!((c.prefix.as_str(), c.concurrency), ("images", 16));
+        assert!(serde_json::from_str::<Config>(r#"{"targte":"x"}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"s3":{"endpoit":"x"}}"#).is_err());
+    }
+}

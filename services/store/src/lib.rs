@@ -1,0 +1,63 @@
+//! The store stage: the object projection of the pipeline.
+//!
+//! `image.downloaded` → the blob's bytes are copied from the NATS blob store into a
+//! bucket (a local directory by default, any S3 endpoint by configuration) under a
+//! content-addressed key (see [`object_key`]), with Content-Type and user metadata
+//! where the backend keeps them, then `image.stored` is published before the ack.
+//! `image.deleted` → the image's objects are removed.
+//!
+//! Byte-identical images from many URLs are one object; a retry rewrites (or skips)
+//! the same key.
+
+pub mod bucket;
+mod config;
+mod error;
+mod handler;
+pub mod key;
+pub mod target;
+
+use std::sync::Arc;
+
+use imgcrawl_bus::topology::ConsumerSpec;
+use imgcrawl_bus::worker::{run_worker, WorkerOptions};
+use imgcrawl_bus::Bus;
+use imgcrawl_events::EventKind;
+use tokio_util::sync::CancellationToken;
+
+pub use bucket::{Bucket, ImageObject};
+pub use config::{Config, S3Config};
+pub use error::StoreError;
+pub use key::{extension, object_key};
+pub use target::{open_store, Target};
+
+/// The durable consumer name of this stage.
+pub const CONSUMER: &str = "store";
+
+/// The consumer this stage pulls from.
+pub fn consumer_spec() -> ConsumerSpec {
+    ConsumerSpec::new(
+        CONSUMER,
+        [
+            EventKind::ImageDownloaded.subject(),
+            EventKind::ImageDeleted.subject(),
+        ],
+    )
+}
+
+/// Runs the store stage until `shutdown` fires; in-flight puts get the worker's grace
+/// period, unfinished ones are redelivered.
+pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), StoreError> {
+    let store = open_store(&config)?;
+    tracing::info!(consumer = CONSUMER, target = %config.target, prefix = %config.prefix, "store stage running");
+    let stage = Arc::new(handler::Stage {
+        bus: bus.clone(),
+        bucket: Bucket::new(store, &config.prefix),
+    });
+    let opts = WorkerOptions {
+        concurrency: config.concurrency.max(1),
+        ..WorkerOptions::default()
+    };
+    let handler = move |d| handler::handle(stage.clone(), d);
+    run_worker(&bus, consumer_spec(), opts, handler, shutdown).await?;
+    Ok(())
+}
