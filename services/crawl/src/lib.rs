@@ -1,0 +1,103 @@
+//! The crawl stage: consumes `crawl.requested`, `crawl.stopped` and the frontier
+//! (`page.discovered`); fetches pages politely, extracts links and images, and publishes
+//! new `page.discovered` / `image.discovered` events followed by each page's outcome
+//! (`page.fetched` or `page.failed`).
+//!
+//! * [`config`]: the stage's settings.
+//! * `handler`: dispatch, `crawl.requested` (record the job, seed the frontier) and
+//!   `crawl.stopped`; `page`: one page, from fetch to outcome; `children`: what a page
+//!   adds to the frontier.
+//! * [`frontier`]: seen-set claims and job budgets.
+//! * [`extract`], [`srcset`], [`style`]: what a page links to and which images it shows.
+//! * [`normalize`]: one spelling per URL. [`scope`]: which URLs belong to a job.
+//! * [`outcome`]: pure decisions on statuses, content types and errors.
+
+mod children;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod frontier;
+mod handler;
+pub mod normalize;
+pub mod outcome;
+mod page;
+pub mod scope;
+pub mod srcset;
+pub mod style;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imgcrawl_bus::topology::ConsumerSpec;
+use imgcrawl_bus::worker::{run_worker, Delivery};
+use imgcrawl_bus::Bus;
+use imgcrawl_events::EventKind;
+use imgcrawl_fetch::Fetcher;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use config::Config;
+pub use error::CrawlError;
+
+/// The durable consumer name of the crawl stage.
+pub const DURABLE: &str = "crawl";
+
+/// The crawl stage's durable consumer: its three subjects, ack wait and deliveries.
+pub fn consumer_spec(config: &Config) -> ConsumerSpec {
+    let subjects = [
+        EventKind::CrawlRequested,
+        EventKind::CrawlStopped,
+        EventKind::PageDiscovered,
+    ]
+    .map(EventKind::subject);
+    let mut spec = ConsumerSpec::new(DURABLE, subjects);
+    spec.ack_wait = Duration::from_secs(config.ack_wait_secs.max(1));
+    spec.max_deliver = config.max_deliver.max(1);
+    spec
+}
+
+/// Runs the crawl stage until `shutdown` fires; in-flight pages finish (up to the
+/// grace period) or are redelivered.
+pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), CrawlError> {
+    let fetcher = Fetcher::new(config.fetch.clone())?;
+    let spec = consumer_spec(&config);
+    let opts = config.worker_options();
+    let crawler = handler::Crawler {
+        bus: bus.clone(),
+        fetcher,
+        config: Arc::new(config),
+    };
+    info!(
+        consumer = DURABLE,
+        concurrency = opts.concurrency,
+        "crawl stage starting"
+    );
+    let handle = move |d: Delivery| {
+        let crawler = crawler.clone();
+        async move { crawler.handle(d).await }
+    };
+    run_worker(&bus, spec, opts, handle, shutdown).await?;
+    info!(consumer = DURABLE, "crawl stage stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_spec_covers_the_three_subjects() {
+        let s = consumer_spec(&Config::default());
+        assert_eq!(s.durable, "crawl");
+        assert_eq!(
+            s.filter_subjects,
+            vec![
+                "imgcrawl.crawl.requested",
+                "imgcrawl.crawl.stopped",
+                "imgcrawl.page.discovered"
+            ]
+        );
+        assert_eq!(s.ack_wait, Duration::from_secs(300));
+        assert_eq!(s.max_deliver, 8);
+    }
+}

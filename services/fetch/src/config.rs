@@ -1,0 +1,97 @@
+//! Network and HTTP settings of the [`Fetcher`](crate::Fetcher).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Network and HTTP settings, shared by the crawl and download stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    /// The `User-Agent` header; its product token (up to the first `/` or space) is the
+    /// name matched against robots.txt `User-agent` lines.
+    pub user_agent: String,
+    /// Milliseconds to establish a TCP (and TLS) connection.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds for a whole request, body included.
+    pub request_timeout_ms: u64,
+    /// Redirects followed before giving up.
+    pub max_redirects: u32,
+    /// Allow loopback targets (127.0.0.0/8, ::1). Tests and demos only.
+    pub allow_loopback: bool,
+    /// Allow private targets (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, ...).
+    /// Link-local, unspecified, multicast and broadcast targets are always refused.
+    pub allow_private: bool,
+    /// Seconds a fetched robots.txt is trusted, per origin.
+    pub robots_ttl_secs: u64,
+    /// Bytes of robots.txt read; the rest is ignored (RFC 9309 allows a 500 KiB floor).
+    pub max_robots_bytes: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            user_agent: "imgcrawl/0.1 (+https://github.com/imgcrawl)".into(),
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            max_redirects: 5,
+            allow_loopback: false,
+            allow_private: false,
+            robots_ttl_secs: 3600,
+            max_robots_bytes: 512 * 1024,
+        }
+    }
+}
+
+impl FetchConfig {
+    /// The connect timeout as a `Duration` (at least 1 ms).
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms.max(1))
+    }
+
+    /// The whole-request timeout as a `Duration` (at least 1 ms).
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    /// The robots.txt product token: the user agent up to the first `/` or whitespace.
+    pub fn robots_agent(&self) -> &str {
+        let ua = self.user_agent.trim();
+        let end = ua
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(ua.len());
+        if end == 0 {
+            "imgcrawl"
+        } else {
+            &ua[..end]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn robots_agent_is_the_product_token() {
+        assert_eq!(FetchConfig::default().robots_agent(), "imgcrawl");
+        let c = FetchConfig {
+            user_agent: "MyBot extra".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.robots_agent(), "MyBot");
+        let c = FetchConfig {
+            user_agent: "/x".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.robots_agent(), "imgcrawl");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<FetchConfig>(r#"{"max_redirect":1}"#).is_err());
+        let c: FetchConfig = serde_json::from_str(r#"{"max_redirects":2}"#).unwrap();
+        assert_eq!(c.max_redirects, 2);
+        assert_eq!(c.robots_ttl_secs, 3600);
+    }
+}
