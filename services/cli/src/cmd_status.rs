@@ -1,0 +1,123 @@
+//! `imgcrawl status`: the stack, the stream, the consumers and their lag, dead
+//! letters, the projection checkpoints and the latest jobs.
+
+use anyhow::Result;
+use futures::TryStreamExt;
+use sqlx::Row;
+
+use crate::progress::human_bytes;
+use crate::settings::Settings;
+use crate::stack;
+
+/// Runs `imgcrawl status`.
+pub async fn status(settings: &Settings) -> Result<()> {
+    if settings.is_local() {
+        println!("local stack ({})", stack::home().display());
+        for (name, up, where_) in stack::describe() {
+            println!(
+                "  {:<9} {:<8} {}",
+                name,
+                if up { "running" } else { "stopped" },
+                where_
+            );
+        }
+    }
+    let bus = settings.connect_bus("imgcrawl-status").await?;
+    let mut stream = bus.js.get_stream(&bus.config.stream).await?;
+    let info = stream.info().await?.clone();
+    println!(
+        "stream {}: {} events, {}, sequences {}..{}",
+        info.config.name,
+        info.state.messages,
+        human_bytes(info.state.bytes),
+        info.state.first_sequence,
+        info.state.last_sequence
+    );
+    let consumers: Vec<_> = stream.consumers().try_collect().await?;
+    let mut consumers = consumers;
+    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    println!(
+        "  {:<18} {:>10} {:>12} {:>12} {:>10}",
+        "consumer", "pending", "in flight", "redelivered", "at seq"
+    );
+    for c in consumers {
+        println!(
+            "  {:<18} {:>10} {:>12} {:>12} {:>10}",
+            c.name,
+            c.num_pending,
+            c.num_ack_pending,
+            c.num_redelivered,
+            c.delivered.stream_sequence
+        );
+    }
+    let mut dead: Vec<(String, usize)> = stream.info_with_subjects("imgcrawl.dlq.>").await?.try_collect().await?;
+    dead.sort();
+    let total: usize = dead.iter().map(|(_, n)| n).sum();
+    if total > 0 {
+        println!("  dead letters: {total} ({})", dead.iter().map(|(s, n)| format!("{s}: {n}")).collect::<Vec<_>>().join(", "));
+    } else {
+        println!("  dead letters: none");
+    }
+    match settings.connect_db().await {
+        Ok(db) => jobs(&db).await?,
+        Err(e) => println!("index: {e}"),
+    }
+    Ok(())
+}
+
+async fn jobs(db: &sqlx::PgPool) -> Result<()> {
+    let Ok(cps) =
+        sqlx::query("select name, last_seq, epoch from projection_checkpoint order by name")
+            .fetch_all(db)
+            .await
+    else {
+        println!("index: not initialised yet (start the workers: `imgcrawl up` or `imgcrawl run`)");
+        return Ok(());
+    };
+    for r in cps {
+        println!(
+            "index checkpoint {}: seq {} (epoch {})",
+            r.get::<String, _>("name"),
+            r.get::<i64, _>("last_seq"),
+            r.get::<i64, _>("epoch")
+        );
+    }
+    let rows = sqlx::query(
+        "select job_id, status, seeds[1] as seed, pages_fetched, pages_failed, pages_discovered, images_stored, images_rejected,
+                images_discovered, bytes_downloaded
+         from jobs order by request_seq desc limit 10",
+    )
+    .fetch_all(db)
+    .await?;
+    if rows.is_empty() {
+        println!("no jobs yet: `imgcrawl crawl URL --wait`");
+        return Ok(());
+    }
+    println!(
+        "  {:<36} {:<10} {:>11} {:>17} {:>10}  seed",
+        "job", "status", "pages", "images (rej)", "bytes"
+    );
+    for r in rows {
+        let pages = format!(
+            "{}/{}",
+            r.get::<i64, _>("pages_fetched") + r.get::<i64, _>("pages_failed"),
+            r.get::<i64, _>("pages_discovered")
+        );
+        let images = format!(
+            "{}/{} ({})",
+            r.get::<i64, _>("images_stored"),
+            r.get::<i64, _>("images_discovered"),
+            r.get::<i64, _>("images_rejected")
+        );
+        println!(
+            "  {:<36} {:<10} {:>11} {:>17} {:>10}  {}",
+            r.get::<uuid::Uuid, _>("job_id").to_string(),
+            r.get::<String, _>("status"),
+            pages,
+            images,
+            human_bytes(r.get::<i64, _>("bytes_downloaded") as u64),
+            r.get::<Option<String>, _>("seed").unwrap_or_default()
+        );
+    }
+    Ok(())
+}

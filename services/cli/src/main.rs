@@ -1,0 +1,115 @@
+//! `imgcrawl`: one binary for the local stack, the pipeline workers, crawls, status
+//! and images. See `imgcrawl --help`.
+
+mod cmd_crawl;
+mod cmd_demo;
+mod cmd_images;
+mod cmd_run;
+mod cmd_status;
+mod progress;
+mod settings;
+mod stack;
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use settings::Settings;
+
+/// imgcrawl: an event-sourced image crawler over NATS JetStream.
+#[derive(Debug, Parser)]
+#[command(name = "imgcrawl", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start the local stack: nats-server, PostgreSQL, a bucket directory, and the workers.
+    Up {
+        /// Only the infrastructure, no background workers.
+        #[arg(long)]
+        no_workers: bool,
+        /// Refuse loopback targets in the workers (the local stack allows them by default).
+        #[arg(long)]
+        no_loopback: bool,
+    },
+    /// Stop the local stack (data is kept).
+    Down,
+    /// Run the pipeline stages in this process (all, or `--stage NAME` repeated).
+    Run(cmd_run::RunArgs),
+    /// Request a crawl of URL(s); `--wait` follows it to the end.
+    Crawl(cmd_crawl::CrawlArgs),
+    /// Stop a job: in-flight work drains, nothing new starts.
+    Stop(cmd_crawl::StopArgs),
+    /// Show the stack, the stream, consumer lag, dead letters and jobs.
+    Status,
+    /// List a job's indexed images.
+    Images(cmd_images::ImagesArgs),
+    /// Bring up the stack, crawl the built-in demo site end to end, print the summary.
+    Demo(cmd_demo::DemoArgs),
+}
+
+fn init_tracing(default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let s = cli.settings;
+    match cli.cmd {
+        Cmd::Run(args) => {
+            init_tracing("info,async_nats=warn,sqlx=warn");
+            cmd_run::run(&s, args).await
+        }
+        cmd => {
+            init_tracing("warn,async_nats=error");
+            match cmd {
+                Cmd::Up {
+                    no_workers,
+                    no_loopback,
+                } => {
+                    stack::up(&stack::UpOptions {
+                        workers: !no_workers,
+                        allow_loopback: !no_loopback,
+                    })
+                    .await?;
+                    for (name, up, where_) in stack::describe() {
+                        println!(
+                            "{:<9} {:<8} {}",
+                            name,
+                            if up { "running" } else { "stopped" },
+                            where_
+                        );
+                    }
+                    Ok(())
+                }
+                Cmd::Down => {
+                    stack::down().await?;
+                    println!(
+                        "local stack stopped (data kept in {})",
+                        stack::home().display()
+                    );
+                    Ok(())
+                }
+                Cmd::Crawl(args) => cmd_crawl::crawl(&s, args).await,
+                Cmd::Stop(args) => cmd_crawl::stop(&s, args).await,
+                Cmd::Status => cmd_status::status(&s).await,
+                Cmd::Images(args) => cmd_images::images(&s, args).await,
+                Cmd::Demo(args) => cmd_demo::demo(&s, args).await,
+                Cmd::Run(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}

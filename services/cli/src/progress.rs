@@ -1,0 +1,165 @@
+//! Live job progress (pages, images, bytes, rate) and the final summary.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use sqlx::Row;
+use uuid::Uuid;
+
+/// A job's counters as the index holds them.
+#[derive(Debug, Clone, Default)]
+pub struct JobCounters {
+    /// running, stopping, completed or stopped.
+    pub status: String,
+    /// Pages in the frontier so far.
+    pub pages_discovered: i64,
+    /// Pages fetched.
+    pub pages_fetched: i64,
+    /// Pages failed or skipped.
+    pub pages_failed: i64,
+    /// Image URLs found.
+    pub images_discovered: i64,
+    /// Image URLs downloaded.
+    pub images_downloaded: i64,
+    /// Image URLs rejected.
+    pub images_rejected: i64,
+    /// Image URLs stored.
+    pub images_stored: i64,
+    /// Distinct images (by SHA-256) of the job.
+    pub distinct_images: i64,
+    /// Bytes downloaded.
+    pub bytes: i64,
+    /// Wall time seen by the follower.
+    pub wall: Duration,
+}
+
+impl JobCounters {
+    /// Loads the counters of `job` (None until the index has seen the request).
+    pub async fn load(db: &sqlx::PgPool, job: Uuid) -> anyhow::Result<Option<JobCounters>> {
+        let row = sqlx::query(
+            "select status, pages_discovered, pages_fetched, pages_failed, images_discovered, images_downloaded,
+                    images_rejected, images_stored, bytes_downloaded,
+                    (select count(distinct s.sha256) from image_sources s where s.job_id = j.job_id and s.sha256 is not null) as distinct_images
+             from jobs j where job_id = $1",
+        )
+        .bind(job)
+        .fetch_optional(db)
+        .await?;
+        Ok(row.map(|r| JobCounters {
+            status: r.get("status"),
+            pages_discovered: r.get("pages_discovered"),
+            pages_fetched: r.get("pages_fetched"),
+            pages_failed: r.get("pages_failed"),
+            images_discovered: r.get("images_discovered"),
+            images_downloaded: r.get("images_downloaded"),
+            images_rejected: r.get("images_rejected"),
+            images_stored: r.get("images_stored"),
+            distinct_images: r.get("distinct_images"),
+            bytes: r.get("bytes_downloaded"),
+            wall: Duration::ZERO,
+        }))
+    }
+
+    /// Completed or stopped.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "stopped")
+    }
+
+    /// The summary as JSON.
+    pub fn to_json(&self, job: Uuid) -> serde_json::Value {
+        json!({
+            "job_id": job, "status": self.status,
+            "pages": {"discovered": self.pages_discovered, "fetched": self.pages_fetched, "failed": self.pages_failed},
+            "images": {"discovered": self.images_discovered, "downloaded": self.images_downloaded, "rejected": self.images_rejected,
+                       "stored": self.images_stored, "distinct": self.distinct_images},
+            "bytes": self.bytes, "wall_seconds": self.wall.as_secs_f64(),
+        })
+    }
+
+    /// Prints the summary for people.
+    pub fn print(&self, job: Uuid) {
+        let secs = self.wall.as_secs_f64().max(1e-3);
+        println!("job {job}: {}", self.status);
+        println!(
+            "  pages   {} fetched, {} failed or skipped ({} discovered)",
+            self.pages_fetched, self.pages_failed, self.pages_discovered
+        );
+        println!(
+            "  images  {} stored ({} distinct by sha256), {} rejected ({} discovered)",
+            self.images_stored, self.distinct_images, self.images_rejected, self.images_discovered
+        );
+        println!("  bytes   {}", human_bytes(self.bytes as u64));
+        println!(
+            "  time    {:.1} s, {:.1} images/s, {}/s",
+            secs,
+            self.images_stored as f64 / secs,
+            human_bytes((self.bytes as f64 / secs) as u64)
+        );
+    }
+}
+
+/// `12.3 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// A spinner line that redraws the counters (hidden when not drawing).
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A progress line on stderr, or a hidden one.
+    pub fn new(draw: bool) -> Self {
+        let bar = if draw {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .expect("static template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress { bar }
+    }
+
+    /// Before the index has seen the job.
+    pub fn waiting(&self) {
+        self.bar
+            .set_message("waiting for the pipeline to pick up the request...");
+    }
+
+    /// Redraws with new counters.
+    pub fn update(&self, c: &JobCounters, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{} | pages {}/{} | images {} stored, {} rejected, {} pending | {} | {:.0} img/s",
+            c.status,
+            c.pages_fetched + c.pages_failed,
+            c.pages_discovered,
+            c.images_stored,
+            c.images_rejected,
+            (c.images_discovered - c.images_stored - c.images_rejected).max(0),
+            human_bytes(c.bytes as u64),
+            c.images_stored as f64 / secs
+        ));
+    }
+
+    /// Clears the line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

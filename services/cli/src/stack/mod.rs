@@ -1,0 +1,121 @@
+//! The embedded local stack: a private nats-server with JetStream, a private
+//! PostgreSQL, a local directory as the bucket, and a background `imgcrawl run`.
+//!
+//! Everything lives under one project-local home (`IMGCRAWL_HOME`, default
+//! `./.imgcrawl`), listens on loopback ports chosen not to collide with system
+//! services, and survives `down`/`up`. Every step is idempotent: `up` on a running
+//! stack only checks it.
+
+mod nats;
+mod postgres;
+mod proc;
+mod workers;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+pub use proc::port_open;
+
+/// Default NATS port of the local stack (not 4222, so a system nats-server can coexist).
+pub const NATS_PORT: u16 = 14222;
+/// Default NATS monitoring port of the local stack.
+pub const NATS_MONITOR_PORT: u16 = 18222;
+/// Default PostgreSQL port of the local stack (not 5432).
+pub const PG_PORT: u16 = 54329;
+/// Database name and user of the local stack.
+pub const PG_DB: &str = "imgcrawl";
+
+/// Default `NATS_URL` (the local stack's).
+pub fn default_nats_url() -> String {
+    format!("nats://127.0.0.1:{NATS_PORT}")
+}
+
+/// Default `DATABASE_URL` (the local stack's).
+pub fn default_database_url() -> String {
+    format!("postgres://{PG_DB}@127.0.0.1:{PG_PORT}/{PG_DB}")
+}
+
+/// The stack's home directory.
+pub fn home() -> PathBuf {
+    std::env::var_os("IMGCRAWL_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".imgcrawl"))
+}
+
+/// Absolute form of the home directory (created if missing).
+pub fn home_abs() -> Result<PathBuf> {
+    let h = home();
+    std::fs::create_dir_all(&h)?;
+    Ok(std::fs::canonicalize(h)?)
+}
+
+/// The default bucket: a local directory under the home.
+pub fn default_bucket() -> Result<String> {
+    Ok(format!("file://{}", home_abs()?.join("bucket").display()))
+}
+
+/// Options for `imgcrawl up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Also start the pipeline workers in the background.
+    pub workers: bool,
+    /// Let the workers fetch loopback addresses (the local demo needs it).
+    pub allow_loopback: bool,
+}
+
+/// Starts whatever part of the stack is not running.
+pub async fn up(opts: &UpOptions) -> Result<()> {
+    let home = home_abs()?;
+    std::fs::create_dir_all(home.join("bucket"))?;
+    nats::up(&home).await?;
+    postgres::up(&home).await?;
+    if opts.workers {
+        workers::up(&home, opts.allow_loopback).await?;
+    }
+    Ok(())
+}
+
+/// Stops the stack (workers first, so they drain cleanly).
+pub async fn down() -> Result<()> {
+    let home = home_abs()?;
+    workers::down(&home).await?;
+    postgres::down(&home).await?;
+    nats::down(&home).await?;
+    Ok(())
+}
+
+/// One line per component: name, running or not, and where.
+pub fn describe() -> Vec<(String, bool, String)> {
+    let home = home();
+    vec![
+        (
+            "nats".into(),
+            port_open(NATS_PORT),
+            format!(
+                "{} (store {})",
+                default_nats_url(),
+                home.join("nats").display()
+            ),
+        ),
+        (
+            "postgres".into(),
+            port_open(PG_PORT),
+            format!(
+                "{} (data {})",
+                default_database_url(),
+                home.join("pg/data").display()
+            ),
+        ),
+        (
+            "workers".into(),
+            workers::running(&home),
+            format!("log {}", home.join("run.log").display()),
+        ),
+        (
+            "bucket".into(),
+            home.join("bucket").is_dir(),
+            home.join("bucket").display().to_string(),
+        ),
+    ]
+}

@@ -1,0 +1,135 @@
+//! The local stack's PostgreSQL: initdb under the home on first use, started with
+//! `pg_ctl` on a loopback port, the `imgcrawl` database created if missing.
+//! As root, PostgreSQL runs as `nobody` (it refuses to run as root).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use sqlx::Connection;
+
+use super::proc::{chown_for_pg, pg_command, port_open, wait_port};
+use super::{PG_DB, PG_PORT};
+
+/// The directory holding PostgreSQL's binaries: `IMGCRAWL_PG_BIN`, `pg_config
+/// --bindir`, or the newest `/usr/lib/postgresql/*/bin`.
+pub fn bindir() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("IMGCRAWL_PG_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("initdb").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    if let Some(p) = candidates.pop() {
+        return Ok(p);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.join("initdb").is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("no PostgreSQL server binaries found (install postgresql, or set IMGCRAWL_PG_BIN)")
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Initialises (first time), starts and prepares PostgreSQL.
+pub async fn up(home: &Path) -> Result<()> {
+    let root = home.join("pg");
+    let data = root.join("data");
+    let log = root.join("postgres.log");
+    if !port_open(PG_PORT) {
+        let bin = bindir()?;
+        std::fs::create_dir_all(&root)?;
+        if !data.join("PG_VERSION").is_file() {
+            chown_for_pg(&root)?;
+            let mut c = pg_command(&bin.join("initdb"));
+            c.arg("-D")
+                .arg(&data)
+                .args(["-U", PG_DB, "-A", "trust", "-E", "UTF8", "--no-sync"]);
+            run(c, "initdb")?;
+        }
+        chown_for_pg(&root)?;
+        let mut c = pg_command(&bin.join("pg_ctl"));
+        c.arg("start")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .arg("-s")
+            .arg("-o")
+            .arg(format!(
+                "-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
+                root.display()
+            ));
+        run(c, "pg_ctl start")?;
+        wait_port(PG_PORT, Duration::from_secs(30), "postgresql", &log).await?;
+    }
+    ensure_database().await
+}
+
+async fn ensure_database() -> Result<()> {
+    let admin = format!("postgres://{PG_DB}@127.0.0.1:{PG_PORT}/postgres");
+    let mut last = None;
+    for _ in 0..50 {
+        match sqlx::PgConnection::connect(&admin).await {
+            Ok(mut conn) => {
+                let exists: Option<i32> =
+                    sqlx::query_scalar("select 1 from pg_database where datname = $1")
+                        .bind(PG_DB)
+                        .fetch_optional(&mut conn)
+                        .await?;
+                if exists.is_none() {
+                    sqlx::query(&format!("create database {PG_DB}"))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                return Ok(());
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!(
+        "cannot connect to the local postgresql: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )
+}
+
+/// Stops PostgreSQL if running.
+pub async fn down(home: &Path) -> Result<()> {
+    let data = home.join("pg/data");
+    if data.join("postmaster.pid").is_file() {
+        let mut c = pg_command(&bindir()?.join("pg_ctl"));
+        c.arg("stop")
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-s"]);
+        run(c, "pg_ctl stop")?;
+    }
+    Ok(())
+}
