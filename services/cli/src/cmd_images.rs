@@ -48,17 +48,25 @@ pub async fn images(settings: &Settings, args: ImagesArgs) -> Result<()> {
             "format": r.get::<String, _>("format"),
             "object_key": r.get::<Option<String>, _>("object_key"),
         });
-        if args.jsonl {
-            println!("{v}");
+        let line = if args.jsonl {
+            v.to_string()
         } else {
-            println!(
+            let sha = v["sha256"].as_str().unwrap_or("");
+            format!(
                 "{}  {:>5}x{:<5} {:<5} {}",
-                &v["sha256"].as_str().unwrap_or("")[..12],
+                &sha[..sha.len().min(12)],
                 v["width"],
                 v["height"],
                 v["format"].as_str().unwrap_or(""),
                 v["url"].as_str().unwrap_or("")
-            );
+            )
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            // A closed pipe (`| head`) ends the listing quietly.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
         }
     }
     if n == 0 {

@@ -90,13 +90,21 @@ fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn parse<T: DeserializeOwned>(kind: EventKind, payload: &[u8]) -> Result<T, DecodeError> {
-    serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed { kind, detail: e.to_string() })
+    serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed {
+        kind,
+        detail: e.to_string(),
+    })
 }
 
 /// Decodes an event from its subject, its `Imgcrawl-Event` header (absent on
 /// hand-published messages, which are then read as the current version) and its body.
-pub fn decode(subject: &str, event_header: Option<&str>, payload: &[u8]) -> Result<Event, DecodeError> {
-    let kind = EventKind::from_subject(subject).ok_or_else(|| DecodeError::UnknownSubject(subject.to_string()))?;
+pub fn decode(
+    subject: &str,
+    event_header: Option<&str>,
+    payload: &[u8],
+) -> Result<Event, DecodeError> {
+    let kind = EventKind::from_subject(subject)
+        .ok_or_else(|| DecodeError::UnknownSubject(subject.to_string()))?;
     if let Some(h) = event_header {
         if h != kind.header_value() {
             return Err(DecodeError::UnknownVersion(h.to_string()));
@@ -123,16 +131,23 @@ pub fn decode(subject: &str, event_header: Option<&str>, payload: &[u8]) -> Resu
 fn check_url(field: &str, u: &str) -> Result<(), DecodeError> {
     match url::Url::parse(u) {
         Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(DecodeError::Invalid(format!("{field} {u:?} is not an http(s) url"))),
+        Ok(_) => Err(DecodeError::Invalid(format!(
+            "{field} {u:?} is not an http(s) url"
+        ))),
         Err(e) => Err(DecodeError::Invalid(format!("{field} {u:?}: {e}"))),
     }
 }
 
 fn check_sha(s: &str) -> Result<(), DecodeError> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
-        Err(DecodeError::Invalid(format!("sha256 {s:?} is not 64 lowercase hex digits")))
+        Err(DecodeError::Invalid(format!(
+            "sha256 {s:?} is not 64 lowercase hex digits"
+        )))
     }
 }
 
@@ -177,31 +192,75 @@ mod tests {
         let enc = e.encode();
         assert_eq!(enc.subject, "imgcrawl.page.discovered");
         assert_eq!(enc.event_header, "page.discovered.v1");
-        assert_eq!(decode(&enc.subject, Some(&enc.event_header), &enc.payload).unwrap(), e);
+        assert_eq!(
+            decode(&enc.subject, Some(&enc.event_header), &enc.payload).unwrap(),
+            e
+        );
     }
 
     #[test]
     fn bad_input_is_a_typed_error_not_a_panic() {
         let enc = discovered().encode();
-        assert!(matches!(decode(&enc.subject, Some("page.discovered.v9"), &enc.payload), Err(DecodeError::UnknownVersion(_))));
-        assert!(matches!(decode(&enc.subject, None, b"{not json"), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode("imgcrawl.nope", None, b"{}"), Err(DecodeError::UnknownSubject(_))));
+        assert!(matches!(
+            decode(&enc.subject, Some("page.discovered.v9"), &enc.payload),
+            Err(DecodeError::UnknownVersion(_))
+        ));
+        assert!(matches!(
+            decode(&enc.subject, None, b"{not json"),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode("imgcrawl.nope", None, b"{}"),
+            Err(DecodeError::UnknownSubject(_))
+        ));
         let bad_url = br#"{"job_id":"00000000-0000-0000-0000-000000000001","url":"javascript:x","depth":0,"occurred_at":"2026-01-01T00:00:00Z"}"#;
-        assert!(matches!(decode(&enc.subject, None, bad_url), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            decode(&enc.subject, None, bad_url),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     #[test]
     fn hand_published_request_decodes_without_headers() {
-        let e = decode("imgcrawl.crawl.requested", None, br#"{"url":"https://example.org/"}"#).unwrap();
-        assert!(matches!(e, Event::CrawlRequested(CrawlRequested { url: Some(_), .. })));
+        let e = decode(
+            "imgcrawl.crawl.requested",
+            None,
+            br#"{"url":"https://example.org/"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            e,
+            Event::CrawlRequested(CrawlRequested { url: Some(_), .. })
+        ));
     }
 
     #[test]
     fn both_outcomes_of_one_url_share_a_message_id() {
         let now = Utc::now();
         let j = Uuid::from_u128(2);
-        let ok = Event::PageFetched(PageFetched { job_id: j, url: "http://a/".into(), final_url: "http://a/".into(), depth: 0, status: 200, bytes: 1, title: None, links_found: 0, pages_discovered: 0, images_found: 0, images_discovered: 0, occurred_at: now });
-        let bad = Event::PageFailed(PageFailed { job_id: j, url: "http://a/".into(), depth: 0, reason: PageFailure::Network, detail: String::new(), http_status: None, occurred_at: now });
+        let ok = Event::PageFetched(PageFetched {
+            job_id: j,
+            url: "http://a/".into(),
+            final_url: "http://a/".into(),
+            depth: 0,
+            status: 200,
+            bytes: 1,
+            title: None,
+            links_found: 0,
+            pages_discovered: 0,
+            images_found: 0,
+            images_discovered: 0,
+            occurred_at: now,
+        });
+        let bad = Event::PageFailed(PageFailed {
+            job_id: j,
+            url: "http://a/".into(),
+            depth: 0,
+            reason: PageFailure::Network,
+            detail: String::new(),
+            http_status: None,
+            occurred_at: now,
+        });
         assert_eq!(ok.msg_id(), bad.msg_id());
     }
 }

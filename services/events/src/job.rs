@@ -67,7 +67,12 @@ pub struct Politeness {
 
 impl Default for Politeness {
     fn default() -> Self {
-        Politeness { obey_robots: true, delay_ms: 0, max_crawl_delay_ms: 10_000, per_host_concurrency: 16 }
+        Politeness {
+            obey_robots: true,
+            delay_ms: 0,
+            max_crawl_delay_ms: 10_000,
+            per_host_concurrency: 16,
+        }
     }
 }
 
@@ -89,7 +94,13 @@ pub struct ImageFilters {
 
 impl Default for ImageFilters {
     fn default() -> Self {
-        ImageFilters { min_width: 0, min_height: 0, min_bytes: 0, max_bytes: 20 * 1024 * 1024, formats: Vec::new() }
+        ImageFilters {
+            min_width: 0,
+            min_height: 0,
+            min_bytes: 0,
+            max_bytes: 20 * 1024 * 1024,
+            formats: Vec::new(),
+        }
     }
 }
 
@@ -130,13 +141,18 @@ impl JobSpec {
             raw.insert(0, u);
         }
         if raw.is_empty() {
-            return Err(DecodeError::Invalid("crawl request has no `url` or `urls`".into()));
+            return Err(DecodeError::Invalid(
+                "crawl request has no `url` or `urls`".into(),
+            ));
         }
         let mut seeds = Vec::new();
         for s in raw {
-            let u = Url::parse(s).map_err(|e| DecodeError::Invalid(format!("seed url {s:?}: {e}")))?;
+            let u =
+                Url::parse(s).map_err(|e| DecodeError::Invalid(format!("seed url {s:?}: {e}")))?;
             if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(DecodeError::Invalid(format!("seed url {s:?}: only http(s) urls with a host")));
+                return Err(DecodeError::Invalid(format!(
+                    "seed url {s:?}: only http(s) urls with a host"
+                )));
             }
             let mut u = u;
             u.set_fragment(None);
@@ -148,17 +164,26 @@ impl JobSpec {
         let hosts = if scope.hosts.is_empty() {
             let mut h: Vec<String> = Vec::new();
             for s in &seeds {
-                let host = Url::parse(s).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
+                let host = Url::parse(s)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                    .unwrap_or_default();
                 if !h.contains(&host) {
                     h.push(host);
                 }
             }
             h
         } else {
-            scope.hosts.iter().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).collect()
+            scope
+                .hosts
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect()
         };
         Ok(JobSpec {
-            job_id: req.job_id.unwrap_or_else(|| job_id_from_sequence(stream, sequence)),
+            job_id: req
+                .job_id
+                .unwrap_or_else(|| job_id_from_sequence(stream, sequence)),
             seeds,
             hosts,
             scope,
@@ -181,7 +206,8 @@ mod tests {
     #[test]
     fn bare_url_gets_every_default() {
         let now = Utc::now();
-        let spec = JobSpec::resolve(&req(r#"{"url":"https://Example.org/a#x"}"#), "S", 9, now).unwrap();
+        let spec =
+            JobSpec::resolve(&req(r#"{"url":"https://Example.org/a#x"}"#), "S", 9, now).unwrap();
         assert_eq!(spec.seeds, vec!["https://example.org/a".to_string()]);
         assert_eq!(spec.hosts, vec!["example.org".to_string()]);
         assert_eq!(spec.job_id, job_id_from_sequence("S", 9));
@@ -200,6 +226,9 @@ mod tests {
 
     #[test]
     fn unknown_scope_fields_are_refused() {
-        assert!(serde_json::from_str::<CrawlRequested>(r#"{"url":"http://a/","scope":{"max_dpth":1}}"#).is_err());
+        assert!(serde_json::from_str::<CrawlRequested>(
+            r#"{"url":"http://a/","scope":{"max_dpth":1}}"#
+        )
+        .is_err());
     }
 }

@@ -14,7 +14,9 @@ mod job;
 mod kinds;
 mod types;
 
-pub use codec::{decode, DecodeError, EncodedEvent, HEADER_EVENT, HEADER_MSG_ID, HEADER_TRACEPARENT};
+pub use codec::{
+    decode, DecodeError, EncodedEvent, HEADER_EVENT, HEADER_MSG_ID, HEADER_TRACEPARENT,
+};
 pub use ids::{job_id_from_sequence, traceparent, url_key};
 pub use job::{ImageFilters, JobSpec, Politeness, Scope};
 pub use kinds::{EventKind, SCHEMA_VERSION, SUBJECT_PREFIX};

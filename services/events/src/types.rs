@@ -433,19 +433,29 @@ impl Event {
         match self {
             Event::CrawlRequested(e) => match (e.job_id, e.occurred_at) {
                 (Some(j), _) => format!("crawl.requested:{j}"),
-                (None, Some(t)) => format!("crawl.requested:{}:{}", t.timestamp_nanos_opt().unwrap_or(0), e.url.as_deref().unwrap_or("")),
+                (None, Some(t)) => format!(
+                    "crawl.requested:{}:{}",
+                    t.timestamp_nanos_opt().unwrap_or(0),
+                    e.url.as_deref().unwrap_or("")
+                ),
                 (None, None) => format!("crawl.requested:{}", uuid::Uuid::new_v4()),
             },
             Event::CrawlStopped(e) => format!("crawl.stopped:{}", e.job_id),
             Event::PageDiscovered(e) => format!("page.discovered:{}:{}", e.job_id, url_key(&e.url)),
             Event::PageFetched(e) => format!("page.outcome:{}:{}", e.job_id, url_key(&e.url)),
             Event::PageFailed(e) => format!("page.outcome:{}:{}", e.job_id, url_key(&e.url)),
-            Event::ImageDiscovered(e) => format!("image.discovered:{}:{}", e.job_id, url_key(&e.url)),
+            Event::ImageDiscovered(e) => {
+                format!("image.discovered:{}:{}", e.job_id, url_key(&e.url))
+            }
             Event::ImageDownloaded(e) => format!("image.outcome:{}:{}", e.job_id, url_key(&e.url)),
             Event::ImageRejected(e) => format!("image.outcome:{}:{}", e.job_id, url_key(&e.url)),
             Event::ImageStored(e) => format!("image.stored:{}:{}", e.job_id, url_key(&e.url)),
             Event::ImageIndexed(e) => format!("image.indexed:{}:{}", e.job_id, url_key(&e.url)),
-            Event::ImageDeleted(e) => format!("image.deleted:{}:{}", e.sha256, e.occurred_at.timestamp_millis()),
+            Event::ImageDeleted(e) => format!(
+                "image.deleted:{}:{}",
+                e.sha256,
+                e.occurred_at.timestamp_millis()
+            ),
             Event::CrawlCompleted(e) => format!("crawl.completed:{}", e.job_id),
         }
     }
