@@ -1,0 +1,23 @@
+//! The integration-test harness: real components per test, on free loopback ports, in
+//! temp dirs, cleaned up on drop.
+//!
+//! * [`NatsServer`]: `nats-server -js` (>= 2.10); kill, restart, pause for crash tests.
+//! * [`Postgres`]: a PostgreSQL server from a cached `initdb` template; `fresh_db()` per
+//!   test; kill, stop, start again, pause for failover tests. Works as root (the server
+//!   runs as an unprivileged user).
+//! * [`wait`]: free ports and polling helpers.
+//! * [`sitegen`]: the generated websites and their server (re-exported).
+
+mod error;
+pub mod nats;
+pub mod pg_setup;
+pub mod postgres;
+pub mod process;
+pub mod wait;
+
+pub use error::HarnessError;
+pub use imgcrawl_sitegen as sitegen;
+pub use nats::NatsServer;
+pub use postgres::Postgres;
+pub use process::{target_dir, workspace_root};
+pub use wait::{free_port, wait_for, wait_for_tcp, wait_until};
