@@ -11,6 +11,7 @@
 mod error;
 pub mod nats;
 pub mod pg_setup;
+pub mod pipeline;
 pub mod postgres;
 pub mod process;
 pub mod wait;
@@ -18,6 +19,7 @@ pub mod wait;
 pub use error::HarnessError;
 pub use imgcrawl_sitegen as sitegen;
 pub use nats::NatsServer;
+pub use pipeline::{Pipeline, Stage};
 pub use postgres::Postgres;
 pub use process::{target_dir, workspace_root};
 pub use wait::{free_port, wait_for, wait_for_tcp, wait_until};

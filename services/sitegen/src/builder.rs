@@ -171,10 +171,11 @@ impl Builder {
         path: &str,
         depth: u32,
     ) -> Result<ExpectedImage, ExpectedRejection> {
-        let reject = |reason, http_status| ExpectedRejection {
+        let reject = |reason, http_status, body_bytes| ExpectedRejection {
             url_path: path.into(),
             reason,
             http_status,
+            body_bytes,
             depth,
         };
         let (final_path, _) = match self.fetch(path) {
@@ -182,19 +183,20 @@ impl Builder {
             Fetch::Failed {
                 reason: PageFailure::Robots,
                 ..
-            } => return Err(reject(RejectReason::Robots, None)),
+            } => return Err(reject(RejectReason::Robots, None, None)),
             Fetch::Failed {
                 reason: PageFailure::HttpStatus,
                 status,
                 ..
-            } => return Err(reject(RejectReason::HttpStatus, status)),
-            Fetch::Failed { .. } => return Err(reject(RejectReason::TooManyRedirects, None)),
+            } => return Err(reject(RejectReason::HttpStatus, status, None)),
+            Fetch::Failed { .. } => return Err(reject(RejectReason::TooManyRedirects, None, None)),
         };
+        let body = self.resources.get(&final_path).map(|r| r.body.len() as u64);
         if let Some(reason) = self.bad_images.get(&final_path) {
-            return Err(reject(*reason, None));
+            return Err(reject(*reason, None, body));
         }
         let Some(img) = self.images.get(&final_path) else {
-            return Err(reject(RejectReason::NotAnImage, None));
+            return Err(reject(RejectReason::NotAnImage, None, body));
         };
         Ok(ExpectedImage {
             url_path: path.into(),

@@ -45,6 +45,9 @@ pub struct ExpectedRejection {
     pub reason: RejectReason,
     /// The HTTP status, set only for [`RejectReason::HttpStatus`].
     pub http_status: Option<u16>,
+    /// Size of the body served for it, when a body is inspected (not an image,
+    /// broken image): a job's byte cap applies before the bytes can be judged.
+    pub body_bytes: Option<u64>,
     /// Lowest depth of a page that references it.
     pub depth: u32,
 }
@@ -124,6 +127,7 @@ impl Expected {
                     url_path: i.url_path.clone(),
                     reason,
                     http_status: None,
+                    body_bytes: Some(i.bytes),
                     depth: i.depth,
                 });
             } else {
@@ -132,7 +136,13 @@ impl Expected {
         }
         for r in &self.rejected {
             if r.depth <= max {
-                out.rejected.push(r.clone());
+                let mut r = r.clone();
+                // The download stops reading at the byte cap, before it can tell
+                // a broken or fake image from a good one.
+                if r.body_bytes.is_some_and(|b| b > filters.max_bytes) {
+                    r.reason = RejectReason::TooLarge;
+                }
+                out.rejected.push(r);
             } else if r.reason != RejectReason::Robots {
                 never.insert(r.url_path.clone());
             }

@@ -16,6 +16,8 @@ pub struct Config {
     pub prefix: String,
     /// Messages handled at once (each holds one image in memory).
     pub concurrency: usize,
+    /// Seconds JetStream waits for an ack before redelivering to another replica.
+    pub ack_wait_secs: u64,
 }
 
 impl Default for Config {
@@ -25,6 +27,7 @@ impl Default for Config {
             s3: S3Config::default(),
             prefix: "images".into(),
             concurrency: 16,
+            ack_wait_secs: 60,
         }
     }
 }

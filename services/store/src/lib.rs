@@ -34,14 +34,16 @@ pub use target::{open_store, Target};
 pub const CONSUMER: &str = "store";
 
 /// The consumer this stage pulls from.
-pub fn consumer_spec() -> ConsumerSpec {
-    ConsumerSpec::new(
+pub fn consumer_spec(config: &Config) -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new(
         CONSUMER,
         [
             EventKind::ImageDownloaded.subject(),
             EventKind::ImageDeleted.subject(),
         ],
-    )
+    );
+    spec.ack_wait = std::time::Duration::from_secs(config.ack_wait_secs.max(1));
+    spec
 }
 
 /// Runs the store stage until `shutdown` fires; in-flight puts get the worker's grace
@@ -58,6 +60,6 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         ..WorkerOptions::default()
     };
     let handler = move |d| handler::handle(stage.clone(), d);
-    run_worker(&bus, consumer_spec(), opts, handler, shutdown).await?;
+    run_worker(&bus, consumer_spec(&config), opts, handler, shutdown).await?;
     Ok(())
 }
