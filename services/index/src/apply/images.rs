@@ -1,0 +1,197 @@
+//! The `image_sources` and `rejections` tables: image URLs and their outcomes.
+//!
+//! An image source (a URL in a job) moves forward only: `discovered` -> `downloaded`
+//! | `rejected`, `downloaded` -> `stored`. Rows of `rejections` and `images` follow
+//! from real transitions only (the statements' `RETURNING`), so a duplicate outcome
+//! outside the stream's dedup window changes nothing, in any batch split.
+
+use std::collections::HashMap;
+
+use imgcrawl_events::{ImageDiscovered, ImageRejected};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::batch::{ImageOutcome, Item};
+use crate::clean::{big, name, opt_text, text, ts};
+use crate::error::{db, IndexError};
+use crate::progress::Progress;
+
+/// Inserts discovered image URLs; the first discovery of a URL in a job wins.
+pub(crate) async fn discovered(
+    c: &mut PgConnection,
+    items: &[Item<&ImageDiscovered>],
+    progress: &mut Progress,
+) -> Result<(), IndexError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "INSERT INTO image_sources (job_id, url, page_url, alt, found_by, status, seq, discovered_at)
+         SELECT u.job_id, u.url, u.page_url, u.alt, u.found_by, 'discovered', u.seq, u.at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::timestamptz[])
+              AS u(job_id, url, page_url, alt, found_by, seq, at)
+         ON CONFLICT (job_id, url) DO NOTHING
+         RETURNING seq",
+    )
+    .bind(items.iter().map(|i| i.ev.job_id).collect::<Vec<Uuid>>())
+    .bind(items.iter().map(|i| text(&i.ev.url)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| text(&i.ev.page_url)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| opt_text(i.ev.alt.as_deref())).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| name(&i.ev.found_by)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await
+    .map_err(db("insert image_sources"))?;
+    let by_seq: HashMap<i64, &Item<&ImageDiscovered>> =
+        items.iter().map(|i| (big(i.seq), i)).collect();
+    for (seq,) in rows {
+        if let Some(i) = by_seq.get(&seq) {
+            progress.record(i.ev.job_id, i.seq, i.at, |d| d.images_discovered += 1);
+        }
+    }
+    Ok(())
+}
+
+/// Columns of one outcome for the `image_sources` upsert.
+struct SourceRow {
+    job_id: Uuid,
+    url: String,
+    page_url: String,
+    alt: Option<String>,
+    found_by: Option<String>,
+    sha256: Option<String>,
+    final_url: Option<String>,
+}
+
+fn source_row(o: &ImageOutcome<'_>) -> SourceRow {
+    match o {
+        ImageOutcome::Downloaded(e) => SourceRow {
+            job_id: e.job_id,
+            url: text(&e.url),
+            page_url: text(&e.page_url),
+            alt: opt_text(e.alt.as_deref()),
+            found_by: Some(name(&e.found_by)),
+            sha256: Some(text(&e.sha256)),
+            final_url: Some(text(&e.final_url)),
+        },
+        ImageOutcome::Rejected(e) => SourceRow {
+            job_id: e.job_id,
+            url: text(&e.url),
+            page_url: text(&e.page_url),
+            alt: None,
+            found_by: None,
+            sha256: None,
+            final_url: None,
+        },
+    }
+}
+
+/// Records download outcomes: moves sources out of `discovered`, then writes the
+/// rejections and images those transitions imply.
+pub(crate) async fn outcomes(
+    c: &mut PgConnection,
+    items: &[Item<ImageOutcome<'_>>],
+    progress: &mut Progress,
+) -> Result<(), IndexError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<SourceRow> = items.iter().map(|i| source_row(&i.ev)).collect();
+    let downloaded: Vec<bool> = items
+        .iter()
+        .map(|i| matches!(i.ev, ImageOutcome::Downloaded(_)))
+        .collect();
+    let returned: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "INSERT INTO image_sources AS s (job_id, url, sha256, page_url, alt, found_by, final_url, status, seq,
+                                         discovered_at, downloaded_at)
+         SELECT u.job_id, u.url, u.sha256, u.page_url, u.alt, u.found_by, u.final_url,
+                CASE WHEN u.ok THEN 'downloaded' ELSE 'rejected' END, u.seq, u.at, CASE WHEN u.ok THEN u.at END
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
+                     $9::int8[], $10::timestamptz[])
+              AS u(job_id, url, sha256, page_url, alt, found_by, final_url, ok, seq, at)
+         ON CONFLICT (job_id, url) DO UPDATE SET sha256 = EXCLUDED.sha256, final_url = EXCLUDED.final_url,
+            status = EXCLUDED.status, downloaded_at = EXCLUDED.downloaded_at
+         WHERE s.status = 'discovered'
+         RETURNING s.job_id, s.url, s.seq",
+    )
+    .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.url.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.sha256.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.page_url.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.alt.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.found_by.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.final_url.clone()).collect::<Vec<_>>())
+    .bind(&downloaded)
+    .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db("upsert image outcomes"))?;
+    let by_key: HashMap<(Uuid, &str), &Item<ImageOutcome<'_>>> = rows
+        .iter()
+        .zip(items)
+        .map(|(r, i)| ((r.job_id, r.url.as_str()), i))
+        .collect();
+    let (mut got, mut lost) = (Vec::new(), Vec::new());
+    for (job, url, row_seq) in returned {
+        let Some(i) = by_key.get(&(job, url.as_str())) else {
+            continue;
+        };
+        let created = row_seq == big(i.seq);
+        progress.record(job, i.seq, i.at, |d| {
+            d.images_discovered += i64::from(created);
+            match i.ev {
+                ImageOutcome::Downloaded(e) => {
+                    d.images_downloaded += 1;
+                    d.bytes_downloaded = d.bytes_downloaded.saturating_add(big(e.bytes));
+                }
+                ImageOutcome::Rejected(_) => d.images_rejected += 1,
+            }
+        });
+        match i.ev {
+            ImageOutcome::Downloaded(e) => got.push(Item {
+                seq: i.seq,
+                at: i.at,
+                ev: e,
+            }),
+            ImageOutcome::Rejected(e) => lost.push(Item {
+                seq: i.seq,
+                at: i.at,
+                ev: e,
+            }),
+        }
+    }
+    got.sort_by_key(|i| i.seq);
+    lost.sort_by_key(|i| i.seq);
+    rejections(c, &lost).await?;
+    super::catalog::upsert_images(c, got).await
+}
+
+/// Inserts the rejections of sources that just moved to `rejected`.
+async fn rejections(
+    c: &mut PgConnection,
+    items: &[Item<&ImageRejected>],
+) -> Result<(), IndexError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rejections (job_id, url, reason, detail, http_status, page_url, seq, occurred_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::int8[],
+                              $8::timestamptz[])
+         ON CONFLICT (job_id, url) DO NOTHING",
+    )
+    .bind(items.iter().map(|i| i.ev.job_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| text(&i.ev.url)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| name(&i.ev.reason)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| text(&i.ev.detail)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.ev.http_status.map(i32::from)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| text(&i.ev.page_url)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
+    .execute(c)
+    .await
+    .map_err(db("insert rejections"))?;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! imgcrawl's index stage: the PostgreSQL projection of the event stream.
+//!
+//! * [`apply_batch`] applies a batch of [`Sourced`] events in one transaction, skipping
+//!   everything at or below the projection's checkpoint and advancing it in the same
+//!   transaction: exactly-once effect. Batches are applied with one multi-row
+//!   statement per event group, and the result equals applying the events one at a
+//!   time, for any split of the stream into batches (see the `batch` and `progress`
+//!   modules for the grouping, the counters and the completion rule).
+//! * Rows are deterministic: timestamps come from the events, ids from stream
+//!   sequences, never from `now()` or a serial, so two replays of one stream (or two
+//!   database nodes) hold identical rows and can be compared by digest.
+//! * [`run`] is the live stage: an in-order reader from the checkpoint on
+//!   (the `source` module), batches committed then announced (`image.indexed`,
+//!   `crawl.completed`), dead letters for poison, retries while the database is down.
+//!
+//! The schema lives in `migrations/` and is embedded ([`MIGRATOR`]).
+
+mod apply;
+mod batch;
+mod clean;
+mod config;
+mod db;
+mod effects;
+mod error;
+mod progress;
+mod republish;
+mod source;
+mod sourced;
+mod stage;
+
+pub use apply::checkpoint::Checkpoint;
+pub use apply::{apply_batch, apply_batch_through};
+pub use clean::{filename, MAX_URL_BYTES};
+pub use config::Config;
+pub use db::{connect, migrate, read_checkpoint, MIGRATOR};
+pub use effects::{Applied, BatchEffects, Invalid};
+pub use error::IndexError;
+pub use progress::{Counters, JobStatus};
+pub use republish::recent_completions;
+pub use source::consumed_subjects;
+pub use sourced::Sourced;
+pub use stage::run;

@@ -1,0 +1,221 @@
+//! Reading the event stream in order, from the checkpoint on, in batches.
+//!
+//! **Why an ordered consumer and not a durable one.** A projection whose position
+//! lives in PostgreSQL must never apply an event while an earlier one is still
+//! missing: everything at or below the checkpoint is skipped forever after. A durable
+//! pull consumer with `AckPolicy::All` breaks that in two ways: after a restart the
+//! server delivers new messages before it redelivers the unacked ones (their
+//! `ack_wait` has not expired), and acking a batch's last message also acks any
+//! message of the batch lost in transit. Both silently drop events. The checkpoint
+//! already is the cursor, so the stage reads with an ordered consumer (ephemeral, no
+//! acks, gap detection built in) started at `checkpoint + 1`: nothing is redelivered,
+//! nothing is skipped, and a batch that cannot be committed is simply retried from
+//! memory. The client library re-creates an ordered consumer on a gap; if that happens
+//! before the first message it restarts from the stream's first sequence, which shows
+//! up here as a sequence at or below the last one seen, and we re-create the consumer
+//! at the right place ourselves.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::{self, Message};
+use futures::StreamExt;
+use imgcrawl_events::EventKind;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// The subjects the index applies: every event except its own outputs.
+pub fn consumed_subjects() -> Vec<String> {
+    EventKind::ALL
+        .into_iter()
+        .filter(|k| !matches!(k, EventKind::ImageIndexed | EventKind::CrawlCompleted))
+        .map(EventKind::subject)
+        .collect()
+}
+
+/// An in-order reader of the event stream.
+pub(crate) struct EventSource {
+    js: jetstream::Context,
+    stream: String,
+    description: String,
+    messages: Option<Ordered>,
+    /// The last stream sequence handed out (or the checkpoint at start).
+    last_seen: u64,
+}
+
+impl EventSource {
+    /// A reader that starts after sequence `after`.
+    pub(crate) fn new(
+        js: jetstream::Context,
+        stream: String,
+        description: String,
+        after: u64,
+    ) -> Self {
+        EventSource {
+            js,
+            stream,
+            description,
+            messages: None,
+            last_seen: after,
+        }
+    }
+
+    async fn open(&mut self) -> Result<(), String> {
+        let deliver_policy = match self.last_seen {
+            0 => DeliverPolicy::All,
+            n => DeliverPolicy::ByStartSequence {
+                start_sequence: n + 1,
+            },
+        };
+        let config = OrderedConfig {
+            description: Some(self.description.clone()),
+            filter_subjects: consumed_subjects(),
+            deliver_policy,
+            ..Default::default()
+        };
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| format!("get stream: {e}"))?;
+        let consumer = stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| format!("create consumer: {e}"))?;
+        let mut kept = consumer.cached_info().config.filter_subjects.clone();
+        kept.sort();
+        let mut wanted = consumed_subjects();
+        wanted.sort();
+        if kept != wanted {
+            return Err(
+                "the server dropped filter_subjects: nats-server >= 2.10 is required".into(),
+            );
+        }
+        self.messages = Some(
+            consumer
+                .messages()
+                .await
+                .map_err(|e| format!("pull: {e}"))?,
+        );
+        debug!(after = self.last_seen, "ordered consumer opened");
+        Ok(())
+    }
+
+    /// Starts reading again after sequence `after` (the database's checkpoint went
+    /// back: a failover to a node that is behind, or a restore).
+    pub(crate) fn rewind(&mut self, after: u64) {
+        self.last_seen = after;
+        self.messages = None;
+    }
+
+    /// The next batch: waits for a first message (until `shutdown`), then lingers up to
+    /// `linger` for more, at most `max`. Returns an empty batch on shutdown; the
+    /// messages are in stream order and all above the previous batch.
+    pub(crate) async fn next_batch(
+        &mut self,
+        max: usize,
+        linger: Duration,
+        shutdown: &CancellationToken,
+    ) -> Vec<Message> {
+        let mut batch = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        let mut failures = 0u32;
+        while batch.len() < max {
+            if self.messages.is_none() {
+                if let Err(e) = self.open().await {
+                    if !batch.is_empty() {
+                        break;
+                    }
+                    failures += 1;
+                    warn!(error = %e, "cannot read the event stream; retrying");
+                    let pause = Duration::from_millis(200u64 << failures.min(6));
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Vec::new(),
+                        _ = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            }
+            let Some(messages) = self.messages.as_mut() else {
+                continue;
+            };
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Vec::new(),
+                n = next_until(messages, deadline) => n,
+            };
+            match next {
+                Next::Elapsed => break,
+                Next::Message(msg) => {
+                    if self.accept(&msg) {
+                        batch.push(*msg);
+                        deadline.get_or_insert_with(|| Instant::now() + linger);
+                    }
+                }
+                Next::Broken(reason) => {
+                    warn!(%reason, after = self.last_seen, "event stream interrupted; re-opening");
+                    self.messages = None;
+                }
+            }
+        }
+        batch
+    }
+
+    /// Takes a message if it is the next one in order; a message at or below the last
+    /// one seen means the consumer restarted from the wrong place: re-open it.
+    fn accept(&mut self, msg: &Message) -> bool {
+        let Ok(info) = msg.info() else {
+            warn!(subject = %msg.subject, "message without jetstream metadata; ignoring");
+            return false;
+        };
+        if info.stream_sequence <= self.last_seen {
+            debug!(
+                seq = info.stream_sequence,
+                last = self.last_seen,
+                "consumer restarted behind; re-opening"
+            );
+            self.messages = None;
+            return false;
+        }
+        self.last_seen = info.stream_sequence;
+        true
+    }
+}
+
+enum Next {
+    Message(Box<Message>),
+    Elapsed,
+    Broken(String),
+}
+
+async fn next_until(messages: &mut Ordered, deadline: Option<Instant>) -> Next {
+    let next = async {
+        match messages.next().await {
+            Some(Ok(m)) => Next::Message(Box::new(m)),
+            Some(Err(e)) => Next::Broken(e.to_string()),
+            None => Next::Broken("message stream ended".into()),
+        }
+    };
+    match deadline {
+        None => next.await,
+        Some(d) => tokio::time::timeout_at(d, next)
+            .await
+            .unwrap_or(Next::Elapsed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_never_consumes_its_own_outputs() {
+        let s = consumed_subjects();
+        assert_eq!(s.len(), EventKind::ALL.len() - 2);
+        assert!(s.contains(&"imgcrawl.crawl.requested".to_string()));
+        assert!(s.contains(&"imgcrawl.image.deleted".to_string()));
+        assert!(!s
+            .iter()
+            .any(|x| x.ends_with("image.indexed") || x.ends_with("crawl.completed")));
+    }
+}
