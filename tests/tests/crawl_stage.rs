@@ -1,13 +1,9 @@
 //! End to end through a real nats-server: a loopback site is crawled from a single
 //! `crawl.requested`, and the stream must hold every child before its parent's outcome.
 //!
-//! Needs a nats-server >= 2.10: `NATS_SERVER_BIN`, or `bin/nats-server` in the project's
-//! tools dir (`IMGCRAWL_TOOLS_DIR`, default `.tools`; `infra/scripts/install-nats.sh` fills it).
-//! Ignored by default; run with `cargo test -p imgcrawl-crawl -- --ignored`.
+//! Runs against a real nats-server from the harness (`imgcrawl_tests::NatsServer`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
@@ -15,49 +11,10 @@ use axum::routing::get;
 use axum::Router;
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_crawl::Config;
+use imgcrawl_tests::NatsServer;
 use imgcrawl_events::{decode, CrawlRequested, Event, PageFailure};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_nats() -> Nats {
-    let tools = std::env::var_os("IMGCRAWL_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools")));
-    let bin = std::env::var_os("NATS_SERVER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tools.join("bin/nats-server"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(&bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-    Nats {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
 
 async fn connect(url: &str) -> Bus {
     for _ in 0..50 {
@@ -104,10 +61,9 @@ async fn events(bus: &Bus) -> Vec<(u64, Event)> {
 }
 
 #[tokio::test]
-#[ignore = "needs a nats-server binary"]
 async fn a_site_is_crawled_children_first() {
-    let nats = spawn_nats();
-    let bus = connect(&nats.url).await;
+    let nats = NatsServer::start().await;
+    let bus = connect(&nats.url()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, site()).await.ok() });
@@ -238,10 +194,9 @@ async fn settle(bus: &Bus, min: usize) -> Vec<(u64, Event)> {
 }
 
 #[tokio::test]
-#[ignore = "needs a nats-server binary"]
 async fn refused_seeds_fail_visibly_and_stopped_jobs_start_nothing() {
-    let nats = spawn_nats();
-    let bus = connect(&nats.url).await;
+    let nats = NatsServer::start().await;
+    let bus = connect(&nats.url()).await;
     let shutdown = CancellationToken::new();
     // Default config: loopback refused.
     let stage = tokio::spawn(imgcrawl_crawl::run(
