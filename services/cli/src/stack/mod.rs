@@ -17,23 +17,36 @@ use anyhow::Result;
 
 pub use proc::port_open;
 
-/// Default NATS port of the local stack (not 4222, so a system nats-server can coexist).
-pub const NATS_PORT: u16 = 14222;
-/// Default NATS monitoring port of the local stack.
-pub const NATS_MONITOR_PORT: u16 = 18222;
-/// Default PostgreSQL port of the local stack (not 5432).
-pub const PG_PORT: u16 = 54329;
+/// NATS port of the local stack: `IMGCRAWL_NATS_PORT`, default 14222 (not 4222, so a
+/// system nats-server can coexist).
+pub fn nats_port() -> u16 {
+    port_from_env("IMGCRAWL_NATS_PORT", 14222)
+}
+
+/// NATS monitoring port of the local stack: `IMGCRAWL_NATS_MONITOR_PORT`, default 18222.
+pub fn nats_monitor_port() -> u16 {
+    port_from_env("IMGCRAWL_NATS_MONITOR_PORT", 18222)
+}
+
+/// PostgreSQL port of the local stack: `IMGCRAWL_PG_PORT`, default 54329 (not 5432).
+pub fn pg_port() -> u16 {
+    port_from_env("IMGCRAWL_PG_PORT", 54329)
+}
+
+fn port_from_env(var: &str, default: u16) -> u16 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 /// Database name and user of the local stack.
 pub const PG_DB: &str = "imgcrawl";
 
 /// Default `NATS_URL` (the local stack's).
 pub fn default_nats_url() -> String {
-    format!("nats://127.0.0.1:{NATS_PORT}")
+    format!("nats://127.0.0.1:{}", nats_port())
 }
 
 /// Default `DATABASE_URL` (the local stack's).
 pub fn default_database_url() -> String {
-    format!("postgres://{PG_DB}@127.0.0.1:{PG_PORT}/{PG_DB}")
+    format!("postgres://{PG_DB}@127.0.0.1:{}/{PG_DB}", pg_port())
 }
 
 /// The stack's home directory.
@@ -91,7 +104,7 @@ pub fn describe() -> Vec<(String, bool, String)> {
     vec![
         (
             "nats".into(),
-            port_open(NATS_PORT),
+            port_open(nats_port()),
             format!(
                 "{} (store {})",
                 default_nats_url(),
@@ -100,7 +113,7 @@ pub fn describe() -> Vec<(String, bool, String)> {
         ),
         (
             "postgres".into(),
-            port_open(PG_PORT),
+            port_open(pg_port()),
             format!(
                 "{} (data {})",
                 default_database_url(),

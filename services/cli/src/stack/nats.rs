@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::proc::{live_pid, port_open, spawn_detached, terminate, wait_port};
-use super::{NATS_MONITOR_PORT, NATS_PORT};
+use super::{nats_monitor_port, nats_port};
 
 /// Finds a nats-server >= 2.10: `IMGCRAWL_NATS_SERVER`, `./.tools/bin/nats-server`, or
 /// the one `infra/scripts/install-nats.sh` installs.
@@ -48,11 +48,11 @@ pub fn binary() -> Result<PathBuf> {
 pub async fn up(home: &Path) -> Result<()> {
     let pid_file = home.join("nats.pid");
     let log = home.join("nats.log");
-    if live_pid(&pid_file).is_some() && port_open(NATS_PORT) {
+    if live_pid(&pid_file).is_some() && port_open(nats_port()) {
         return Ok(());
     }
-    if port_open(NATS_PORT) {
-        bail!("port {NATS_PORT} is taken by another process; stop it or set NATS_URL to use that server instead of the local stack");
+    if port_open(nats_port()) {
+        bail!("port {} is taken by another process; stop it or set NATS_URL to use that server instead of the local stack", nats_port());
     }
     let store = home.join("nats");
     std::fs::create_dir_all(&store)?;
@@ -60,16 +60,16 @@ pub async fn up(home: &Path) -> Result<()> {
     cmd.args(["-js", "-a", "127.0.0.1", "-n", "imgcrawl-local"])
         .args([
             "-p",
-            &NATS_PORT.to_string(),
+            &nats_port().to_string(),
             "-m",
-            &NATS_MONITOR_PORT.to_string(),
+            &nats_monitor_port().to_string(),
         ])
         .arg("-sd")
         .arg(&store)
         .arg("-P")
         .arg(&pid_file);
     spawn_detached(cmd, &log)?;
-    wait_port(NATS_PORT, Duration::from_secs(20), "nats-server", &log).await
+    wait_port(nats_port(), Duration::from_secs(20), "nats-server", &log).await
 }
 
 /// Stops nats-server if running.

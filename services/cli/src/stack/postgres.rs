@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use sqlx::Connection;
 
 use super::proc::{chown_for_pg, pg_command, port_open, wait_port};
-use super::{PG_DB, PG_PORT};
+use super::{pg_port, PG_DB};
 
 /// The directory holding PostgreSQL's binaries: `IMGCRAWL_PG_BIN`, `pg_config
 /// --bindir`, or the newest `/usr/lib/postgresql/*/bin`.
@@ -62,7 +62,7 @@ pub async fn up(home: &Path) -> Result<()> {
     let root = home.join("pg");
     let data = root.join("data");
     let log = root.join("postgres.log");
-    if !port_open(PG_PORT) {
+    if !port_open(pg_port()) {
         let bin = bindir()?;
         std::fs::create_dir_all(&root)?;
         if !data.join("PG_VERSION").is_file() {
@@ -83,17 +83,18 @@ pub async fn up(home: &Path) -> Result<()> {
             .arg("-s")
             .arg("-o")
             .arg(format!(
-                "-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
+                pg_port(),
                 root.display()
             ));
         run(c, "pg_ctl start")?;
-        wait_port(PG_PORT, Duration::from_secs(30), "postgresql", &log).await?;
+        wait_port(pg_port(), Duration::from_secs(30), "postgresql", &log).await?;
     }
     ensure_database().await
 }
 
 async fn ensure_database() -> Result<()> {
-    let admin = format!("postgres://{PG_DB}@127.0.0.1:{PG_PORT}/postgres");
+    let admin = format!("postgres://{PG_DB}@127.0.0.1:{}/postgres", pg_port());
     let mut last = None;
     for _ in 0..50 {
         match sqlx::PgConnection::connect(&admin).await {

@@ -1,0 +1,187 @@
+//! The `imgcrawl` binary as a user runs it: clear errors, a crawl followed to the
+//! end with `run` in another process, `images --jsonl`, `status`, graceful SIGTERM,
+//! and the local stack's `up`/`down` (idempotent, data kept).
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use imgcrawl_tests::pipeline::serve;
+use imgcrawl_tests::{free_port, nats::nats_binary, sitegen, NatsServer, Postgres};
+
+const BIN: &str = env!("CARGO_BIN_EXE_imgcrawl");
+
+fn imgcrawl(env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run imgcrawl")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn errors_are_clear_when_the_stack_is_down_or_a_url_is_bad() {
+    let env = [
+        ("NATS_URL", format!("nats://127.0.0.1:{}", free_port())),
+        ("DATABASE_URL", format!("postgres://imgcrawl@127.0.0.1:{}/imgcrawl", free_port())),
+    ];
+    let out = imgcrawl(&env, &["status"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot connect to nats") && err.contains("imgcrawl up"), "{err}");
+
+    for (url, says) in [("not-a-url", "seed url"), ("ftp://example.org/", "only http(s)")] {
+        let out = imgcrawl(&env, &["crawl", url]);
+        assert!(!out.status.success(), "{url}");
+        assert!(text(&out.stderr).contains(says), "{url}: {}", text(&out.stderr));
+    }
+    let out = imgcrawl(&env, &["images", "--job", "nope"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("invalid value"), "{}", text(&out.stderr));
+}
+
+/// Kills the child on drop (a failed assertion must not leak a worker).
+struct Reap(Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
+    let nats = NatsServer::start().await;
+    let pg = Postgres::start().await;
+    let db = pg.fresh_db().await;
+    let bucket = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("NATS_URL", nats.url()),
+        ("DATABASE_URL", db),
+        ("IMGCRAWL_BUCKET", bucket.path().display().to_string()),
+    ];
+    let mut run = Command::new(BIN);
+    run.args(["run", "--allow-loopback"]).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in &env {
+        run.env(k, v);
+    }
+    let mut worker = Reap(run.spawn().unwrap());
+
+    let server = serve(sitegen::demo()).await;
+    let expected = server.site().expected.clone();
+    let out = imgcrawl(&env, &["crawl", &server.seed_url(), "--wait", "--json", "--timeout", "90"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["images"]["stored"], expected.images.len());
+    assert_eq!(summary["images"]["distinct"], expected.distinct_sha256().len());
+    let job = summary["job_id"].as_str().unwrap().to_string();
+
+    let out = imgcrawl(&env, &["images", "--job", &job, "--jsonl"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), expected.images.len());
+    for l in &lines {
+        for k in ["url", "page_url", "sha256", "bytes", "width", "height", "format", "object_key"] {
+            assert!(!l[k].is_null(), "{k} in {l}");
+        }
+    }
+    let got: BTreeSet<(String, String)> =
+        lines.iter().map(|l| (l["url"].as_str().unwrap().into(), l["sha256"].as_str().unwrap().into())).collect();
+    let want: BTreeSet<(String, String)> = expected
+        .images
+        .iter()
+        .map(|i| (if i.alt_host { server.alt_url(&i.url_path) } else { server.url(&i.url_path) }, i.sha256.clone()))
+        .collect();
+    assert_eq!(got, want);
+
+    let out = imgcrawl(&env, &["status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for needle in ["stream IMGCRAWL", "crawl", "download", "store", "dead letters: none", &job, "completed"] {
+        assert!(s.contains(needle), "status shows {needle}:\n{s}");
+    }
+
+    // SIGTERM: the stages drain and the process exits cleanly within seconds
+    let pid = worker.0.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = worker.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "imgcrawl run did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    assert!(start.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_stack_is_idempotent_and_keeps_data_across_down_and_up() {
+    let home = tempfile::tempdir().unwrap();
+    // PostgreSQL runs as an unprivileged user when we are root: it must reach its dir.
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = vec![
+        ("IMGCRAWL_HOME", home.path().display().to_string()),
+        ("IMGCRAWL_NATS_PORT", free_port().to_string()),
+        ("IMGCRAWL_NATS_MONITOR_PORT", free_port().to_string()),
+        ("IMGCRAWL_PG_PORT", free_port().to_string()),
+        ("IMGCRAWL_NATS_SERVER", nats_binary().unwrap().display().to_string()),
+    ];
+    let down = |env: &Vec<(&str, String)>| {
+        let out = imgcrawl(env, &["down"]);
+        assert!(out.status.success(), "down: {}", text(&out.stderr));
+    };
+    struct Down<'a>(&'a dyn Fn());
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let cleanup = || {
+        let _ = imgcrawl(&env, &["down"]);
+    };
+    let _guard = Down(&cleanup);
+
+    let out = imgcrawl(&env, &["up"]);
+    assert!(out.status.success(), "up: {}{}", text(&out.stdout), text(&out.stderr));
+    let pid = std::fs::read_to_string(home.path().join("nats.pid")).unwrap();
+    let out = imgcrawl(&env, &["up"]);
+    assert!(out.status.success(), "second up: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(home.path().join("nats.pid")).unwrap(), pid, "up twice starts nothing new");
+
+    let server = serve(sitegen::demo()).await;
+    let n = server.site().expected.images.len();
+    let out = imgcrawl(&env, &["crawl", &server.seed_url(), "--wait", "--json", "--timeout", "90"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["images"]["stored"], n);
+    let job = summary["job_id"].as_str().unwrap().to_string();
+
+    down(&env);
+    let out = imgcrawl(&env, &["status"]);
+    assert!(!out.status.success(), "status after down fails clearly");
+    let out = imgcrawl(&env, &["up"]);
+    assert!(out.status.success(), "up again: {}", text(&out.stderr));
+    let out = imgcrawl(&env, &["images", "--job", &job, "--jsonl"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).lines().count(), n, "the index survived down/up");
+    let objects = walk(&home.path().join("bucket")).len();
+    assert_eq!(objects, server.site().expected.distinct_sha256().len(), "the bucket survived down/up");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
