@@ -41,9 +41,15 @@ pub async fn status(settings: &Settings) -> Result<()> {
         "consumer", "pending", "in flight", "redelivered", "at seq"
     );
     for c in consumers {
+        // The index reads with an ordered (ephemeral) consumer from its checkpoint.
+        let name = if c.config.durable_name.is_none() && c.config.filter_subjects.iter().any(|f| f == "imgcrawl.page.fetched") {
+            "index (ordered)".to_string()
+        } else {
+            c.name.clone()
+        };
         println!(
             "  {:<18} {:>10} {:>12} {:>12} {:>10}",
-            c.name,
+            name,
             c.num_pending,
             c.num_ack_pending,
             c.num_redelivered,
