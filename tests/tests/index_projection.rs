@@ -1,18 +1,19 @@
-//! The projection against a real PostgreSQL: batch splits, replays, duplicates,
-//! completion. Needs PostgreSQL binaries (see `common`).
+//! The index projection against a real PostgreSQL: batch splits, replays, duplicates,
+//! completion.
 
-mod common;
+mod index_common;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use imgcrawl_events::{CompletionStatus, CrawlCompleted, Event, ImageIndexed};
 use imgcrawl_index::{apply_batch, apply_batch_through, read_checkpoint, BatchEffects, Sourced};
+use imgcrawl_tests::Postgres;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use common::stream::*;
-use common::PgServer;
+use index_common::fresh_pool;
+use index_common::stream::*;
 
 const TABLES: [&str; 8] = [
     "jobs",
@@ -64,9 +65,9 @@ async fn digests(pool: &PgPool) -> BTreeMap<&'static str, String> {
 
 #[tokio::test]
 async fn any_batch_split_gives_identical_rows_and_effects() {
-    let pg = PgServer::start().await;
+    let pg = Postgres::start().await;
     let events = stream();
-    let one = pg.fresh_pool().await;
+    let one = fresh_pool(&pg).await;
     let whole = apply_all(&one, std::slice::from_ref(&events)).await;
     let expected = digests(&one).await;
     let single: Vec<Vec<Sourced>> = events.iter().map(|e| vec![e.clone()]).collect();
@@ -75,7 +76,7 @@ async fn any_batch_split_gives_identical_rows_and_effects() {
         splits.push(("random split", random_split(&events, seed, 9)));
     }
     for (name, batches) in splits {
-        let pool = pg.fresh_pool().await;
+        let pool = fresh_pool(&pg).await;
         let got = apply_all(&pool, &batches).await;
         assert_eq!(
             digests(&pool).await,
@@ -122,8 +123,8 @@ async fn job(pool: &PgPool, id: Uuid) -> (String, Ts, Ts, [i64; 8], i64) {
 
 #[tokio::test]
 async fn the_projection_holds_what_the_events_say() {
-    let pg = PgServer::start().await;
-    let pool = pg.fresh_pool().await;
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
     let effects = apply(&pool, &stream()).await;
     assert_eq!(
         (
@@ -294,8 +295,8 @@ async fn the_projection_holds_what_the_events_say() {
 
 #[tokio::test]
 async fn reapplying_applied_events_changes_nothing() {
-    let pg = PgServer::start().await;
-    let pool = pg.fresh_pool().await;
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
     let events = stream();
     apply(&pool, &events[..30]).await;
     let overlap = apply(&pool, &events[20..]).await;
@@ -313,7 +314,7 @@ async fn reapplying_applied_events_changes_nothing() {
     assert!(again.completed.is_empty() && again.indexed.is_empty());
     assert_eq!(digests(&pool).await, before);
 
-    let reference = pg.fresh_pool().await;
+    let reference = fresh_pool(&pg).await;
     apply(&reference, &events).await;
     assert_eq!(
         digests(&reference).await,
@@ -324,11 +325,11 @@ async fn reapplying_applied_events_changes_nothing() {
 
 #[tokio::test]
 async fn duplicates_with_new_sequences_do_not_move_counters() {
-    let pg = PgServer::start().await;
-    let base = pg.fresh_pool().await;
+    let pg = Postgres::start().await;
+    let base = fresh_pool(&pg).await;
     let events = stream();
     apply(&base, &events).await;
-    let dup = pg.fresh_pool().await;
+    let dup = fresh_pool(&pg).await;
     apply(&dup, &events).await;
     // Every event again, published later with new sequences (outside the dedup window),
     // in a few batches.
@@ -372,8 +373,8 @@ async fn duplicates_with_new_sequences_do_not_move_counters() {
 
 #[tokio::test]
 async fn completion_is_detected_at_its_event() {
-    let pg = PgServer::start().await;
-    let pool = pg.fresh_pool().await;
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
     let mut seen: BTreeMap<Uuid, (u64, CrawlCompleted)> = BTreeMap::new();
     for s in stream() {
         for c in apply(&pool, std::slice::from_ref(&s)).await.completed {
@@ -393,8 +394,8 @@ async fn completion_is_detected_at_its_event() {
 
 #[tokio::test]
 async fn the_checkpoint_passes_over_non_events_and_is_locked_per_batch() {
-    let pg = PgServer::start().await;
-    let pool = pg.fresh_pool().await;
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
     let events = stream();
     let mut tx = pool.begin().await.unwrap();
     let e = apply_batch_through(&mut tx, "standby", &events[..5], 9)

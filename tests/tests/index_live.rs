@@ -3,8 +3,6 @@
 //! the commit, a database outage is ridden out, a restart resumes from the checkpoint,
 //! and a database that went back in time is rebuilt from the log.
 
-mod common;
-
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -13,12 +11,10 @@ use imgcrawl_bus::dlq::DeadLetter;
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_events::*;
 use imgcrawl_index::{read_checkpoint, run, Config};
+use imgcrawl_tests::{wait_until, NatsServer, Postgres};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-use common::nats::NatsServer;
-use common::PgServer;
 
 const L: Uuid = Uuid::from_u128(0x1_0001);
 const M: Uuid = Uuid::from_u128(0x1_0002);
@@ -138,14 +134,11 @@ async fn status(pool: &PgPool, job: Uuid) -> Option<String> {
 }
 
 async fn wait_status(pool: &PgPool, job: Uuid, want: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while status(pool, job).await.as_deref() != Some(want) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {job} never became {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let became = wait_until(Duration::from_secs(30), || async {
+        status(pool, job).await.as_deref() == Some(want)
+    })
+    .await;
+    assert!(became, "job {job} never became {want}");
 }
 
 fn start(bus: &Bus, config: &Config) -> (CancellationToken, tokio::task::JoinHandle<()>) {
@@ -167,9 +160,9 @@ async fn stop(token: CancellationToken, task: tokio::task::JoinHandle<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_stage_projects_announces_survives_outages_and_resumes() {
-    let (mut pg, nats) = (PgServer::start().await, NatsServer::start());
+    let (mut pg, nats) = (Postgres::start().await, NatsServer::start().await);
     let bus = Bus::connect(BusConfig::with_url(nats.url())).await.unwrap();
-    let db_url = pg.create_db().await;
+    let db_url = pg.fresh_db().await;
     let config = Config {
         database_url: db_url.clone(),
         batch_size: 4,
@@ -226,13 +219,13 @@ async fn the_live_stage_projects_announces_survives_outages_and_resumes() {
     );
 
     // PostgreSQL goes down while events arrive: the stage retries and catches up.
-    pg.stop();
+    pg.kill();
     bus.publisher()
         .publish_all(&one_page_job(M, "https://m.test/", 10))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    pg.restart().await;
+    pg.start_again().await.expect("postgres starts again");
     wait_status(&pool, M, "completed").await;
     stop(token, task).await;
     let cp = read_checkpoint(&pool, "postgres").await.unwrap().unwrap();
