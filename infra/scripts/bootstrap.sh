@@ -40,6 +40,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 
 bash infra/scripts/install-nats.sh >/dev/null
+bash infra/scripts/install-s3.sh >/dev/null
 
 if [ $# -gt 0 ]; then
   exec just "$@"

@@ -5,6 +5,7 @@
 //! * [`Postgres`]: a PostgreSQL server from a cached `initdb` template; `fresh_db()` per
 //!   test; kill, stop, start again, pause for failover tests. Works as root (the server
 //!   runs as an unprivileged user).
+//! * [`S3Server`]: a real S3-compatible server (`s3s-fs`) with SigV4 auth; `bucket()`.
 //! * [`wait`]: free ports and polling helpers.
 //! * [`sitegen`]: the generated websites and their server (re-exported).
 
@@ -14,6 +15,7 @@ pub mod pg_setup;
 pub mod pipeline;
 pub mod postgres;
 pub mod process;
+pub mod s3;
 pub mod wait;
 
 pub use error::HarnessError;
@@ -22,4 +24,5 @@ pub use nats::NatsServer;
 pub use pipeline::{Pipeline, Stage};
 pub use postgres::Postgres;
 pub use process::{target_dir, workspace_root};
+pub use s3::S3Server;
 pub use wait::{free_port, wait_for, wait_for_tcp, wait_until};

@@ -18,6 +18,12 @@ pub struct Config {
     pub concurrency: usize,
     /// Seconds JetStream waits for an ack before redelivering to another replica.
     pub ack_wait_secs: u64,
+    /// Images of at least this many bytes go up as a multipart upload (parts in
+    /// parallel; S3 refuses single PUTs over 5 GiB). On a local directory the parts
+    /// go into one staged file that is renamed into place when complete.
+    pub multipart_threshold_bytes: u64,
+    /// Part size of multipart uploads, kept within S3's limits (5 MiB to 5 GiB).
+    pub multipart_part_bytes: u64,
 }
 
 impl Default for Config {
@@ -28,6 +34,8 @@ impl Default for Config {
             prefix: "images".into(),
             concurrency: 16,
             ack_wait_secs: 60,
+            multipart_threshold_bytes: 8 << 20,
+            multipart_part_bytes: 8 << 20,
         }
     }
 }
@@ -66,6 +74,7 @@ mod tests {
         assert_eq!(c.s3.allow_http, Some(true));
         assert_eq!(c.s3.region, None);
         assert_eq!((c.prefix.as_str(), c.concurrency), ("images", 16));
+        assert_eq!(c.multipart_threshold_bytes, 8 << 20);
         assert!(serde_json::from_str::<Config>(r#"{"targte":"x"}"#).is_err());
         assert!(serde_json::from_str::<Config>(r#"{"s3":{"endpoit":"x"}}"#).is_err());
     }

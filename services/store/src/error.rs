@@ -32,6 +32,19 @@ pub enum StoreError {
     /// A hash that is not 64 lowercase hex digits cannot name an object.
     #[error("not a lowercase hex sha256: {0:?}")]
     InvalidSha(String),
+    /// Reading the event stream failed.
+    #[error("event stream: {0}")]
+    Stream(String),
+    /// The bucket was replayed from another stream: refused, never mixed.
+    #[error(
+        "refusing to replay stream {stream} into a bucket replayed from another stream ({bucket}); use an empty bucket or folder"
+    )]
+    ForeignStream {
+        /// The stream the bucket's replay checkpoint names.
+        bucket: String,
+        /// The stream being replayed.
+        stream: String,
+    },
     /// The consumer could not be created or the pull loop failed.
     #[error(transparent)]
     Bus(#[from] BusError),

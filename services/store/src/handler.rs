@@ -3,17 +3,13 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream::object_store::{GetErrorKind, ObjectStore as BlobStore};
-use bytes::Bytes;
 use chrono::Utc;
 use imgcrawl_bus::{Bus, Delivery, Outcome};
 use imgcrawl_events::{Event, ImageDeleted, ImageDownloaded, ImageStored};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 use tracing::{debug, field, instrument, Span};
 
-use crate::bucket::{Bucket, ImageObject};
-use crate::key::extension;
+use crate::bucket::Bucket;
+use crate::copy::{copy_image, CopyError};
 
 /// Everything a handler needs; shared by all handlers of the process.
 pub(crate) struct Stage {
@@ -37,31 +33,22 @@ pub(crate) async fn handle(stage: Arc<Stage>, d: Delivery) -> Outcome {
     }
 }
 
-/// Copies the blob into the bucket (if absent) and publishes `image.stored`.
+/// Copies the blob into the bucket (if absent) and publishes `image.stored`. A missing
+/// blob is retried (the worker dead-letters it after the last delivery); a blob whose
+/// bytes do not match its name is poison.
 async fn stored(stage: &Stage, e: &ImageDownloaded, seq: u64) -> Outcome {
-    let body = match read_blob(&stage.bus.blobs, &e.sha256).await {
-        Ok(body) => body,
-        Err(outcome) => return outcome,
-    };
-    let obj = ImageObject {
-        sha256: &e.sha256,
-        ext: extension(&e.format, &e.content_type),
-        content_type: &e.content_type,
-        source_url: &e.url,
-        stream_sequence: seq,
-    };
-    let bytes = body.len() as u64;
-    let (object_key, wrote) = match stage.bucket.put_image(&obj, body).await {
-        Ok(done) => done,
+    let copied = match copy_image(&stage.bus.blobs, &stage.bucket, e, seq).await {
+        Ok(copied) => copied,
+        Err(CopyError::Corrupt(reason)) => return Outcome::Poison(reason),
         Err(err) => return Outcome::retry(err.to_string()),
     };
-    debug!(%object_key, bytes, wrote, "stored");
+    debug!(object_key = %copied.key, bytes = copied.bytes, wrote = copied.wrote, "stored");
     let event = Event::ImageStored(ImageStored {
         job_id: e.job_id,
         url: e.url.clone(),
         sha256: e.sha256.clone(),
-        object_key,
-        bytes,
+        object_key: copied.key,
+        bytes: copied.bytes,
         content_type: e.content_type.clone(),
         occurred_at: Utc::now(),
     });
@@ -69,30 +56,6 @@ async fn stored(stage: &Stage, e: &ImageDownloaded, seq: u64) -> Outcome {
         Ok(()) => Outcome::Done,
         Err(err) => Outcome::retry(format!("publish image.stored: {err}")),
     }
-}
-
-/// Reads the whole blob and checks it hashes to its name. A missing blob is retried
-/// (the worker dead-letters it after the last delivery); a blob whose bytes do not
-/// match its name is poison.
-async fn read_blob(blobs: &BlobStore, sha: &str) -> Result<Bytes, Outcome> {
-    let mut object = match blobs.get(sha).await {
-        Ok(object) => object,
-        Err(err) if err.kind() == GetErrorKind::NotFound => {
-            return Err(Outcome::retry(format!("blob {sha} not found")))
-        }
-        Err(err) => return Err(Outcome::retry(format!("blob {sha}: {err}"))),
-    };
-    let mut buf = Vec::with_capacity(object.info().size.min(64 << 20));
-    if let Err(err) = object.read_to_end(&mut buf).await {
-        return Err(Outcome::retry(format!("read blob {sha}: {err}")));
-    }
-    let actual = hex::encode(Sha256::digest(&buf));
-    if actual != sha {
-        return Err(Outcome::Poison(format!(
-            "blob {sha} holds bytes hashing to {actual}"
-        )));
-    }
-    Ok(Bytes::from(buf))
 }
 
 /// Deletes every object of the image.

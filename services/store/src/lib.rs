@@ -8,12 +8,18 @@
 //!
 //! Byte-identical images from many URLs are one object; a retry rewrites (or skips)
 //! the same key.
+//!
+//! [`copy_image`] is the one put path, shared by the stage and by
+//! [`replay_objects`], which rebuilds a bucket from the stream and the blob store;
+//! [`verify_bucket`] checks a bucket against the events.
 
 pub mod bucket;
 mod config;
+mod copy;
 mod error;
 mod handler;
 pub mod key;
+pub mod replay;
 pub mod target;
 
 use std::sync::Arc;
@@ -26,8 +32,13 @@ use tokio_util::sync::CancellationToken;
 
 pub use bucket::{Bucket, ImageObject};
 pub use config::{Config, S3Config};
+pub use copy::{copy_image, read_blob, Copied, CopyError};
 pub use error::StoreError;
 pub use key::{extension, object_key};
+pub use replay::verify::{verify_bucket, BucketProblem, BucketReport};
+pub use replay::{
+    replay_objects, stream_info, ObjectReplayOptions, ObjectReplayProgress, StreamInfo,
+};
 pub use target::{open_store, Target};
 
 /// The durable consumer name of this stage.
@@ -53,7 +64,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     tracing::info!(consumer = CONSUMER, target = %config.target, prefix = %config.prefix, "store stage running");
     let stage = Arc::new(handler::Stage {
         bus: bus.clone(),
-        bucket: Bucket::new(store, &config.prefix),
+        bucket: Bucket::from_config(store, &config),
     });
     let opts = WorkerOptions {
         concurrency: config.concurrency.max(1),

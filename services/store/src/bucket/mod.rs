@@ -1,4 +1,6 @@
-//! Writing and deleting content-addressed image objects in an `object_store` backend.
+//! Writing and deleting content-addressed image objects in an `object_store` backend:
+//! a single PUT, or a multipart upload for large images (see [`Multipart`]), with
+//! Content-Type, Cache-Control and user metadata where the backend keeps them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -6,16 +8,23 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
+use object_store::{Attribute, Attributes, ObjectStore};
 
 use crate::key::{folder, object_key};
-use crate::StoreError;
+use crate::{Config, StoreError};
+
+mod upload;
+
+pub use upload::{Multipart, MAX_PART_BYTES, MIN_PART_BYTES};
 
 /// `Cache-Control` of image objects: their content never changes under a key.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
 /// Longest `source-url` metadata value kept (S3 allows 2 KiB of user metadata in all).
 const MAX_SOURCE_URL: usize = 1024;
+
+/// Longest Content-Type value kept.
+const MAX_CONTENT_TYPE: usize = 255;
 
 /// What is written with an image besides its bytes.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +47,8 @@ pub struct Bucket {
     prefix: String,
     /// Cleared the first time the backend refuses attributes (the local filesystem).
     attributes: AtomicBool,
+    /// When to upload in parts.
+    multipart: Multipart,
 }
 
 fn object_err(key: &str, e: impl std::fmt::Display) -> StoreError {
@@ -74,7 +85,23 @@ impl Bucket {
             store,
             prefix: prefix.trim_matches('/').to_string(),
             attributes: AtomicBool::new(true),
+            multipart: Multipart::default(),
         }
+    }
+
+    /// Images go under `config.prefix` in `store`, with the configured multipart
+    /// threshold and part size.
+    pub fn from_config(store: Arc<dyn ObjectStore>, config: &Config) -> Self {
+        Bucket::new(store, &config.prefix).with_multipart(Multipart::new(
+            config.multipart_threshold_bytes,
+            config.multipart_part_bytes,
+        ))
+    }
+
+    /// The same bucket with another multipart threshold and part size.
+    pub fn with_multipart(mut self, multipart: Multipart) -> Self {
+        self.multipart = multipart;
+        self
     }
 
     /// The object key of an image.
@@ -84,7 +111,8 @@ impl Bucket {
     }
 
     /// Puts the image unless an object of the same size is already at its key (a put of
-    /// the same content would be harmless anyway). Returns the key and whether it wrote.
+    /// the same content would be harmless anyway), in parts if it is large. Returns the
+    /// key and whether it wrote.
     pub async fn put_image(
         &self,
         obj: &ImageObject<'_>,
@@ -97,22 +125,18 @@ impl Bucket {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(object_err(&key, e)),
         }
-        let payload = PutPayload::from(body);
+        let parts = self.multipart.part_size(body.len());
+        let store = self.store.as_ref();
         if self.attributes.load(Ordering::Relaxed) {
-            let opts = PutOptions {
-                attributes: attributes(obj),
-                ..PutOptions::default()
-            };
-            match self.store.put_opts(&location, payload.clone(), opts).await {
-                Ok(_) => return Ok((key, true)),
+            match upload::write(store, &location, body.clone(), attributes(obj), parts).await {
+                Ok(()) => return Ok((key, true)),
                 Err(object_store::Error::NotImplemented) => {
                     self.attributes.store(false, Ordering::Relaxed)
                 }
                 Err(e) => return Err(object_err(&key, e)),
             }
         }
-        self.store
-            .put(&location, payload)
+        upload::write(store, &location, body, Attributes::new(), parts)
             .await
             .map_err(|e| object_err(&key, e))?;
         Ok((key, true))
@@ -156,7 +180,15 @@ impl Bucket {
 /// Content-Type, Cache-Control and user metadata of an image object.
 fn attributes(obj: &ImageObject<'_>) -> Attributes {
     let mut a = Attributes::new();
-    a.insert(Attribute::ContentType, obj.content_type.to_string().into());
+    // A value that cannot be a header is left out (the backend's default applies)
+    // rather than failing every retry.
+    let content_type = obj.content_type.trim();
+    if !content_type.is_empty()
+        && content_type.len() <= MAX_CONTENT_TYPE
+        && content_type.bytes().all(|b| (0x20..=0x7E).contains(&b))
+    {
+        a.insert(Attribute::ContentType, content_type.to_string().into());
+    }
     a.insert(Attribute::CacheControl, CACHE_CONTROL.into());
     a.insert(
         Attribute::Metadata("source-url".into()),
@@ -172,6 +204,8 @@ fn attributes(obj: &ImageObject<'_>) -> Attributes {
     );
     a
 }
+
+mod read;
 
 #[cfg(test)]
 mod tests;

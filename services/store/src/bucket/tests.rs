@@ -147,3 +147,68 @@ fn header_values_are_ascii_and_capped() {
     let long = "x".repeat(5000);
     assert!(header_safe(&long, 1024).len() <= 1024);
 }
+
+/// `len` bytes that differ in every part (so a misordered part would show).
+fn large_body(len: usize) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+            .collect::<Vec<u8>>(),
+    )
+}
+
+#[tokio::test]
+async fn large_images_go_up_in_parts_with_their_attributes() {
+    let store = Arc::new(InMemory::new());
+    let bucket =
+        Bucket::new(store.clone(), "images").with_multipart(Multipart::new(8 << 20, 5 << 20));
+    let body = large_body((12 << 20) + 3);
+    assert_eq!(bucket.multipart.part_size(body.len()), Some(5 << 20));
+    let (key, wrote) = bucket
+        .put_image(&image(SHA, "jpg"), body.clone())
+        .await
+        .expect("put");
+    assert!(wrote);
+    let got = store
+        .get(&Path::parse(&key).expect("path"))
+        .await
+        .expect("get");
+    let attr = |a: Attribute| got.attributes.get(&a).map(|v| v.as_ref().to_string());
+    assert_eq!(attr(Attribute::ContentType).as_deref(), Some("image/jpeg"));
+    assert_eq!(
+        attr(Attribute::Metadata("stream-sequence".into())).as_deref(),
+        Some("7")
+    );
+    assert!(got.bytes().await.expect("bytes") == body, "bytes differ");
+}
+
+#[tokio::test]
+async fn large_images_reach_the_local_filesystem_in_parts_too() {
+    let (dir, bucket) = local();
+    let bucket = bucket.with_multipart(Multipart::new(0, 5 << 20));
+    let body = large_body((10 << 20) + 1);
+    let (key, _) = bucket
+        .put_image(&image(SHA, "png"), body.clone())
+        .await
+        .expect("put");
+    assert!(std::fs::read(dir.path().join(&key)).expect("file") == body);
+    assert!(!bucket.attributes.load(Ordering::Relaxed));
+}
+
+#[test]
+fn content_types_that_cannot_be_headers_are_left_out() {
+    let get = |ct: &'static str| {
+        attributes(&ImageObject {
+            content_type: ct,
+            ..image(SHA, "jpg")
+        })
+        .get(&Attribute::ContentType)
+        .map(|v| v.as_ref().to_string())
+    };
+    assert_eq!(
+        get(" image/svg+xml; charset=utf-8 ").as_deref(),
+        Some("image/svg+xml; charset=utf-8")
+    );
+    assert_eq!(get(""), None);
+    assert_eq!(get("image/png\r\nx-evil: 1"), None);
+}
