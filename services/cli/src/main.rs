@@ -4,8 +4,10 @@
 mod cmd_crawl;
 mod cmd_demo;
 mod cmd_images;
+mod cmd_replay;
 mod cmd_run;
 mod cmd_status;
+mod cmd_verify;
 mod progress;
 mod settings;
 mod stack;
@@ -52,6 +54,11 @@ enum Cmd {
     Images(cmd_images::ImagesArgs),
     /// Bring up the stack, crawl the built-in demo site end to end, print the summary.
     Demo(cmd_demo::DemoArgs),
+    /// Rebuild the PostgreSQL projection or the bucket from the stream (resumable).
+    Replay(cmd_replay::ReplayArgs),
+    /// Compare two projections (or one with a fresh replay) and check a bucket; exit 1 if
+    /// anything differs.
+    Verify(cmd_verify::VerifyArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -109,6 +116,8 @@ async fn main() -> Result<()> {
                 Cmd::Status => cmd_status::status(&s).await,
                 Cmd::Images(args) => cmd_images::images(&s, args).await,
                 Cmd::Demo(args) => cmd_demo::demo(&s, args).await,
+                Cmd::Replay(args) => cmd_replay::replay(&s, args).await,
+                Cmd::Verify(args) => cmd_verify::verify(&s, args).await,
                 Cmd::Run(_) => unreachable!("handled above"),
             }
         }

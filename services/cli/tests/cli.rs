@@ -185,3 +185,63 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_verify_rebuild_both_projections_and_report_differences() {
+    let nats = NatsServer::start().await;
+    let pg = Postgres::start().await;
+    let (live, rebuilt) = (pg.fresh_db().await, pg.fresh_db().await);
+    let bucket = tempfile::tempdir().unwrap();
+    let env = vec![("NATS_URL", nats.url()), ("DATABASE_URL", live.clone())];
+    let mut run = Command::new(BIN);
+    run.args(["run", "--allow-loopback"]).stdout(Stdio::null()).stderr(Stdio::null());
+    run.env("IMGCRAWL_BUCKET", bucket.path()).env("NATS_URL", nats.url()).env("DATABASE_URL", &live);
+    let _worker = Reap(run.spawn().unwrap());
+    let db = sqlx::PgPool::connect(&live).await.unwrap();
+    let migrated = imgcrawl_tests::wait_until(Duration::from_secs(30), || async {
+        sqlx::query("select 1 from jobs limit 1").fetch_optional(&db).await.is_ok()
+    });
+    assert!(migrated.await, "the index created its schema");
+    let server = serve(sitegen::demo()).await;
+    let out = imgcrawl(&env, &["crawl", &server.seed_url(), "--wait", "--json", "--timeout", "90"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = imgcrawl(&env, &["verify"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("nothing to verify"), "{}", text(&out.stderr));
+
+    // stderr is not a terminal here: no bar, one JSON line
+    let out = imgcrawl(&env, &["replay", "--projection", "postgres", "--database-url", &rebuilt]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["caught_up"], true, "{summary}");
+    assert!(summary["events"].as_u64().unwrap() > 0 && summary["rows"]["images"].as_u64().unwrap() > 0, "{summary}");
+
+    let against = ["verify", "--against-database-url", &rebuilt];
+    let out = imgcrawl(&env, &against);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("identical"), "{}", text(&out.stdout));
+    let out = imgcrawl(&env, &["verify", "--against-replay", "--json"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["identical"], true, "{report}");
+
+    let db = sqlx::PgPool::connect(&rebuilt).await.unwrap();
+    sqlx::query("update pages set title = 'changed' where seq = (select max(seq) from pages)").execute(&db).await.unwrap();
+    let out = imgcrawl(&env, &against);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("DIFFERS pages digest") && s.contains("DIFFERS pages latest record"), "{s}");
+
+    let copy = tempfile::tempdir().unwrap();
+    let to = copy.path().display().to_string();
+    let out = imgcrawl(&env, &["replay", "--projection", "objects", "--to", &to, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["written"], server.site().expected.distinct_sha256().len(), "{summary}");
+    let out = imgcrawl(&env, &["verify", "--bucket", &to]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    std::fs::remove_dir_all(copy.path().join("images")).unwrap();
+    let out = imgcrawl(&env, &["verify", "--bucket", &to]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("missing"), "{}", text(&out.stdout));
+}

@@ -17,6 +17,9 @@ pub struct Config {
     pub checkpoint_name: String,
     /// Most events applied in one transaction.
     pub batch_size: usize,
+    /// Most events applied in one transaction by a replay (`imgcrawl replay`), which
+    /// reads a backlog and gains from larger batches.
+    pub replay_batch_size: usize,
     /// Milliseconds to linger for more events once the first event of a batch arrived.
     pub batch_wait_ms: u64,
     /// Publish `image.indexed` for every image source that became queryable.
@@ -37,6 +40,7 @@ impl Default for Config {
             database_url: "postgres://imgcrawl@127.0.0.1:54329/imgcrawl".into(),
             checkpoint_name: "postgres".into(),
             batch_size: 1000,
+            replay_batch_size: 5000,
             batch_wait_ms: 50,
             publish_indexed: true,
             republish_window_secs: 600,

@@ -31,6 +31,29 @@ pub enum IndexError {
     /// Talking to NATS failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// Reading the event stream's information failed.
+    #[error("event stream: {0}")]
+    Stream(String),
+    /// The database holds the projection of another stream: refused, never mixed.
+    #[error(
+        "refusing to project stream {stream} into a database that holds the projection of another stream ({database}); use an empty database (or drop this one) and replay"
+    )]
+    ForeignStream {
+        /// The stream the database records.
+        database: String,
+        /// The stream this writer reads.
+        stream: String,
+    },
+    /// Two projections cannot be compared: they are at different stream positions.
+    #[error(
+        "the projections are at different checkpoints ({left} and {right}); compare them at the same checkpoint (stop the writer, or replay with --until {left})"
+    )]
+    CheckpointsDiffer {
+        /// Checkpoint of the first projection.
+        left: u64,
+        /// Checkpoint of the second projection.
+        right: u64,
+    },
 }
 
 /// Wraps a driver error with the operation it interrupted.

@@ -12,21 +12,32 @@
 //! * [`run`] is the live stage: an in-order reader from the checkpoint on
 //!   (the `source` module), batches committed then announced (`image.indexed`,
 //!   `crawl.completed`), dead letters for poison, retries while the database is down.
+//! * [`replay`] rebuilds a projection from the stream with the same loop (the `stage`
+//!   module), publishing nothing, in large batches, up to the stream's end or `until`.
+//! * Every database records the stream it projects (`projection_meta`, see
+//!   [`StreamIdentity`]); the live stage and replays refuse a database of another
+//!   stream ([`IndexError::ForeignStream`]).
+//! * [`verify`] compares two projections at one checkpoint (counts, latest record, id
+//!   range, content digest per table), or a projection with a fresh replay.
 //!
 //! The schema lives in `migrations/` and is embedded ([`MIGRATOR`]).
 
 mod apply;
 mod batch;
 mod clean;
+mod commit;
 mod config;
 mod db;
 mod effects;
 mod error;
+mod meta;
 mod progress;
+mod replay;
 mod republish;
 mod source;
 mod sourced;
 mod stage;
+pub mod verify;
 
 pub use apply::checkpoint::Checkpoint;
 pub use apply::{apply_batch, apply_batch_through};
@@ -35,7 +46,9 @@ pub use config::Config;
 pub use db::{connect, migrate, read_checkpoint, MIGRATOR};
 pub use effects::{Applied, BatchEffects, Invalid};
 pub use error::IndexError;
+pub use meta::{recorded_stream, stream_position, StreamIdentity, StreamPosition};
 pub use progress::{Counters, JobStatus};
+pub use replay::{replay, ReplayOptions, ReplayProgress};
 pub use republish::recent_completions;
 pub use source::consumed_subjects;
 pub use sourced::Sourced;

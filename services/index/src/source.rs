@@ -14,6 +14,12 @@
 //! before the first message it restarts from the stream's first sequence, which shows
 //! up here as a sequence at or below the last one seen, and we re-create the consumer
 //! at the right place ourselves.
+//!
+//! **A limit, for replays.** With a limit the reader hands out nothing above it and
+//! reports itself [`EventSource::exhausted`] once every consumed event up to the limit
+//! was handed out: when a message says nothing more is pending, when the consumer
+//! starts with nothing pending, or when a message above the limit arrives (it is held
+//! back, and handed out first if the limit is lifted to keep following).
 
 use std::time::Duration;
 
@@ -43,15 +49,22 @@ pub(crate) struct EventSource {
     messages: Option<Ordered>,
     /// The last stream sequence handed out (or the checkpoint at start).
     last_seen: u64,
+    /// Hand out nothing above this sequence.
+    limit: Option<u64>,
+    /// A message above the limit, read but not handed out.
+    held: Option<Message>,
+    /// Everything up to the limit was handed out.
+    exhausted: bool,
 }
 
 impl EventSource {
-    /// A reader that starts after sequence `after`.
+    /// A reader that starts after sequence `after` and hands out nothing above `limit`.
     pub(crate) fn new(
         js: jetstream::Context,
         stream: String,
         description: String,
         after: u64,
+        limit: Option<u64>,
     ) -> Self {
         EventSource {
             js,
@@ -59,7 +72,21 @@ impl EventSource {
             description,
             messages: None,
             last_seen: after,
+            exhausted: limit.is_some_and(|l| l <= after),
+            limit,
+            held: None,
         }
+    }
+
+    /// Whether every event up to the limit has been handed out (never without a limit).
+    pub(crate) fn exhausted(&self) -> bool {
+        self.limit.is_some() && self.exhausted
+    }
+
+    /// Lifts the limit: from now on the reader follows the stream.
+    pub(crate) fn unlimit(&mut self) {
+        self.limit = None;
+        self.exhausted = false;
     }
 
     async fn open(&mut self) -> Result<(), String> {
@@ -84,6 +111,9 @@ impl EventSource {
             .create_consumer(config)
             .await
             .map_err(|e| format!("create consumer: {e}"))?;
+        if consumer.cached_info().num_pending == 0 {
+            self.exhausted = true;
+        }
         let mut kept = consumer.cached_info().config.filter_subjects.clone();
         kept.sort();
         let mut wanted = consumed_subjects();
@@ -108,11 +138,14 @@ impl EventSource {
     pub(crate) fn rewind(&mut self, after: u64) {
         self.last_seen = after;
         self.messages = None;
+        self.held = None;
+        self.exhausted = self.limit.is_some_and(|l| l <= after);
     }
 
     /// The next batch: waits for a first message (until `shutdown`), then lingers up to
-    /// `linger` for more, at most `max`. Returns an empty batch on shutdown; the
-    /// messages are in stream order and all above the previous batch.
+    /// `linger` for more, at most `max`. Returns an empty batch on shutdown or once
+    /// [`exhausted`](Self::exhausted); the messages are in stream order and all above
+    /// the previous batch.
     pub(crate) async fn next_batch(
         &mut self,
         max: usize,
@@ -122,7 +155,10 @@ impl EventSource {
         let mut batch = Vec::new();
         let mut deadline: Option<Instant> = None;
         let mut failures = 0u32;
-        while batch.len() < max {
+        if self.limit.is_none() {
+            batch.extend(self.held.take());
+        }
+        while batch.len() < max && !self.exhausted() {
             if self.messages.is_none() {
                 if let Err(e) = self.open().await {
                     if !batch.is_empty() {
@@ -136,6 +172,7 @@ impl EventSource {
                         _ = tokio::time::sleep(pause) => continue,
                     }
                 }
+                continue; // opened: it may have found nothing left up to the limit
             }
             let Some(messages) = self.messages.as_mut() else {
                 continue;
@@ -148,7 +185,7 @@ impl EventSource {
                 Next::Elapsed => break,
                 Next::Message(msg) => {
                     if self.accept(&msg) {
-                        batch.push(*msg);
+                        self.take(*msg, &mut batch);
                         deadline.get_or_insert_with(|| Instant::now() + linger);
                     }
                 }
@@ -159,6 +196,25 @@ impl EventSource {
             }
         }
         batch
+    }
+
+    /// Hands `msg` out, or holds it back if it is above the limit; notes when nothing up
+    /// to the limit is left.
+    fn take(&mut self, msg: Message, batch: &mut Vec<Message>) {
+        let Some(limit) = self.limit else {
+            return batch.push(msg);
+        };
+        let Ok(info) = msg.info() else { return };
+        let (seq, pending) = (info.stream_sequence, info.pending);
+        if seq > limit {
+            self.held = Some(msg);
+            self.exhausted = true;
+            return;
+        }
+        batch.push(msg);
+        if pending == 0 || seq == limit {
+            self.exhausted = true;
+        }
     }
 
     /// Takes a message if it is the next one in order; a message at or below the last

@@ -1,209 +1,104 @@
-//! The live index stage: read batches in order, apply each in one transaction,
-//! commit, then publish what the batch produced.
+//! The projection loop, shared by the live index stage and by replays: read batches in
+//! order, apply each in one transaction, commit, then (live only) publish what the
+//! batch produced.
 //!
 //! Order of effects per batch, and why:
 //! 1. poison messages (undecodable) are dead-lettered, so none is lost; they are not
 //!    applied, and the checkpoint passes over them;
-//! 2. the batch is applied and the checkpoint advanced in one transaction, retried with
-//!    back-off while PostgreSQL is unavailable (from memory: nothing is acked, nothing
-//!    is redelivered, and events at or below the checkpoint are skipped anyway);
+//! 2. the batch is applied and the checkpoint advanced in one transaction (which also
+//!    checks that the database projects this stream), retried with back-off while
+//!    PostgreSQL is unavailable (from memory: nothing is acked, nothing is
+//!    redelivered, and events at or below the checkpoint are skipped anyway);
 //! 3. only after the commit, `image.indexed` and `crawl.completed` are published (see
 //!    the `republish` module for a crash in between).
+//!
+//! A replay runs the same loop with [`Mode::publish_outputs`] off (no dead letters, no
+//! announcements: they were published when the events were first applied) and a
+//! limit: it stops once everything up to the stream's end at start (or `until`) is
+//! applied, or keeps following without publishing.
 //!
 //! If the database's checkpoint is found below what this process committed (a
 //! failover to a standby that is behind, a restore, commits lost with
 //! `synchronous_commit = off`), the batch is rolled back and the stream is read again
 //! from the database's checkpoint: the node catches up from the log by itself.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::Message;
-use imgcrawl_bus::dlq::{dead_letter, DeadLetter};
-use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_bus::Bus;
-use imgcrawl_events::{decode, HEADER_EVENT};
 use sqlx::PgPool;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
-use crate::effects::{BatchEffects, Invalid};
-use crate::error::{db as db_err, IndexError};
-use crate::source::{consumed_subjects, EventSource};
-use crate::{apply_batch_through, db, republish, Config, Sourced};
+use crate::commit::{commit, dead_letter_all, prepare, retry, Prepared, Step};
+use crate::effects::BatchEffects;
+use crate::meta::{self, StreamIdentity};
+use crate::replay::ReplayProgress;
+use crate::source::EventSource;
+use crate::{db, republish, Config, IndexError};
 
-/// Runs `f` until it succeeds, backing off (doubling up to `max`) between failures;
-/// `None` if `shutdown` fired first.
-pub(crate) async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
-    what: &str,
-    max: Duration,
-    shutdown: &CancellationToken,
-    mut f: impl FnMut() -> Fut,
-) -> Option<T> {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let attempt = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            r = f() => r,
-        };
-        match attempt {
-            Ok(v) => return Some(v),
-            Err(e) => warn!(error = %e, retry_in = ?pause, "{what} failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(max);
-    }
+/// How the loop runs: as the live stage or as a replay.
+pub(crate) struct Mode {
+    /// Publish what batches produce: dead letters, `image.indexed`, `crawl.completed`,
+    /// and recent completions at start. Only the live stage does.
+    pub publish_outputs: bool,
+    /// Stop once everything up to this sequence, or up to the stream's end at start if
+    /// smaller, is applied. `None`: run until shutdown.
+    pub until: Option<u64>,
+    /// Once caught up with `until`, keep applying (still without publishing).
+    pub follow: bool,
+    /// Events per transaction.
+    pub batch_size: usize,
+    /// How long to wait for more events once a batch has its first.
+    pub linger: Duration,
+    /// Keep retrying to open the database and the stream (the live stage) instead of
+    /// failing at once (a replay run by a person).
+    pub patient: bool,
+    /// Where to report progress after every batch.
+    pub progress: Option<watch::Sender<ReplayProgress>>,
 }
 
-/// A batch decoded: events to apply and messages to dead-letter.
-struct Prepared {
-    events: Vec<Sourced>,
-    poison: Vec<Invalid>,
-    through: u64,
-}
-
-fn prepare(stream: &str, msgs: &[Message]) -> Prepared {
-    let mut p = Prepared {
-        events: Vec::with_capacity(msgs.len()),
-        poison: Vec::new(),
-        through: 0,
-    };
-    let consumed = consumed_subjects();
-    for m in msgs {
-        let Ok(info) = m.info() else { continue };
-        let (seq, published) = (info.stream_sequence, to_chrono(info.published));
-        p.through = p.through.max(seq);
-        if !consumed.iter().any(|s| s == m.subject.as_str()) {
-            // Never ours to apply (dead letters, our own outputs): dead-lettering them
-            // would feed a loop if a server ever ignored the consumer's filter.
-            continue;
-        }
-        let header = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(HEADER_EVENT))
-            .map(|v| v.as_str().to_string());
-        match decode(m.subject.as_str(), header.as_deref(), &m.payload) {
-            Ok(event) => p.events.push(Sourced::new(stream, seq, published, event)),
-            Err(e) => p.poison.push(Invalid {
-                seq,
-                reason: e.to_string(),
-            }),
-        }
-    }
-    p
-}
-
-/// Dead-letters `bad` (found by sequence in `msgs`); false if shut down first.
-async fn dead_letter_all(
-    bus: &Bus,
-    stage: &str,
-    msgs: &[Message],
-    bad: &[Invalid],
-    shutdown: &CancellationToken,
-) -> bool {
-    for b in bad {
-        let Some(m) = msgs
-            .iter()
-            .find(|m| m.info().is_ok_and(|i| i.stream_sequence == b.seq))
-        else {
-            continue;
-        };
-        warn!(seq = b.seq, reason = %b.reason, "dead-lettering");
-        let dl = DeadLetter::from_message(stage, m, b.seq, 1, b.reason.clone());
-        if retry("dead-letter", Duration::from_secs(5), shutdown, || {
-            dead_letter(bus, &dl)
-        })
-        .await
-        .is_none()
-        {
-            return false;
-        }
-    }
-    true
-}
-
-/// What one attempt at a batch did.
-enum Step {
-    /// Committed.
-    Done(BatchEffects),
-    /// The database's checkpoint is behind what this process committed (failover to a
-    /// node that is behind, or a restore): rolled back, read again from there.
-    Behind(u64),
-}
-
-/// Applies one batch; commits unless the database turned out to be behind.
-async fn apply_once(
-    pool: &PgPool,
-    config: &Config,
-    p: &Prepared,
-    committed: u64,
-) -> Result<Step, IndexError> {
-    let mut tx = pool.begin().await.map_err(db_err("begin"))?;
-    let effects =
-        apply_batch_through(&mut tx, &config.checkpoint_name, &p.events, p.through).await?;
-    if effects.applied.previous < committed {
-        tx.rollback().await.map_err(db_err("rollback"))?;
-        return Ok(Step::Behind(effects.applied.previous));
-    }
-    tx.commit().await.map_err(db_err("commit"))?;
-    Ok(Step::Done(effects))
-}
-
-/// [`apply_once`] until it succeeds or `shutdown` fires; the flag says whether an
-/// earlier attempt failed (and so may have committed without us knowing).
-async fn commit(
-    pool: &PgPool,
-    config: &Config,
-    p: &Prepared,
-    committed: u64,
-    shutdown: &CancellationToken,
-) -> Option<(Step, bool)> {
-    let attempts = AtomicU32::new(0);
-    let attempt = || {
-        attempts.fetch_add(1, Ordering::Relaxed);
-        apply_once(pool, config, p, committed)
-    };
-    let step = retry("apply batch", config.max_backoff(), shutdown, attempt).await?;
-    Some((step, attempts.load(Ordering::Relaxed) > 1))
-}
-
-/// The running stage.
+/// The running loop.
 struct Stage {
     bus: Bus,
     pool: PgPool,
     config: Config,
+    mode: Mode,
     name: String,
+    stream: StreamIdentity,
     source: EventSource,
     /// The checkpoint this process last committed (or found at start).
     committed: u64,
+    stats: ReplayProgress,
+    started: Instant,
 }
 
 impl Stage {
     /// Handles one batch; false when shutting down.
-    async fn step(&mut self, shutdown: &CancellationToken) -> bool {
+    async fn step(&mut self, shutdown: &CancellationToken) -> Result<bool, IndexError> {
+        let linger = self.mode.linger;
         let msgs = self
             .source
-            .next_batch(self.config.batch_size(), self.config.batch_wait(), shutdown)
+            .next_batch(self.mode.batch_size.max(1), linger, shutdown)
             .await;
         if msgs.is_empty() {
-            return !shutdown.is_cancelled();
+            return Ok(!shutdown.is_cancelled());
         }
-        let p = prepare(&self.bus.config.stream, &msgs);
-        if !dead_letter_all(&self.bus, &self.name, &msgs, &p.poison, shutdown).await {
-            return false;
+        let p = prepare(&self.stream.stream, &msgs);
+        let publish = self.mode.publish_outputs;
+        if publish && !dead_letter_all(&self.bus, &self.name, &msgs, &p.poison, shutdown).await {
+            return Ok(false);
         }
+        let (pool, config) = (&self.pool, &self.config);
         let Some((step, uncertain)) =
-            commit(&self.pool, &self.config, &p, self.committed, shutdown).await
+            commit(pool, config, &self.stream, &p, self.committed, shutdown).await
         else {
-            return false;
+            return Ok(false);
         };
         let effects = match step {
             Step::Done(e) => e,
+            Step::Refused(e) => return Err(e),
             Step::Behind(at) => {
                 warn!(
                     database = at,
@@ -212,75 +107,184 @@ impl Stage {
                 );
                 self.source.rewind(at);
                 self.committed = at;
-                return true;
+                return Ok(true);
             }
         };
         self.committed = self.committed.max(effects.applied.checkpoint);
-        dead_letter_all(&self.bus, &self.name, &msgs, &effects.invalid, shutdown).await;
+        self.record(&msgs, &p, &effects);
+        if !publish {
+            return Ok(true);
+        }
+        self.announce(&msgs, effects, uncertain, shutdown).await
+    }
+
+    /// Counts a committed batch and reports progress.
+    fn record(&mut self, msgs: &[Message], p: &Prepared, effects: &BatchEffects) {
+        let s = &mut self.stats;
+        s.checkpoint = self.committed;
+        s.events += effects.applied.applied as u64;
+        s.skipped += effects.applied.skipped as u64;
+        s.invalid += (p.poison.len() + effects.invalid.len()) as u64;
+        s.bytes += msgs.iter().map(|m| m.payload.len() as u64).sum::<u64>();
+        s.elapsed = self.started.elapsed();
+        if !self.mode.publish_outputs {
+            for bad in p.poison.iter().chain(&effects.invalid) {
+                debug!(seq = bad.seq, reason = %bad.reason, "not applied (not dead-lettered again by a replay)");
+            }
+        }
+        self.report();
+    }
+
+    fn report(&self) {
+        if let Some(tx) = &self.mode.progress {
+            tx.send_replace(self.stats.clone());
+        }
+    }
+
+    /// Live only: dead letters for unusable events, then the batch's announcements.
+    async fn announce(
+        &mut self,
+        msgs: &[Message],
+        effects: BatchEffects,
+        uncertain: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, IndexError> {
+        dead_letter_all(&self.bus, &self.name, msgs, &effects.invalid, shutdown).await;
         if uncertain && effects.applied.skipped > 0 {
             // An earlier attempt may have committed before failing: its effects are lost.
-            republish::republish(
-                &self.bus,
-                &self.pool,
-                &self.config.checkpoint_name,
-                self.config.republish_window_secs,
-            )
-            .await;
+            let (pool, name) = (&self.pool, &self.config.checkpoint_name);
+            republish::republish(&self.bus, pool, name, self.config.republish_window_secs).await;
         }
         let events = effects.events(self.config.publish_indexed);
         if events.is_empty() {
-            return true;
+            return Ok(true);
         }
         let publisher = self.bus.publisher();
         let publish = || publisher.publish_all(&events);
-        retry(
-            "publish effects",
-            self.config.max_backoff(),
-            shutdown,
-            publish,
-        )
-        .await
-        .is_some()
+        let max = self.config.max_backoff();
+        Ok(retry("publish effects", max, shutdown, publish)
+            .await
+            .is_some())
     }
 }
 
-/// Runs the index stage until `shutdown` fires.
+/// What the loop needs from the database and the stream at start.
+struct Opened {
+    pool: PgPool,
+    start: u64,
+    stream: StreamIdentity,
+    last_seq: u64,
+    recorded: Option<StreamIdentity>,
+}
+
+async fn open(bus: &Bus, config: &Config) -> Result<Opened, IndexError> {
+    let position = meta::stream_position(bus).await?;
+    let pool = db::connect(&config.database_url).await?;
+    db::migrate(&pool).await?;
+    let cp = db::read_checkpoint(&pool, &config.checkpoint_name).await?;
+    let recorded = meta::recorded_stream(&pool).await?;
+    Ok(Opened {
+        pool,
+        start: cp.map_or(0, |c| c.last_seq),
+        stream: position.identity,
+        last_seq: position.last_seq,
+        recorded,
+    })
+}
+
+/// Runs the loop in `mode` until shutdown, or until caught up when the mode has a
+/// limit and does not follow. Returns what it did.
 #[instrument(skip_all, fields(checkpoint = %config.checkpoint_name))]
-pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), IndexError> {
-    let open = || async {
-        let pool = db::connect(&config.database_url).await?;
-        db::migrate(&pool).await?;
-        let cp = db::read_checkpoint(&pool, &config.checkpoint_name).await?;
-        Ok::<_, IndexError>((pool, cp.map_or(0, |c| c.last_seq)))
+pub(crate) async fn drive(
+    bus: Bus,
+    config: Config,
+    mode: Mode,
+    shutdown: CancellationToken,
+) -> Result<ReplayProgress, IndexError> {
+    let opened = if mode.patient {
+        let open = || open(&bus, &config);
+        match retry("open database", config.max_backoff(), &shutdown, open).await {
+            Some(o) => o,
+            None => return Ok(ReplayProgress::default()),
+        }
+    } else {
+        open(&bus, &config).await?
     };
-    let Some((pool, start)) = retry("open database", config.max_backoff(), &shutdown, open).await
-    else {
-        return Ok(());
-    };
-    info!(start, "index stage started");
-    republish::republish(
-        &bus,
-        &pool,
-        &config.checkpoint_name,
-        config.republish_window_secs,
-    )
-    .await;
+    meta::check(opened.recorded.as_ref(), &opened.stream)?;
+    let (start, pool) = (opened.start, opened.pool);
+    let limit = mode.until.map(|u| u.min(opened.last_seq));
+    info!(start, end = ?limit, stream = %opened.stream, "projection started");
+    if mode.publish_outputs {
+        let window = config.republish_window_secs;
+        republish::republish(&bus, &pool, &config.checkpoint_name, window).await;
+    }
     let name = config.stage_name();
     let source = EventSource::new(
         bus.js.clone(),
-        bus.config.stream.clone(),
+        opened.stream.stream.clone(),
         format!("imgcrawl {name}"),
         start,
+        limit,
     );
+    let stats = ReplayProgress {
+        start,
+        end: limit,
+        checkpoint: start,
+        ..ReplayProgress::default()
+    };
     let mut stage = Stage {
         bus,
         pool,
         config,
+        mode,
         name,
+        stream: opened.stream,
         source,
         committed: start,
+        stats,
+        started: Instant::now(),
     };
-    while stage.step(&shutdown).await {}
-    info!("index stage stopped");
-    Ok(())
+    stage.report();
+    run_loop(&mut stage, &shutdown).await?;
+    stage.stats.elapsed = stage.started.elapsed();
+    stage.report();
+    stage.pool.close().await;
+    info!(checkpoint = stage.committed, "projection stopped");
+    Ok(stage.stats)
+}
+
+async fn run_loop(stage: &mut Stage, shutdown: &CancellationToken) -> Result<(), IndexError> {
+    loop {
+        if stage.source.exhausted() && !stage.stats.caught_up {
+            stage.stats.caught_up = true;
+            stage.stats.elapsed = stage.started.elapsed();
+            stage.report();
+            if !stage.mode.follow {
+                return Ok(());
+            }
+            info!(
+                checkpoint = stage.committed,
+                "caught up; following the stream"
+            );
+            stage.source.unlimit();
+        }
+        if !stage.step(shutdown).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the index stage until `shutdown` fires. Returns an error only when the
+/// database belongs to another stream (it never mixes projections).
+pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), IndexError> {
+    let mode = Mode {
+        publish_outputs: true,
+        until: None,
+        follow: false,
+        batch_size: config.batch_size(),
+        linger: config.batch_wait(),
+        patient: true,
+        progress: None,
+    };
+    drive(bus, config, mode, shutdown).await.map(|_| ())
 }

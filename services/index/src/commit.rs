@@ -1,0 +1,173 @@
+//! One batch, from messages to a committed transaction: decoding, dead letters, the
+//! transaction with the stream check and the checkpoint, and retries with back-off.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::Message;
+use imgcrawl_bus::dlq::{dead_letter, DeadLetter};
+use imgcrawl_bus::worker::to_chrono;
+use imgcrawl_bus::Bus;
+use imgcrawl_events::{decode, HEADER_EVENT};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::effects::{BatchEffects, Invalid};
+use crate::error::{db as db_err, IndexError};
+use crate::meta::{self, StreamIdentity};
+use crate::source::consumed_subjects;
+use crate::{apply_batch_through, Config, Sourced};
+
+/// Runs `f` until it succeeds, backing off (doubling up to `max`) between failures;
+/// `None` if `shutdown` fired first.
+pub(crate) async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
+    what: &str,
+    max: Duration,
+    shutdown: &CancellationToken,
+    mut f: impl FnMut() -> Fut,
+) -> Option<T> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = f() => r,
+        };
+        match attempt {
+            Ok(v) => return Some(v),
+            Err(e) => warn!(error = %e, retry_in = ?pause, "{what} failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(max);
+    }
+}
+
+/// A batch decoded: events to apply and messages to dead-letter.
+pub(crate) struct Prepared {
+    pub events: Vec<Sourced>,
+    pub poison: Vec<Invalid>,
+    pub through: u64,
+}
+
+/// Decodes a batch of messages read from `stream`.
+pub(crate) fn prepare(stream: &str, msgs: &[Message]) -> Prepared {
+    let mut p = Prepared {
+        events: Vec::with_capacity(msgs.len()),
+        poison: Vec::new(),
+        through: 0,
+    };
+    let consumed = consumed_subjects();
+    for m in msgs {
+        let Ok(info) = m.info() else { continue };
+        let (seq, published) = (info.stream_sequence, to_chrono(info.published));
+        p.through = p.through.max(seq);
+        if !consumed.iter().any(|s| s == m.subject.as_str()) {
+            // Never ours to apply (dead letters, our own outputs): dead-lettering them
+            // would feed a loop if a server ever ignored the consumer's filter.
+            continue;
+        }
+        let header = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(HEADER_EVENT))
+            .map(|v| v.as_str().to_string());
+        match decode(m.subject.as_str(), header.as_deref(), &m.payload) {
+            Ok(event) => p.events.push(Sourced::new(stream, seq, published, event)),
+            Err(e) => p.poison.push(Invalid {
+                seq,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    p
+}
+
+/// Dead-letters `bad` (found by sequence in `msgs`); false if shut down first.
+pub(crate) async fn dead_letter_all(
+    bus: &Bus,
+    stage: &str,
+    msgs: &[Message],
+    bad: &[Invalid],
+    shutdown: &CancellationToken,
+) -> bool {
+    for b in bad {
+        let Some(m) = msgs
+            .iter()
+            .find(|m| m.info().is_ok_and(|i| i.stream_sequence == b.seq))
+        else {
+            continue;
+        };
+        warn!(seq = b.seq, reason = %b.reason, "dead-lettering");
+        let dl = DeadLetter::from_message(stage, m, b.seq, 1, b.reason.clone());
+        if retry("dead-letter", Duration::from_secs(5), shutdown, || {
+            dead_letter(bus, &dl)
+        })
+        .await
+        .is_none()
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// What one attempt at a batch did.
+pub(crate) enum Step {
+    /// Committed.
+    Done(BatchEffects),
+    /// The database's checkpoint is behind what this process committed (failover to a
+    /// node that is behind, or a restore): rolled back, read again from there.
+    Behind(u64),
+    /// The database projects another stream: rolled back, and the writer must stop.
+    Refused(IndexError),
+}
+
+/// Applies one batch; commits unless the database turned out to be behind or to
+/// belong to another stream.
+async fn apply_once(
+    pool: &PgPool,
+    config: &Config,
+    stream: &StreamIdentity,
+    p: &Prepared,
+    committed: u64,
+) -> Result<Step, IndexError> {
+    let mut tx = pool.begin().await.map_err(db_err("begin"))?;
+    match meta::claim(&mut tx, stream).await {
+        Err(e @ IndexError::ForeignStream { .. }) => {
+            tx.rollback().await.map_err(db_err("rollback"))?;
+            return Ok(Step::Refused(e));
+        }
+        other => other?,
+    }
+    let effects =
+        apply_batch_through(&mut tx, &config.checkpoint_name, &p.events, p.through).await?;
+    if effects.applied.previous < committed {
+        tx.rollback().await.map_err(db_err("rollback"))?;
+        return Ok(Step::Behind(effects.applied.previous));
+    }
+    tx.commit().await.map_err(db_err("commit"))?;
+    Ok(Step::Done(effects))
+}
+
+/// [`apply_once`] until it succeeds or `shutdown` fires; the flag says whether an
+/// earlier attempt failed (and so may have committed without us knowing).
+pub(crate) async fn commit(
+    pool: &PgPool,
+    config: &Config,
+    stream: &StreamIdentity,
+    p: &Prepared,
+    committed: u64,
+    shutdown: &CancellationToken,
+) -> Option<(Step, bool)> {
+    let attempts = AtomicU32::new(0);
+    let attempt = || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        apply_once(pool, config, stream, p, committed)
+    };
+    let step = retry("apply batch", config.max_backoff(), shutdown, attempt).await?;
+    Some((step, attempts.load(Ordering::Relaxed) > 1))
+}
