@@ -45,7 +45,13 @@ impl JobCounters {
         )
         .bind(job)
         .fetch_optional(db)
-        .await?;
+        .await;
+        let row = match row {
+            Ok(r) => r,
+            // The index creates its schema when it starts: until then the job is unknown.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+            Err(e) => return Err(e.into()),
+        };
         Ok(row.map(|r| JobCounters {
             status: r.get("status"),
             pages_discovered: r.get("pages_discovered"),
