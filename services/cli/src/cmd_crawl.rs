@@ -84,8 +84,7 @@ impl CrawlArgs {
         scope.subdomains = self.subdomains;
         scope.include = self.include.clone();
         scope.exclude = self.exclude.clone();
-        let mut politeness = Politeness::default();
-        politeness.obey_robots = !self.ignore_robots;
+        let mut politeness = Politeness { obey_robots: !self.ignore_robots, ..Default::default() };
         if let Some(d) = self.delay_ms {
             politeness.delay_ms = d;
         }

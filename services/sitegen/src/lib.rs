@@ -15,6 +15,7 @@ pub mod error;
 pub mod expected;
 pub mod html;
 pub mod images;
+pub mod pad;
 pub mod rng;
 pub mod server;
 pub mod site;

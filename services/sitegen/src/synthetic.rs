@@ -5,6 +5,11 @@
 //! links to its children in a tree (so every page is reachable within a few hops) and to
 //! pseudo-random other pages; image slot `s` (page `s / images_per_page`) shows image
 //! `s % distinct_images`, so images repeat across pages when slots outnumber them.
+//!
+//! With [`SyntheticSpec::bytes`] set, every image is fitted into a file size drawn from
+//! that range: too large, it is re-encoded with less noise, a lower JPEG quality, then
+//! smaller sides (never under `min_side`); too small, it is padded with metadata
+//! ([`crate::pad`]). [`SyntheticSpec::benchmark`] is the benchmark's site.
 
 use std::num::NonZeroUsize;
 
@@ -12,6 +17,7 @@ use crate::builder::Builder;
 use crate::error::SiteError;
 use crate::html::Page;
 use crate::images::{render, Format, Image, ImageSpec};
+use crate::pad::pad_to;
 use crate::rng::Rng;
 use crate::site::{Resource, Site};
 
@@ -34,6 +40,9 @@ pub struct SyntheticSpec {
     pub max_side: u32,
     /// Worker threads encoding images (0 = available parallelism).
     pub threads: usize,
+    /// File size range of each image in bytes, inclusive (`None`: whatever the pixels
+    /// encode to).
+    pub bytes: Option<(u32, u32)>,
 }
 
 impl Default for SyntheticSpec {
@@ -47,6 +56,23 @@ impl Default for SyntheticSpec {
             min_side: 64,
             max_side: 800,
             threads: 0,
+            bytes: None,
+        }
+    }
+}
+
+impl SyntheticSpec {
+    /// The benchmark's site: 2,000 pages linking 5 others and showing 10 images each,
+    /// 20,000 distinct images of 5-30 KiB (about 350 MB), 64-800 px, seed 1.
+    pub fn benchmark() -> SyntheticSpec {
+        SyntheticSpec {
+            pages: 2000,
+            links_per_page: 5,
+            images_per_page: 10,
+            distinct_images: 20_000,
+            seed: 1,
+            bytes: Some((5 * 1024, 30 * 1024)),
+            ..SyntheticSpec::default()
         }
     }
 }
@@ -156,6 +182,35 @@ fn image_spec(spec: &SyntheticSpec, k: usize) -> ImageSpec {
     s
 }
 
+/// Image `k`, fitted into `spec.bytes` when set.
+fn fitted(spec: &SyntheticSpec, k: usize) -> Result<Image, SiteError> {
+    let mut s = image_spec(spec, k);
+    let Some((lo, hi)) = spec.bytes else {
+        return render(&s);
+    };
+    let target = Rng::derive(spec.seed ^ 0xb17e5, k as u64).range(u64::from(lo), u64::from(hi));
+    let target = target as usize;
+    let min_side = spec.min_side.max(1);
+    loop {
+        let img = render(&s)?;
+        let len = img.bytes.len();
+        if len <= target {
+            return Ok(pad_to(&img, target));
+        }
+        if s.noise > 0 {
+            s.noise /= 2;
+        } else if s.format == Format::Jpeg && s.quality > 40 {
+            s.quality = s.quality.saturating_sub(15).max(40);
+        } else if s.width > min_side || s.height > min_side {
+            let scale = (target as f64 / len as f64).sqrt() * 0.9;
+            let shrink = |side: u32| ((f64::from(side) * scale) as u32).clamp(min_side, side);
+            (s.width, s.height) = (shrink(s.width), shrink(s.height));
+        } else {
+            return Ok(img);
+        }
+    }
+}
+
 /// Renders images `0..count` on worker threads.
 fn render_pool(spec: &SyntheticSpec, count: usize) -> Result<Vec<Image>, SiteError> {
     let threads = match spec.threads {
@@ -169,7 +224,7 @@ fn render_pool(spec: &SyntheticSpec, count: usize) -> Result<Vec<Image>, SiteErr
                 scope.spawn(move || {
                     (t..count)
                         .step_by(threads)
-                        .map(|k| render(&image_spec(spec, k)).map(|img| (k, img)))
+                        .map(|k| fitted(spec, k).map(|img| (k, img)))
                         .collect()
                 })
             })

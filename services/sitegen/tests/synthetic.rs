@@ -89,3 +89,33 @@ fn benchmark_sized_site_generation_time() {
     );
     assert_eq!(t.images.len(), 20_000);
 }
+
+#[test]
+fn byte_ranges_are_met_by_re_encoding_or_padding() {
+    let spec = SyntheticSpec {
+        pages: 10,
+        links_per_page: 2,
+        images_per_page: 4,
+        distinct_images: 40,
+        seed: 5,
+        bytes: Some((5 * 1024, 30 * 1024)),
+        ..Default::default()
+    };
+    let site = synthetic_with(&spec).unwrap();
+    let t = &site.truth;
+    assert_eq!(t.distinct_sha256().len(), 40);
+    for i in &t.images {
+        let body = &site.get(&i.url_path).unwrap().body;
+        assert_eq!(body.len() as u64, i.bytes);
+        assert!(
+            (5 * 1024 - 1..=30 * 1024).contains(&body.len()),
+            "{} is {} bytes",
+            i.url_path,
+            body.len()
+        );
+        let d = image::load_from_memory(body).unwrap();
+        assert_eq!((d.width(), d.height()), (i.width, i.height));
+        assert!((64..=800).contains(&i.width) && (64..=800).contains(&i.height));
+    }
+    assert_eq!(synthetic_with(&spec).unwrap().truth, site.truth, "deterministic");
+}
