@@ -4,6 +4,7 @@
 #   just         the command runner (binary from its PyPI wheel, else `cargo install`)
 #   nats-server  >= 2.10, unpacked into ./.tools (see install-nats.sh)
 #   PostgreSQL   server binaries from Debian's packages, if none are installed
+#   chromium     Debian's package, for the gallery's headless browser test
 #
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
@@ -37,6 +38,11 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   echo "bootstrap: installing postgresql" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "bootstrap: installing chromium (headless browser test of the gallery)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 bash infra/scripts/install-nats.sh >/dev/null

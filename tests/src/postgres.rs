@@ -267,6 +267,12 @@ impl Postgres {
         }
     }
 
+    /// The postmaster's process id, while it runs (to `kill -9` the postmaster alone,
+    /// as a failover benchmark does: its backends notice and exit by themselves).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
+
     /// Whether the postmaster is running (it may be paused).
     pub fn is_running(&mut self) -> bool {
         self.proc.as_mut().is_some_and(|p| p.exited().is_none())

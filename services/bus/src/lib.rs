@@ -6,16 +6,23 @@
 //!   are awaited in batches.
 //! * [`worker`]: the pull loop every stage runs: decode, handle, and map the
 //!   [`Outcome`] to Ack / Nak(delay) / Term, dead-lettering poison with a reason.
+//! * [`blob`]: the blob store (image bytes by SHA-256) on direct gets and pipelined
+//!   publishes.
 //! * [`dlq`]: dead letters on `imgcrawl.dlq.<stage>`.
 //! * [`seen`]: the "first one wins" URL seen-set and per-job budgets.
 //! * [`jobs`]: resolved job specs and their run state, shared across replicas.
+//! * [`tombstones`]: the SHA-256s of deleted images, for the store stage.
+//! * [`ha`]: the HA pointer (primary node and fencing epoch per projection target).
 
+pub mod blob;
 pub mod config;
 pub mod dlq;
 pub mod error;
+pub mod ha;
 pub mod jobs;
 pub mod publish;
 pub mod seen;
+pub mod tombstones;
 pub mod topology;
 pub mod worker;
 

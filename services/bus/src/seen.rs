@@ -6,7 +6,12 @@
 //! re-publishes (JetStream deduplicates by message id) instead of losing the URL.
 //!
 //! [`SeenSet::reserve`] grants up to `want` units of a per-job budget (pages, images)
-//! with compare-and-set, so `max_pages` holds across replicas.
+//! with compare-and-set, so `max_pages` holds across replicas. Within one process the
+//! reservations of a budget take turns (one compare-and-set in flight per budget), so
+//! concurrent handlers do not make each other's writes fail and retry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::kv;
 use futures::future::try_join_all;
@@ -26,10 +31,17 @@ pub enum Claim {
     Other,
 }
 
+/// Budget keys in use at most before idle turnstiles are dropped.
+const MAX_TURNSTILES: usize = 1024;
+
+/// One async lock per budget key: reservations of a budget take turns in this process.
+type Turnstiles = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
 /// Handle to the seen-set bucket.
 #[derive(Clone)]
 pub struct SeenSet {
     kv: kv::Store,
+    turnstiles: Turnstiles,
 }
 
 fn kv_err(e: impl std::fmt::Display) -> BusError {
@@ -42,7 +54,22 @@ fn kv_err(e: impl std::fmt::Display) -> BusError {
 impl SeenSet {
     /// Wraps a KV store.
     pub fn new(kv: kv::Store) -> Self {
-        SeenSet { kv }
+        SeenSet {
+            kv,
+            turnstiles: Turnstiles::default(),
+        }
+    }
+
+    /// The lock reservations of budget `key` take turns on.
+    fn turnstile(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.turnstiles.lock().expect("turnstile lock");
+        if let Some(t) = map.get(key) {
+            return t.clone();
+        }
+        if map.len() >= MAX_TURNSTILES {
+            map.retain(|_, t| Arc::strong_count(t) > 1);
+        }
+        map.entry(key.to_string()).or_default().clone()
     }
 
     /// The key for `url` of kind `kind` (`page`, `image`) in `job`.
@@ -84,6 +111,8 @@ impl SeenSet {
             return Ok(0);
         }
         let key = format!("{}.budget.{name}", job.simple());
+        let turnstile = self.turnstile(&key);
+        let _turn = turnstile.lock().await;
         loop {
             let entry = self.kv.entry(key.clone()).await.map_err(kv_err)?;
             let (used, revision) = match &entry {

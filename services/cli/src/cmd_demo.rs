@@ -37,6 +37,7 @@ pub async fn demo(settings: &Settings, args: DemoArgs) -> Result<()> {
         stack::up(&stack::UpOptions {
             workers: true,
             allow_loopback: true,
+            nodes: None,
         })
         .await?;
     } else {

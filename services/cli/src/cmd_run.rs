@@ -56,6 +56,9 @@ pub struct StagesConfig {
     pub store: imgcrawl_store::Config,
     /// The index stage.
     pub index: imgcrawl_index::Config,
+    /// The HA watcher (`imgcrawl ha`); its `nodes` also make the index run one
+    /// writer per PostgreSQL node.
+    pub ha: imgcrawl_ha::Config,
 }
 
 impl StagesConfig {
@@ -154,11 +157,16 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
             }
             Stage::Index => {
                 let c = cfg.index.clone();
+                let nodes = match cfg.ha.nodes.is_empty() {
+                    true => settings.ha_nodes()?,
+                    false => cfg.ha.nodes.clone(),
+                };
                 set.spawn(async move {
-                    (
-                        stage,
-                        imgcrawl_index::run(bus, c, sd).await.map_err(Into::into),
-                    )
+                    let r = match nodes.is_empty() {
+                        true => imgcrawl_index::run(bus, c, sd).await,
+                        false => imgcrawl_index::run_nodes(bus, c, &nodes, sd).await,
+                    };
+                    (stage, r.map_err(Into::into))
                 })
             }
         };

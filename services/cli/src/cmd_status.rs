@@ -42,7 +42,8 @@ pub async fn status(settings: &Settings) -> Result<()> {
     );
     for c in consumers {
         // The index reads with an ordered (ephemeral) consumer from its checkpoint.
-        let name = if c.config.durable_name.is_none() && c.config.filter_subjects.iter().any(|f| f == "imgcrawl.page.fetched") {
+        let index = c.config.description.as_deref().is_some_and(|d| d.starts_with("imgcrawl index-"));
+        let name = if c.config.durable_name.is_none() && index {
             "index (ordered)".to_string()
         } else {
             c.name.clone()
@@ -63,6 +64,9 @@ pub async fn status(settings: &Settings) -> Result<()> {
         println!("  dead letters: {total} ({})", dead.iter().map(|(s, n)| format!("{s}: {n}")).collect::<Vec<_>>().join(", "));
     } else {
         println!("  dead letters: none");
+    }
+    for line in crate::cmd_ha::status_lines(&bus).await {
+        println!("{line}");
     }
     match settings.connect_db().await {
         Ok(db) => jobs(&db).await?,

@@ -3,9 +3,11 @@
 
 mod cmd_crawl;
 mod cmd_demo;
+mod cmd_ha;
 mod cmd_images;
 mod cmd_replay;
 mod cmd_run;
+mod cmd_serve;
 mod cmd_status;
 mod cmd_verify;
 mod progress;
@@ -39,6 +41,9 @@ enum Cmd {
         /// Refuse loopback targets in the workers (the local stack allows them by default).
         #[arg(long)]
         no_loopback: bool,
+        /// PostgreSQL nodes: 2 or more adds standbys on the next ports and an HA watcher.
+        #[arg(long)]
+        nodes: Option<usize>,
     },
     /// Stop the local stack (data is kept).
     Down,
@@ -59,6 +64,11 @@ enum Cmd {
     /// Compare two projections (or one with a fresh replay) and check a bucket; exit 1 if
     /// anything differs.
     Verify(cmd_verify::VerifyArgs),
+    /// Run the HA watcher (health checks, failover, fencing, consistency checks, HA
+    /// API); `ha failover NODE`, `ha sync`, `ha status` ask the running one.
+    Ha(cmd_ha::HaArgs),
+    /// Serve the HTTP API and the web gallery (port 8000 by default).
+    Serve(cmd_serve::ServeArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -81,16 +91,26 @@ async fn main() -> Result<()> {
             init_tracing("info,async_nats=warn,sqlx=warn");
             cmd_run::run(&s, args).await
         }
+        Cmd::Serve(args) => {
+            init_tracing("info,async_nats=warn,sqlx=warn");
+            cmd_serve::serve(&s, args).await
+        }
+        Cmd::Ha(args) => {
+            init_tracing("info,async_nats=warn,sqlx=warn");
+            cmd_ha::ha(&s, args).await
+        }
         cmd => {
             init_tracing("warn,async_nats=error");
             match cmd {
                 Cmd::Up {
                     no_workers,
                     no_loopback,
+                    nodes,
                 } => {
                     stack::up(&stack::UpOptions {
                         workers: !no_workers,
                         allow_loopback: !no_loopback,
+                        nodes,
                     })
                     .await?;
                     for (name, up, where_) in stack::describe() {
@@ -119,6 +139,8 @@ async fn main() -> Result<()> {
                 Cmd::Replay(args) => cmd_replay::replay(&s, args).await,
                 Cmd::Verify(args) => cmd_verify::verify(&s, args).await,
                 Cmd::Run(_) => unreachable!("handled above"),
+                Cmd::Ha(_) => unreachable!("handled above"),
+                Cmd::Serve(_) => unreachable!("handled above"),
             }
         }
     }

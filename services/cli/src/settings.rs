@@ -18,6 +18,11 @@ pub struct Settings {
     /// `s3://bucket/prefix` (S3 credentials and endpoint from the AWS_* variables).
     #[arg(long, env = "IMGCRAWL_BUCKET", global = true)]
     pub bucket: Option<String>,
+    /// HA: the PostgreSQL nodes, `name=url,name=url` (election priority by position;
+    /// default: the local stack's after `imgcrawl up --nodes 2`). With nodes, readers
+    /// follow the HA pointer to the primary and the index runs one writer per node.
+    #[arg(long, env = "IMGCRAWL_HA_NODES", global = true)]
+    pub ha_nodes: Option<String>,
 }
 
 impl Settings {
@@ -61,9 +66,34 @@ impl Settings {
         Ok(imgcrawl_bus::Bus::connect(self.bus(client_name)).await?)
     }
 
-    /// Connects to the index database.
+    /// The HA nodes: `--ha-nodes`/`IMGCRAWL_HA_NODES`, else the local stack's (none
+    /// unless it was started with `--nodes 2` or more).
+    pub fn ha_nodes(&self) -> anyhow::Result<Vec<imgcrawl_bus::ha::Node>> {
+        let spec = match &self.ha_nodes {
+            Some(s) => s.clone(),
+            None if self.is_local() => stack::local_ha_nodes().unwrap_or_default(),
+            None => String::new(),
+        };
+        imgcrawl_bus::ha::parse_nodes(&spec).map_err(|e| anyhow::anyhow!("ha nodes: {e}"))
+    }
+
+    /// The database readers use: without HA nodes `database_url()`; with them the
+    /// node the HA pointer names (the first node before any election).
+    pub async fn reader_database_url(&self) -> anyhow::Result<String> {
+        let nodes = self.ha_nodes()?;
+        let Some(first) = nodes.first() else {
+            return Ok(self.database_url());
+        };
+        let bus = self.connect_bus("imgcrawl-reader").await?;
+        let pointer = imgcrawl_bus::ha::current_primary(&bus, imgcrawl_bus::ha::POSTGRES).await?;
+        Ok(imgcrawl_bus::ha::primary_url(&nodes, pointer.as_ref())
+            .unwrap_or(&first.url)
+            .to_string())
+    }
+
+    /// Connects to the index database (the HA primary when nodes are configured).
     pub async fn connect_db(&self) -> anyhow::Result<sqlx::PgPool> {
-        let url = self.database_url();
+        let url = self.reader_database_url().await?;
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(5))

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use imgcrawl_bus::blob::BlobStore;
 use imgcrawl_bus::{Bus, Delivery, Outcome};
 use imgcrawl_events::{
     Event, ImageDiscovered, ImageDownloaded, ImageRejected, JobSpec, RejectReason,
@@ -16,7 +17,7 @@ use imgcrawl_fetch::{Fetcher, RequestOptions};
 use tracing::{debug, field, instrument, Span};
 use url::Url;
 
-use crate::blob::{put_if_absent, sha256_hex};
+use crate::blob::sha256_hex;
 use crate::budget::MemoryBudget;
 use crate::failure::{self, Failure};
 use crate::validate::{inspect, ImageInfo, Rejection};
@@ -28,6 +29,7 @@ pub const ACCEPT: &str = "image/avif,image/webp,image/*,*/*;q=0.8";
 /// Everything a handler needs; shared by all handlers of the process.
 pub(crate) struct Stage {
     pub bus: Bus,
+    pub blobs: BlobStore,
     pub fetcher: Fetcher,
     pub config: Config,
     pub memory: MemoryBudget,
@@ -171,9 +173,11 @@ async fn download(stage: &Stage, img: &ImageDiscovered, spec: &JobSpec) -> Resul
         .map_err(|r| Stop::now(r, Some(status)))?;
     let bytes = body.len() as u64;
     filters::apply(&spec.images, &info, bytes).map_err(|r| Stop::now(r, Some(status)))?;
-    let wrote = put_if_absent(&stage.bus.blobs, &sha, &body, info.content_type)
+    let wrote = stage
+        .blobs
+        .put_if_absent(&sha, &body, info.content_type)
         .await
-        .map_err(Stop::Transient)?;
+        .map_err(|e| Stop::Transient(e.to_string()))?;
     debug!(%sha, bytes, format = %info.format, wrote, "downloaded");
     Ok(Event::ImageDownloaded(ImageDownloaded {
         job_id: img.job_id,
@@ -192,16 +196,24 @@ async fn download(stage: &Stage, img: &ImageDiscovered, spec: &JobSpec) -> Resul
     }))
 }
 
-/// Validates and hashes off the async runtime (CRC and SHA-256 over megabytes).
+/// Bodies up to this size are validated and hashed on the async runtime: that takes
+/// tens of microseconds, less than handing the work to the blocking pool and back.
+const INLINE_CHECK_BYTES: usize = 256 * 1024;
+
+/// Validates and hashes; larger bodies off the async runtime (CRC and SHA-256 over
+/// megabytes).
 async fn check(
     body: bytes::Bytes,
     max_pixels: u64,
 ) -> Result<Result<(ImageInfo, String), Rejection>, Stop> {
-    tokio::task::spawn_blocking(move || {
-        inspect(&body, max_pixels).map(|info| (info, sha256_hex(&body)))
-    })
-    .await
-    .map_err(|e| Stop::Transient(format!("validation task failed: {e}")))
+    let inline = body.len() <= INLINE_CHECK_BYTES;
+    let work = move || inspect(&body, max_pixels).map(|info| (info, sha256_hex(&body)));
+    if inline {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Stop::Transient(format!("validation task failed: {e}")))
 }
 
 /// The `image.rejected` event for `img`.

@@ -65,8 +65,10 @@ pub async fn run(
         concurrency: config.concurrency.max(1),
         ..WorkerOptions::default()
     };
+    let blobs = imgcrawl_bus::blob::BlobStore::open(&bus).await?;
     let stage = Arc::new(handler::Stage {
         bus: bus.clone(),
+        blobs,
         fetcher,
         memory: budget::MemoryBudget::new(config.memory_budget_bytes),
         config,

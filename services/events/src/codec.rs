@@ -73,6 +73,7 @@ impl Event {
             Event::ImageIndexed(e) => to_vec(e),
             Event::ImageDeleted(e) => to_vec(e),
             Event::CrawlCompleted(e) => to_vec(e),
+            Event::HaFailover(e) => to_vec(e),
         };
         EncodedEvent {
             subject: kind.subject(),
@@ -123,6 +124,7 @@ pub fn decode(
         EventKind::ImageIndexed => Event::ImageIndexed(parse(kind, payload)?),
         EventKind::ImageDeleted => Event::ImageDeleted(parse(kind, payload)?),
         EventKind::CrawlCompleted => Event::CrawlCompleted(parse(kind, payload)?),
+        EventKind::HaFailover => Event::HaFailover(parse(kind, payload)?),
     };
     validate(&event)?;
     Ok(event)
@@ -167,7 +169,23 @@ fn validate(event: &Event) -> Result<(), DecodeError> {
         Event::ImageStored(e) => check_sha(&e.sha256),
         Event::ImageIndexed(e) => check_sha(&e.sha256),
         Event::ImageDeleted(e) => check_sha(&e.sha256),
+        Event::HaFailover(e) => check_failover(e),
     }
+}
+
+/// A failover names a target and a new primary, and its epoch is at least 1.
+fn check_failover(e: &HaFailover) -> Result<(), DecodeError> {
+    if e.target.is_empty() || e.to.is_empty() {
+        return Err(DecodeError::Invalid(
+            "ha.failover needs a target and a new primary".into(),
+        ));
+    }
+    if e.epoch == 0 {
+        return Err(DecodeError::Invalid(
+            "ha.failover epoch must be at least 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,6 +249,31 @@ mod tests {
         assert!(matches!(
             e,
             Event::CrawlRequested(CrawlRequested { url: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn failovers_round_trip_and_are_checked() {
+        let e = Event::HaFailover(HaFailover {
+            target: "postgres".into(),
+            from: Some("pg1".into()),
+            to: "pg2".into(),
+            epoch: 2,
+            reason: "primary pg1 down".into(),
+            manual: false,
+            occurred_at: Utc::now(),
+        });
+        let enc = e.encode();
+        assert_eq!(enc.subject, "imgcrawl.ha.failover");
+        assert_eq!(enc.msg_id, "ha.failover:postgres:2");
+        assert_eq!(
+            decode(&enc.subject, Some(&enc.event_header), &enc.payload).unwrap(),
+            e
+        );
+        let zero = br#"{"target":"postgres","to":"pg2","epoch":0,"reason":"x","occurred_at":"2026-01-01T00:00:00Z"}"#;
+        assert!(matches!(
+            decode(&enc.subject, None, zero),
+            Err(DecodeError::Invalid(_))
         ));
     }
 

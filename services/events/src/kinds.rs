@@ -35,11 +35,13 @@ pub enum EventKind {
     ImageDeleted,
     /// The job's frontier and downloads have drained.
     CrawlCompleted,
+    /// The HA watcher changed a projection target's primary (the failover history).
+    HaFailover,
 }
 
 impl EventKind {
     /// All kinds, in the order a projection applies a batch's groups.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::CrawlRequested,
         EventKind::PageDiscovered,
         EventKind::PageFetched,
@@ -52,6 +54,7 @@ impl EventKind {
         EventKind::ImageDeleted,
         EventKind::CrawlStopped,
         EventKind::CrawlCompleted,
+        EventKind::HaFailover,
     ];
 
     /// The dotted name, e.g. `image.downloaded`.
@@ -69,6 +72,7 @@ impl EventKind {
             EventKind::ImageIndexed => "image.indexed",
             EventKind::ImageDeleted => "image.deleted",
             EventKind::CrawlCompleted => "crawl.completed",
+            EventKind::HaFailover => "ha.failover",
         }
     }
 

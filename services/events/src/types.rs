@@ -359,6 +359,30 @@ pub struct CrawlCompleted {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// `imgcrawl.ha.failover`: the HA watcher made `to` the primary of a projection
+/// target (`postgres`, `objects`) at `epoch`. The history of primaries; the index
+/// projects it into the `failovers` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaFailover {
+    /// The projection target whose primary changed: `postgres` (or `objects`).
+    pub target: String,
+    /// The previous primary (none for the first election).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The new primary.
+    pub to: String,
+    /// The new fencing epoch (strictly increasing per target).
+    pub epoch: u64,
+    /// Why, for people: `initial election`, `primary pg1 down: ...`, `manual: ...`.
+    pub reason: String,
+    /// Asked for by an operator (manual failover or switchover), not detected.
+    #[serde(default)]
+    pub manual: bool,
+    /// When the watcher wrote the new primary.
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// Any event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -386,6 +410,8 @@ pub enum Event {
     ImageDeleted(ImageDeleted),
     /// See [`CrawlCompleted`].
     CrawlCompleted(CrawlCompleted),
+    /// See [`HaFailover`].
+    HaFailover(HaFailover),
 }
 
 impl Event {
@@ -404,6 +430,7 @@ impl Event {
             Event::ImageIndexed(_) => EventKind::ImageIndexed,
             Event::ImageDeleted(_) => EventKind::ImageDeleted,
             Event::CrawlCompleted(_) => EventKind::CrawlCompleted,
+            Event::HaFailover(_) => EventKind::HaFailover,
         }
     }
 
@@ -420,7 +447,7 @@ impl Event {
             Event::ImageRejected(e) => Some(e.job_id),
             Event::ImageStored(e) => Some(e.job_id),
             Event::ImageIndexed(e) => Some(e.job_id),
-            Event::ImageDeleted(_) => None,
+            Event::ImageDeleted(_) | Event::HaFailover(_) => None,
             Event::CrawlCompleted(e) => Some(e.job_id),
         }
     }
@@ -457,6 +484,7 @@ impl Event {
                 e.occurred_at.timestamp_millis()
             ),
             Event::CrawlCompleted(e) => format!("crawl.completed:{}", e.job_id),
+            Event::HaFailover(e) => format!("ha.failover:{}:{}", e.target, e.epoch),
         }
     }
 
@@ -475,6 +503,7 @@ impl Event {
             Event::ImageIndexed(e) => e.occurred_at,
             Event::ImageDeleted(e) => e.occurred_at,
             Event::CrawlCompleted(e) => e.occurred_at,
+            Event::HaFailover(e) => e.occurred_at,
         })
     }
 }

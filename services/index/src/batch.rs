@@ -136,7 +136,7 @@ impl<'a> Groups<'a> {
         for s in events {
             let (seq, at) = (s.seq, s.occurred_at());
             match &s.event {
-                Event::CrawlRequested(_) => continue,
+                Event::CrawlRequested(_) | Event::HaFailover(_) => continue,
                 Event::ImageIndexed(_) | Event::CrawlCompleted(_) => {
                     g.outputs += 1;
                     continue;

@@ -16,6 +16,7 @@ use tracing::warn;
 
 use crate::effects::{BatchEffects, Invalid};
 use crate::error::{db as db_err, IndexError};
+use crate::fencing::{self, Fence};
 use crate::meta::{self, StreamIdentity};
 use crate::source::consumed_subjects;
 use crate::{apply_batch_through, Config, Sourced};
@@ -50,7 +51,16 @@ pub(crate) async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T
 pub(crate) struct Prepared {
     pub events: Vec<Sourced>,
     pub poison: Vec<Invalid>,
+    /// The highest sequence of a message the index consumes (0: none in the batch).
     pub through: u64,
+}
+
+impl Prepared {
+    /// Nothing to apply and nothing to pass over: every message was one the index does
+    /// not consume.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.poison.is_empty() && self.through == 0
+    }
 }
 
 /// Decodes a batch of messages read from `stream`.
@@ -64,12 +74,14 @@ pub(crate) fn prepare(stream: &str, msgs: &[Message]) -> Prepared {
     for m in msgs {
         let Ok(info) = m.info() else { continue };
         let (seq, published) = (info.stream_sequence, to_chrono(info.published));
-        p.through = p.through.max(seq);
         if !consumed.iter().any(|s| s == m.subject.as_str()) {
-            // Never ours to apply (dead letters, our own outputs): dead-lettering them
-            // would feed a loop if a server ever ignored the consumer's filter.
+            // Never ours to apply (dead letters, our own outputs; the reader does not
+            // filter on the server): not dead-lettered (that would feed a loop), and
+            // the checkpoint does not move over them, so it stays the sequence of the
+            // last event the index consumed.
             continue;
         }
+        p.through = p.through.max(seq);
         let header = m
             .headers
             .as_ref()
@@ -134,6 +146,7 @@ async fn apply_once(
     stream: &StreamIdentity,
     p: &Prepared,
     committed: u64,
+    fence: Option<&Fence>,
 ) -> Result<Step, IndexError> {
     let mut tx = pool.begin().await.map_err(db_err("begin"))?;
     match meta::claim(&mut tx, stream).await {
@@ -142,6 +155,9 @@ async fn apply_once(
             return Ok(Step::Refused(e));
         }
         other => other?,
+    }
+    if let Some(f) = fence {
+        fencing::check(&mut tx, &config.checkpoint_name, f.epoch()).await?;
     }
     let effects =
         apply_batch_through(&mut tx, &config.checkpoint_name, &p.events, p.through).await?;
@@ -161,13 +177,28 @@ pub(crate) async fn commit(
     stream: &StreamIdentity,
     p: &Prepared,
     committed: u64,
+    fence: Option<&Fence>,
     shutdown: &CancellationToken,
 ) -> Option<(Step, bool)> {
     let attempts = AtomicU32::new(0);
-    let attempt = || {
+    // A fenced attempt is not a failure to back off from: it waits for the pointer.
+    let attempt = || async {
         attempts.fetch_add(1, Ordering::Relaxed);
-        apply_once(pool, config, stream, p, committed)
+        match apply_once(pool, config, stream, p, committed, fence).await {
+            Err(e @ IndexError::Fenced { .. }) => Ok(Err(e)),
+            Err(e) => Err(e),
+            Ok(step) => Ok(Ok(step)),
+        }
     };
-    let step = retry("apply batch", config.max_backoff(), shutdown, attempt).await?;
-    Some((step, attempts.load(Ordering::Relaxed) > 1))
+    loop {
+        match retry("apply batch", config.max_backoff(), shutdown, attempt).await? {
+            Ok(step) => return Some((step, attempts.load(Ordering::Relaxed) > 1)),
+            Err(fenced) => {
+                warn!(error = %fenced, "fenced: not committing; waiting for the ha pointer");
+                if let Some(f) = fence {
+                    f.wait_newer(&fenced, shutdown).await;
+                }
+            }
+        }
+    }
 }

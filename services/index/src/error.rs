@@ -44,6 +44,15 @@ pub enum IndexError {
         /// The stream this writer reads.
         stream: String,
     },
+    /// HA fencing: the node has seen a newer epoch than the writer holds, so the
+    /// writer missed a failover; the transaction was rolled back.
+    #[error("fenced: this writer holds ha epoch {writer} but the node has seen epoch {node}")]
+    Fenced {
+        /// The epoch the writer holds.
+        writer: u64,
+        /// The epoch recorded on the node.
+        node: u64,
+    },
     /// Two projections cannot be compared: they are at different stream positions.
     #[error(
         "the projections are at different checkpoints ({left} and {right}); compare them at the same checkpoint (stop the writer, or replay with --until {left})"

@@ -17,6 +17,9 @@
 //! * Every database records the stream it projects (`projection_meta`, see
 //!   [`StreamIdentity`]); the live stage and replays refuse a database of another
 //!   stream ([`IndexError::ForeignStream`]).
+//! * HA: [`run_nodes`] runs one writer per PostgreSQL node, each following the HA
+//!   pointer; only the primary's writer publishes, and every transaction is fenced by
+//!   the writer's epoch (see [`Fence`] and [`stamp`]).
 //! * [`verify`] compares two projections at one checkpoint (counts, latest record, id
 //!   range, content digest per table), or a projection with a fresh replay.
 //!
@@ -30,6 +33,7 @@ mod config;
 mod db;
 mod effects;
 mod error;
+mod fencing;
 mod meta;
 mod progress;
 mod replay;
@@ -46,6 +50,7 @@ pub use config::Config;
 pub use db::{connect, migrate, read_checkpoint, MIGRATOR};
 pub use effects::{Applied, BatchEffects, Invalid};
 pub use error::IndexError;
+pub use fencing::{run_fenced, run_node, run_nodes, stamp, Fence};
 pub use meta::{recorded_stream, stream_position, StreamIdentity, StreamPosition};
 pub use progress::{Counters, JobStatus};
 pub use replay::{replay, ReplayOptions, ReplayProgress};

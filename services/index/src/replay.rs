@@ -99,6 +99,7 @@ pub async fn replay(
         linger: Duration::from_millis(20),
         patient: false,
         progress,
+        fence: None,
     };
     drive(bus, config, mode, shutdown).await
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::Message;
 use imgcrawl_bus::Bus;
+use imgcrawl_events::Event;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::commit::{commit, dead_letter_all, prepare, retry, Prepared, Step};
 use crate::effects::BatchEffects;
+use crate::fencing::{self, Fence};
 use crate::meta::{self, StreamIdentity};
 use crate::replay::ReplayProgress;
 use crate::source::EventSource;
@@ -57,6 +59,9 @@ pub(crate) struct Mode {
     pub patient: bool,
     /// Where to report progress after every batch.
     pub progress: Option<watch::Sender<ReplayProgress>>,
+    /// HA: the writer's node and the pointer it follows. Outputs are published only
+    /// while it is primary, and every transaction is fenced by its epoch.
+    pub fence: Option<Fence>,
 }
 
 /// The running loop.
@@ -70,6 +75,8 @@ struct Stage {
     source: EventSource,
     /// The checkpoint this process last committed (or found at start).
     committed: u64,
+    /// A replay's next batch, read and decoded while the previous one was committed.
+    ahead: Option<(Vec<Message>, Prepared)>,
     stats: ReplayProgress,
     started: Instant,
 }
@@ -77,23 +84,48 @@ struct Stage {
 impl Stage {
     /// Handles one batch; false when shutting down.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<bool, IndexError> {
-        let linger = self.mode.linger;
-        let msgs = self
-            .source
-            .next_batch(self.mode.batch_size.max(1), linger, shutdown)
-            .await;
+        let (linger, max) = (self.mode.linger, self.mode.batch_size.max(1));
+        let (msgs, p) = match self.ahead.take() {
+            Some(ahead) => ahead,
+            None => {
+                let msgs = self.source.next_batch(max, linger, shutdown).await;
+                let p = prepare(&self.stream.stream, &msgs);
+                (msgs, p)
+            }
+        };
         if msgs.is_empty() {
             return Ok(!shutdown.is_cancelled());
         }
-        let p = prepare(&self.stream.stream, &msgs);
-        let publish = self.mode.publish_outputs;
+        if p.is_empty() {
+            // Only the index's own outputs or dead letters: nothing to commit.
+            return Ok(true);
+        }
+        let (primary, promoted) = fencing::role(self.mode.fence.as_mut());
+        let publish = self.mode.publish_outputs && primary;
+        if publish && promoted {
+            let (pool, name) = (&self.pool, &self.config.checkpoint_name);
+            republish::republish(&self.bus, pool, name, self.config.republish_window_secs).await;
+        }
         if publish && !dead_letter_all(&self.bus, &self.name, &msgs, &p.poison, shutdown).await {
             return Ok(false);
         }
-        let (pool, config) = (&self.pool, &self.config);
-        let Some((step, uncertain)) =
-            commit(pool, config, &self.stream, &p, self.committed, shutdown).await
-        else {
+        let (pool, config, fence) = (&self.pool, &self.config, self.mode.fence.as_ref());
+        let at = self.committed;
+        // A replay reads (and decodes) its next batch while PostgreSQL applies this one.
+        let read_ahead = !self.mode.publish_outputs && fence.is_none() && self.source.limited();
+        let (source, stream) = (&mut self.source, &self.stream);
+        let ahead = async {
+            if !read_ahead {
+                return None;
+            }
+            let msgs = source.next_batch(max, linger, shutdown).await;
+            let p = prepare(&stream.stream, &msgs);
+            Some((msgs, p)).filter(|(m, _)| !m.is_empty())
+        };
+        let committing = commit(pool, config, stream, &p, at, fence, shutdown);
+        let (done, ahead) = tokio::join!(committing, ahead);
+        self.ahead = ahead;
+        let Some((step, uncertain)) = done else {
             return Ok(false);
         };
         let effects = match step {
@@ -105,6 +137,7 @@ impl Stage {
                     committed = self.committed,
                     "database checkpoint is behind; reading again from it"
                 );
+                self.ahead = None;
                 self.source.rewind(at);
                 self.committed = at;
                 return Ok(true);
@@ -113,9 +146,13 @@ impl Stage {
         self.committed = self.committed.max(effects.applied.checkpoint);
         self.record(&msgs, &p, &effects);
         if !publish {
+            let with_indexed = self.config.publish_indexed;
+            fencing::stash(self.mode.fence.as_mut(), &effects, with_indexed);
             return Ok(true);
         }
-        self.announce(&msgs, effects, uncertain, shutdown).await
+        let backlog = fencing::backlog(self.mode.fence.as_mut());
+        self.announce(&msgs, effects, backlog, uncertain, shutdown)
+            .await
     }
 
     /// Counts a committed batch and reports progress.
@@ -146,6 +183,7 @@ impl Stage {
         &mut self,
         msgs: &[Message],
         effects: BatchEffects,
+        backlog: Vec<Event>,
         uncertain: bool,
         shutdown: &CancellationToken,
     ) -> Result<bool, IndexError> {
@@ -155,7 +193,8 @@ impl Stage {
             let (pool, name) = (&self.pool, &self.config.checkpoint_name);
             republish::republish(&self.bus, pool, name, self.config.republish_window_secs).await;
         }
-        let events = effects.events(self.config.publish_indexed);
+        let mut events = backlog;
+        events.extend(effects.events(self.config.publish_indexed));
         if events.is_empty() {
             return Ok(true);
         }
@@ -214,7 +253,7 @@ pub(crate) async fn drive(
     let (start, pool) = (opened.start, opened.pool);
     let limit = mode.until.map(|u| u.min(opened.last_seq));
     info!(start, end = ?limit, stream = %opened.stream, "projection started");
-    if mode.publish_outputs {
+    if mode.publish_outputs && mode.fence.is_none() {
         let window = config.republish_window_secs;
         republish::republish(&bus, &pool, &config.checkpoint_name, window).await;
     }
@@ -241,6 +280,7 @@ pub(crate) async fn drive(
         stream: opened.stream,
         source,
         committed: start,
+        ahead: None,
         stats,
         started: Instant::now(),
     };
@@ -255,7 +295,7 @@ pub(crate) async fn drive(
 
 async fn run_loop(stage: &mut Stage, shutdown: &CancellationToken) -> Result<(), IndexError> {
     loop {
-        if stage.source.exhausted() && !stage.stats.caught_up {
+        if stage.source.exhausted() && stage.ahead.is_none() && !stage.stats.caught_up {
             stage.stats.caught_up = true;
             stage.stats.elapsed = stage.started.elapsed();
             stage.report();
@@ -285,6 +325,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         linger: config.batch_wait(),
         patient: true,
         progress: None,
+        fence: None,
     };
     drive(bus, config, mode, shutdown).await.map(|_| ())
 }

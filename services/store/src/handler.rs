@@ -1,20 +1,20 @@
 //! The handlers: `image.downloaded` copies the blob into the bucket and publishes
-//! `image.stored`; `image.deleted` removes the image's objects.
+//! `image.stored`; `image.deleted` removes the image's objects (see `tombstone`).
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use imgcrawl_bus::{Bus, Delivery, Outcome};
-use imgcrawl_events::{Event, ImageDeleted, ImageDownloaded, ImageStored};
+use imgcrawl_events::{Event, ImageDownloaded, ImageStored};
 use tracing::{debug, field, instrument, Span};
 
 use crate::bucket::Bucket;
-use crate::copy::{copy_image, CopyError};
 
 /// Everything a handler needs; shared by all handlers of the process.
 pub(crate) struct Stage {
     pub bus: Bus,
     pub bucket: Bucket,
+    pub tombstones: imgcrawl_bus::tombstones::Tombstones,
 }
 
 /// Handles one delivery.
@@ -27,20 +27,19 @@ pub(crate) async fn handle(stage: Arc<Stage>, d: Delivery) -> Outcome {
         }
         Event::ImageDeleted(e) => {
             Span::current().record("sha", e.sha256.as_str());
-            deleted(&stage, e).await
+            crate::tombstone::delete(&stage, e).await
         }
         other => Outcome::Poison(format!("the store stage does not handle {}", other.kind())),
     }
 }
 
-/// Copies the blob into the bucket (if absent) and publishes `image.stored`. A missing
-/// blob is retried (the worker dead-letters it after the last delivery); a blob whose
-/// bytes do not match its name is poison.
+/// Copies the blob into the bucket (if absent, and unless the image is deleted) and
+/// publishes `image.stored`. A missing blob is retried (the worker dead-letters it
+/// after the last delivery); a blob whose bytes do not match its name is poison.
 async fn stored(stage: &Stage, e: &ImageDownloaded, seq: u64) -> Outcome {
-    let copied = match copy_image(&stage.bus.blobs, &stage.bucket, e, seq).await {
+    let copied = match crate::tombstone::copy_unless_deleted(stage, e, seq).await {
         Ok(copied) => copied,
-        Err(CopyError::Corrupt(reason)) => return Outcome::Poison(reason),
-        Err(err) => return Outcome::retry(err.to_string()),
+        Err(outcome) => return outcome,
     };
     debug!(object_key = %copied.key, bytes = copied.bytes, wrote = copied.wrote, "stored");
     let event = Event::ImageStored(ImageStored {
@@ -55,16 +54,5 @@ async fn stored(stage: &Stage, e: &ImageDownloaded, seq: u64) -> Outcome {
     match stage.bus.publisher().publish(&event).await {
         Ok(()) => Outcome::Done,
         Err(err) => Outcome::retry(format!("publish image.stored: {err}")),
-    }
-}
-
-/// Deletes every object of the image.
-async fn deleted(stage: &Stage, e: &ImageDeleted) -> Outcome {
-    match stage.bucket.delete_image(&e.sha256).await {
-        Ok(n) => {
-            debug!(objects = n, "deleted");
-            Outcome::Done
-        }
-        Err(err) => Outcome::retry(err.to_string()),
     }
 }

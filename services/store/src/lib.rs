@@ -21,6 +21,7 @@ mod handler;
 pub mod key;
 pub mod replay;
 pub mod target;
+mod tombstone;
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     let stage = Arc::new(handler::Stage {
         bus: bus.clone(),
         bucket: Bucket::from_config(store, &config),
+        tombstones: imgcrawl_bus::tombstones::Tombstones::open(&bus).await?,
     });
     let opts = WorkerOptions {
         concurrency: config.concurrency.max(1),

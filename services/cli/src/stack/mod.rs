@@ -6,6 +6,7 @@
 //! services, and survives `down`/`up`. Every step is idempotent: `up` on a running
 //! stack only checks it.
 
+mod ha;
 mod nats;
 mod postgres;
 mod proc;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+pub use ha::local_ha_nodes;
 pub use proc::port_open;
 
 /// NATS port of the local stack: `IMGCRAWL_NATS_PORT`, default 14222 (not 4222, so a
@@ -75,6 +77,8 @@ pub struct UpOptions {
     pub workers: bool,
     /// Let the workers fetch loopback addresses (the local demo needs it).
     pub allow_loopback: bool,
+    /// PostgreSQL nodes (HA with 2 or more; default: as many as before).
+    pub nodes: Option<usize>,
 }
 
 /// Starts whatever part of the stack is not running.
@@ -83,8 +87,12 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
     std::fs::create_dir_all(home.join("bucket"))?;
     nats::up(&home).await?;
     postgres::up(&home).await?;
+    let nodes = ha::up(&home, opts.nodes).await?;
     if opts.workers {
         workers::up(&home, opts.allow_loopback).await?;
+        if nodes >= 2 {
+            ha::watcher_up(&home).await?;
+        }
     }
     Ok(())
 }
@@ -93,6 +101,7 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
 pub async fn down() -> Result<()> {
     let home = home_abs()?;
     workers::down(&home).await?;
+    ha::down(&home).await?;
     postgres::down(&home).await?;
     nats::down(&home).await?;
     Ok(())
@@ -101,7 +110,7 @@ pub async fn down() -> Result<()> {
 /// One line per component: name, running or not, and where.
 pub fn describe() -> Vec<(String, bool, String)> {
     let home = home();
-    vec![
+    let mut out = vec![
         (
             "nats".into(),
             port_open(nats_port()),
@@ -130,5 +139,7 @@ pub fn describe() -> Vec<(String, bool, String)> {
             home.join("bucket").is_dir(),
             home.join("bucket").display().to_string(),
         ),
-    ]
+    ];
+    out.extend(ha::describe());
+    out
 }

@@ -59,10 +59,15 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
 
 /// Initialises (first time), starts and prepares PostgreSQL.
 pub async fn up(home: &Path) -> Result<()> {
-    let root = home.join("pg");
+    up_at(home, "pg", pg_port()).await
+}
+
+/// [`up`] for a server under `home/<dir>` on `port` (HA nodes: `pg2`, ...).
+pub async fn up_at(home: &Path, dir: &str, port: u16) -> Result<()> {
+    let root = home.join(dir);
     let data = root.join("data");
     let log = root.join("postgres.log");
-    if !port_open(pg_port()) {
+    if !port_open(port) {
         let bin = bindir()?;
         std::fs::create_dir_all(&root)?;
         if !data.join("PG_VERSION").is_file() {
@@ -84,17 +89,17 @@ pub async fn up(home: &Path) -> Result<()> {
             .arg("-o")
             .arg(format!(
                 "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
-                pg_port(),
+                port,
                 root.display()
             ));
         run(c, "pg_ctl start")?;
-        wait_port(pg_port(), Duration::from_secs(30), "postgresql", &log).await?;
+        wait_port(port, Duration::from_secs(30), "postgresql", &log).await?;
     }
-    ensure_database().await
+    ensure_database(port).await
 }
 
-async fn ensure_database() -> Result<()> {
-    let admin = format!("postgres://{PG_DB}@127.0.0.1:{}/postgres", pg_port());
+async fn ensure_database(port: u16) -> Result<()> {
+    let admin = format!("postgres://{PG_DB}@127.0.0.1:{port}/postgres");
     let mut last = None;
     for _ in 0..50 {
         match sqlx::PgConnection::connect(&admin).await {
@@ -123,7 +128,12 @@ async fn ensure_database() -> Result<()> {
 
 /// Stops PostgreSQL if running.
 pub async fn down(home: &Path) -> Result<()> {
-    let data = home.join("pg/data");
+    down_at(home, "pg").await
+}
+
+/// [`down`] for the server under `home/<dir>`.
+pub async fn down_at(home: &Path, dir: &str) -> Result<()> {
+    let data = home.join(dir).join("data");
     if data.join("postmaster.pid").is_file() {
         let mut c = pg_command(&bindir()?.join("pg_ctl"));
         c.arg("stop")

@@ -6,7 +6,7 @@
 //! `object_key` is set once, and a tombstone always wins: a deleted image stays
 //! deleted through replays and later re-downloads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use imgcrawl_events::{ImageDeleted, ImageDownloaded, ImageIndexed, ImageStored};
 use sqlx::PgConnection;
@@ -104,48 +104,30 @@ pub(crate) async fn upsert_images(
     Ok(())
 }
 
-/// Moves sources from `downloaded` to `stored`, sets the images' object keys (first
-/// wins) and returns the `image.indexed` events of those transitions whose image is
-/// not deleted, in sequence order.
-pub(crate) async fn stored(
+/// Moves sources from `downloaded` to `stored` (but for `folded`: the store events
+/// `images::outcomes` already applied and recorded), sets the images' object keys
+/// (first wins) and returns the `image.indexed` events of those transitions whose
+/// image is not deleted, in sequence order.
+pub(crate) async fn stored<'a>(
     c: &mut PgConnection,
-    items: &[Item<&ImageStored>],
+    items: &[Item<&'a ImageStored>],
+    folded: Vec<Item<&'a ImageStored>>,
     progress: &mut Progress,
 ) -> Result<Vec<(u64, ImageIndexed)>, IndexError> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let moved: Vec<(i64,)> = sqlx::query_as(
-        "UPDATE image_sources s SET status = 'stored', stored_at = u.at
-         FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[]) AS u(job_id, url, seq, at)
-         WHERE s.job_id = u.job_id AND s.url = u.url AND s.status = 'downloaded'
-         RETURNING u.seq",
-    )
-    .bind(items.iter().map(|i| i.ev.job_id).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| text(&i.ev.url)).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db("update stored sources"))?;
-    let by_seq: HashMap<i64, &Item<&ImageStored>> = items.iter().map(|i| (big(i.seq), i)).collect();
-    let mut done: Vec<Item<&ImageStored>> = moved
-        .iter()
-        .filter_map(|(s,)| by_seq.get(s).map(|i| **i))
-        .collect();
+    let applied: HashSet<u64> = folded.iter().map(|i| i.seq).collect();
+    let items: Vec<&Item<&ImageStored>> = items.iter().filter(|i| !applied.contains(&i.seq)).collect();
+    let mut done = move_to_stored(c, &items, progress).await?;
+    done.extend(folded);
     done.sort_by_key(|i| i.seq);
-    for i in &done {
-        progress.record(i.ev.job_id, i.seq, i.at, |d| d.images_stored += 1);
-    }
     let keys = first_by(done.clone(), |e| e.sha256.clone());
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let images: Vec<(String, i64, bool)> = sqlx::query_as(
-        "UPDATE images i SET object_key = COALESCE(i.object_key, u.object_key)
-         FROM UNNEST($1::text[], $2::text[]) AS u(sha256, object_key)
-         WHERE i.sha256 = u.sha256
-         RETURNING i.sha256, i.id, i.deleted",
+        "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::text[]) AS u(sha256, object_key)),
+              set AS (UPDATE images i SET object_key = u.object_key FROM u
+                      WHERE i.sha256 = u.sha256 AND i.object_key IS NULL)
+         SELECT i.sha256, i.id, i.deleted FROM images i JOIN u ON i.sha256 = u.sha256",
     )
     .bind(keys.iter().map(|i| text(&i.ev.sha256)).collect::<Vec<_>>())
     .bind(
@@ -175,6 +157,41 @@ pub(crate) async fn stored(
             Some((i.seq, ev))
         })
         .collect())
+}
+
+/// Moves the sources of `items` from `downloaded` to `stored`; returns the items that
+/// moved them (recorded as transitions).
+async fn move_to_stored<'a>(
+    c: &mut PgConnection,
+    items: &[&Item<&'a ImageStored>],
+    progress: &mut Progress,
+) -> Result<Vec<Item<&'a ImageStored>>, IndexError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moved: Vec<(i64,)> = sqlx::query_as(
+        "UPDATE image_sources s SET status = 'stored', stored_at = u.at
+         FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[]) AS u(job_id, url, seq, at)
+         WHERE s.job_id = u.job_id AND s.url = u.url AND s.status = 'downloaded'
+         RETURNING u.seq",
+    )
+    .bind(items.iter().map(|i| i.ev.job_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| text(&i.ev.url)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db("update stored sources"))?;
+    let by_seq: HashMap<i64, &Item<&ImageStored>> =
+        items.iter().map(|i| (big(i.seq), *i)).collect();
+    let done: Vec<Item<&ImageStored>> = moved
+        .iter()
+        .filter_map(|(s,)| by_seq.get(s).map(|i| **i))
+        .collect();
+    for i in &done {
+        progress.record(i.ev.job_id, i.seq, i.at, |d| d.images_stored += 1);
+    }
+    Ok(done)
 }
 
 /// Records tombstones (first deletion per SHA-256 wins) and marks the images deleted.

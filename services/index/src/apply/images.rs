@@ -4,10 +4,14 @@
 //! | `rejected`, `downloaded` -> `stored`. Rows of `rejections` and `images` follow
 //! from real transitions only (the statements' `RETURNING`), so a duplicate outcome
 //! outside the stream's dedup window changes nothing, in any batch split.
+//!
+//! A download whose `image.stored` is in the same batch goes straight to `stored`:
+//! one row version instead of two (the separate update in `catalog::stored` would
+//! find the source `downloaded` and move it on, whatever the two sequences).
 
 use std::collections::HashMap;
 
-use imgcrawl_events::{ImageDiscovered, ImageRejected};
+use imgcrawl_events::{ImageDiscovered, ImageRejected, ImageStored};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -87,31 +91,44 @@ fn source_row(o: &ImageOutcome<'_>) -> SourceRow {
     }
 }
 
-/// Records download outcomes: moves sources out of `discovered`, then writes the
-/// rejections and images those transitions imply.
-pub(crate) async fn outcomes(
+/// Records download outcomes: moves sources out of `discovered` (downloads whose
+/// `image.stored` is in `stored` straight on to `stored`), then writes the rejections
+/// and images those transitions imply. Returns the store events applied that way
+/// (their transitions recorded).
+pub(crate) async fn outcomes<'a>(
     c: &mut PgConnection,
     items: &[Item<ImageOutcome<'_>>],
+    stored: &[Item<&'a ImageStored>],
     progress: &mut Progress,
-) -> Result<(), IndexError> {
+) -> Result<Vec<Item<&'a ImageStored>>, IndexError> {
     if items.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let rows: Vec<SourceRow> = items.iter().map(|i| source_row(&i.ev)).collect();
     let downloaded: Vec<bool> = items
         .iter()
         .map(|i| matches!(i.ev, ImageOutcome::Downloaded(_)))
         .collect();
+    let stores: HashMap<(Uuid, String), &Item<&ImageStored>> = stored
+        .iter()
+        .map(|s| ((s.ev.job_id, text(&s.ev.url)), s))
+        .collect();
+    let store_of: Vec<Option<&Item<&ImageStored>>> = rows
+        .iter()
+        .zip(&downloaded)
+        .map(|(r, ok)| ok.then(|| stores.get(&(r.job_id, r.url.clone())).copied()).flatten())
+        .collect();
     let returned: Vec<(Uuid, String, i64)> = sqlx::query_as(
         "INSERT INTO image_sources AS s (job_id, url, sha256, page_url, alt, found_by, final_url, status, seq,
-                                         discovered_at, downloaded_at)
+                                         discovered_at, downloaded_at, stored_at)
          SELECT u.job_id, u.url, u.sha256, u.page_url, u.alt, u.found_by, u.final_url,
-                CASE WHEN u.ok THEN 'downloaded' ELSE 'rejected' END, u.seq, u.at, CASE WHEN u.ok THEN u.at END
+                CASE WHEN u.ok AND u.stored_at IS NOT NULL THEN 'stored' WHEN u.ok THEN 'downloaded' ELSE 'rejected' END,
+                u.seq, u.at, CASE WHEN u.ok THEN u.at END, u.stored_at
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
-                     $9::int8[], $10::timestamptz[])
-              AS u(job_id, url, sha256, page_url, alt, found_by, final_url, ok, seq, at)
+                     $9::int8[], $10::timestamptz[], $11::timestamptz[])
+              AS u(job_id, url, sha256, page_url, alt, found_by, final_url, ok, seq, at, stored_at)
          ON CONFLICT (job_id, url) DO UPDATE SET sha256 = EXCLUDED.sha256, final_url = EXCLUDED.final_url,
-            status = EXCLUDED.status, downloaded_at = EXCLUDED.downloaded_at
+            status = EXCLUDED.status, downloaded_at = EXCLUDED.downloaded_at, stored_at = EXCLUDED.stored_at
          WHERE s.status = 'discovered'
          RETURNING s.job_id, s.url, s.seq",
     )
@@ -125,19 +142,25 @@ pub(crate) async fn outcomes(
     .bind(&downloaded)
     .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
     .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
+    .bind(store_of.iter().map(|s| s.map(|s| ts(s.at))).collect::<Vec<_>>())
     .fetch_all(&mut *c)
     .await
     .map_err(db("upsert image outcomes"))?;
-    let by_key: HashMap<(Uuid, &str), &Item<ImageOutcome<'_>>> = rows
+    let by_key: HashMap<(Uuid, &str), usize> = rows
         .iter()
-        .zip(items)
-        .map(|(r, i)| ((r.job_id, r.url.as_str()), i))
+        .enumerate()
+        .map(|(n, r)| ((r.job_id, r.url.as_str()), n))
         .collect();
-    let (mut got, mut lost) = (Vec::new(), Vec::new());
+    let (mut got, mut lost, mut folded) = (Vec::new(), Vec::new(), Vec::new());
     for (job, url, row_seq) in returned {
-        let Some(i) = by_key.get(&(job, url.as_str())) else {
+        let Some(&n) = by_key.get(&(job, url.as_str())) else {
             continue;
         };
+        let i = &items[n];
+        if let Some(st) = store_of[n] {
+            progress.record(job, st.seq, st.at, |d| d.images_stored += 1);
+            folded.push(*st);
+        }
         let created = row_seq == big(i.seq);
         progress.record(job, i.seq, i.at, |d| {
             d.images_discovered += i64::from(created);
@@ -165,7 +188,8 @@ pub(crate) async fn outcomes(
     got.sort_by_key(|i| i.seq);
     lost.sort_by_key(|i| i.seq);
     rejections(c, &lost).await?;
-    super::catalog::upsert_images(c, got).await
+    super::catalog::upsert_images(c, got).await?;
+    Ok(folded)
 }
 
 /// Inserts the rejections of sources that just moved to `rejected`.

@@ -7,6 +7,7 @@
 
 mod catalog;
 pub mod checkpoint;
+mod failovers;
 mod images;
 mod jobs;
 mod pages;
@@ -99,10 +100,11 @@ async fn apply_fresh(
     pages::discovered(c, &g.page_discovered, &mut progress).await?;
     pages::outcomes(c, &g.page_outcomes, &mut progress).await?;
     images::discovered(c, &g.image_discovered, &mut progress).await?;
-    images::outcomes(c, &g.image_outcomes, &mut progress).await?;
-    let indexed = catalog::stored(c, &g.image_stored, &mut progress).await?;
+    let folded = images::outcomes(c, &g.image_outcomes, &g.image_stored, &mut progress).await?;
+    let indexed = catalog::stored(c, &g.image_stored, folded, &mut progress).await?;
     catalog::deleted(c, &g.deleted).await?;
     jobs::record_stops(c, &g.stops).await?;
+    failovers::insert(c, fresh).await?;
     let rows = jobs::apply_progress(c, &progress, &g.job_last).await?;
     let completed = finish_jobs(c, &g, &progress, &rows).await?;
     invalid.sort_by_key(|i| i.seq);

@@ -158,19 +158,20 @@ pub async fn replay_objects(
         last_seq: start,
     };
     let subjects = vec![EventKind::ImageDownloaded.subject()];
-    let mut reader = Reader::new(bus, subjects, start, end);
+    let mut reader = Reader::scanning(bus, subjects, start, end);
     let mut saved = Instant::now();
-    loop {
-        let chunk = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            c = next_chunk(&mut reader) => c?,
-        };
+    let mut next = read_chunk(&mut reader, &shutdown).await?;
+    while let Some(chunk) = next {
         let Some(last) = chunk.last().map(|(seq, _)| *seq) else {
             run.stats.caught_up = true;
             cp.last_seq = cp.last_seq.max(end);
             break;
         };
-        run.copy_chunk(&chunk).await?;
+        // The next chunk is read while this one is copied.
+        let ahead = read_chunk(&mut reader, &shutdown);
+        let (copied, ahead) = tokio::join!(run.copy_chunk(&chunk), ahead);
+        copied?;
+        next = ahead?;
         run.stats.position = last;
         cp.last_seq = last;
         if saved.elapsed() > Duration::from_secs(1) {
@@ -188,6 +189,17 @@ pub async fn replay_objects(
         "object replay stopped"
     );
     Ok(run.stats)
+}
+
+/// The next chunk (see [`next_chunk`]); `None` once `shutdown` fired.
+async fn read_chunk(
+    reader: &mut Reader,
+    shutdown: &CancellationToken,
+) -> Result<Option<Vec<(u64, ImageDownloaded)>>, StoreError> {
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(None),
+        c = next_chunk(reader) => c.map(Some),
+    }
 }
 
 /// Up to [`CHUNK`] `image.downloaded` events; empty at the end.

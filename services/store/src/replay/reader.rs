@@ -1,6 +1,13 @@
 //! Reading one or two event subjects in stream order, from a position up to an end,
 //! for the object replay and the bucket check: an ordered consumer (ephemeral, no
 //! acks) that stops at the end and re-opens itself where it was if interrupted.
+//!
+//! A subject that is a large part of the stream (`image.downloaded`) is read with
+//! [`Reader::scanning`]: the whole stream, filtered here. nats-server 2.10's file store
+//! reloads a whole message block for every message a filtered consumer reads from a
+//! block it has not cached, which made a filtered read of a backlog run at a few
+//! hundred messages per second (docs/replay.md, "Performance"). A rare subject
+//! (`image.deleted`) is cheaper filtered on the server: [`Reader::new`].
 
 use std::time::Duration;
 
@@ -49,6 +56,8 @@ pub(crate) struct Reader {
     js: jetstream::Context,
     stream: String,
     subjects: Vec<String>,
+    /// Filter on the server (else: read everything, keep `subjects` here).
+    server_filter: bool,
     messages: Option<Ordered>,
     last: u64,
     end: u64,
@@ -56,12 +65,23 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// A reader of `subjects` after sequence `after`, up to `end`.
+    /// A reader of `subjects` after sequence `after`, up to `end`, filtered on the
+    /// server: for subjects that are a small part of the stream.
     pub(crate) fn new(bus: &Bus, subjects: Vec<String>, after: u64, end: u64) -> Reader {
+        Reader {
+            server_filter: true,
+            ..Reader::scanning(bus, subjects, after, end)
+        }
+    }
+
+    /// A reader of `subjects` after sequence `after`, up to `end`, that reads the whole
+    /// stream and keeps `subjects`: for subjects that are a large part of it.
+    pub(crate) fn scanning(bus: &Bus, subjects: Vec<String>, after: u64, end: u64) -> Reader {
         Reader {
             js: bus.js.clone(),
             stream: bus.config.stream.clone(),
             subjects,
+            server_filter: false,
             messages: None,
             last: after,
             end,
@@ -71,8 +91,12 @@ impl Reader {
 
     async fn open(&mut self) -> Result<(), StoreError> {
         let err = |e: &dyn std::fmt::Display| StoreError::Stream(format!("read events: {e}"));
+        let filter_subjects = match self.server_filter {
+            true => self.subjects.clone(),
+            false => Vec::new(),
+        };
         let config = OrderedConfig {
-            filter_subjects: self.subjects.clone(),
+            filter_subjects,
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: self.last + 1,
             },
@@ -140,6 +164,9 @@ impl Reader {
         self.last = seq;
         if pending == 0 || seq == self.end {
             self.done = true;
+        }
+        if !self.subjects.iter().any(|s| s == msg.subject.as_str()) {
+            return None;
         }
         let header = msg
             .headers

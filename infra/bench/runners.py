@@ -1,0 +1,330 @@
+"""One measured run of each crawler, from a clean state.
+
+* imgcrawl: a private local stack (`imgcrawl up --no-workers` in a fresh IMGCRAWL_HOME on
+  free ports), the workers started here (`imgcrawl run`: all stages in one process, or one
+  process per stage for the scale-out figure), the request published once every consumer
+  exists; measured from the publish to the job's `crawl.completed` event. CPU = the worker
+  processes + nats-server + every PostgreSQL process.
+* Scrapy: `scrapy runspider` measured from spawn to exit (CPU and peak RSS by wait4).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import procstat
+from natsclient import Nats
+from prepare import HERE, ROOT, free_port, log, psql_binary
+
+RUN_TIMEOUT = 1800
+
+# ext4 will not reuse an inode for a while after its file was deleted (the kernel's
+# dirty_expire interval, 30 s by default), and allocating new inodes right after
+# 20,000 deletions walks past all of them: measured, a fifth of imgcrawl's CPU went to
+# it. Every run therefore starts at least this long after the previous run's files
+# were deleted.
+SETTLE_S = float(os.environ.get("BENCH_SETTLE_S", "35"))
+_last_delete = [0.0]
+
+
+def _rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
+    _last_delete[0] = time.monotonic()
+
+
+def _settle():
+    wait = _last_delete[0] + SETTLE_S - time.monotonic()
+    if wait > 0:
+        log(f"waiting {wait:.0f}s for the filesystem to settle after the last cleanup")
+        time.sleep(wait)
+
+
+def _wait_consumers(monitor_port, want, timeout=60):
+    """Waits until the stream has `want` consumers (the stages are pulling)."""
+    url = f"http://127.0.0.1:{monitor_port}/jsz?consumers=true"
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                jsz = json.load(r)
+            streams = [s for a in jsz.get("account_details", [])
+                       for s in a.get("stream_detail", []) if s.get("name") == "IMGCRAWL"]
+            n = sum(len(s.get("consumer_detail") or []) for s in streams)
+            if n >= want:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"only {n} of {want} consumers after {timeout}s")
+
+
+def _psql(env, sql):
+    port = env["IMGCRAWL_PG_PORT"]
+    out = subprocess.run([psql_binary(), "-h", "127.0.0.1", "-p", port, "-U", "imgcrawl", "-d",
+                          "imgcrawl", "-At", "-F", "\t", "-c", sql],
+                         check=True, capture_output=True, text=True, env=env)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def _bucket_shas(bucket):
+    """{sha256 named by the key: sha256 of the bytes} of every object in the bucket."""
+    found = {}
+    for dirpath, _, files in os.walk(bucket):
+        for name in files:
+            data = Path(dirpath, name).read_bytes()
+            found[name.split(".")[0]] = hashlib.sha256(data).hexdigest()
+    return found
+
+
+def _verify_imgcrawl(env, home, job, shas):
+    job_row = _psql(env, f"select status, pages_fetched, images_stored from jobs "
+                         f"where job_id = '{job}'")
+    index = {r[0] for r in _psql(env, "select sha256 from images")}
+    bucket = _bucket_shas(home / "bucket")
+    bad_objects = sum(1 for k, v in bucket.items() if k != v)
+    status, pages, stored = job_row[0] if job_row else ("missing", 0, 0)
+    v = {
+        "job_status": status,
+        "pages_fetched": int(pages),
+        "image_urls_stored": int(stored),
+        "index_distinct_sha256": len(index),
+        "bucket_objects": len(bucket),
+        "bucket_objects_with_wrong_bytes": bad_objects,
+        "index_matches_site": index == shas,
+        "bucket_matches_site": set(bucket) == shas,
+    }
+    v["ok"] = (status == "completed" and v["index_matches_site"] and v["bucket_matches_site"]
+               and bad_objects == 0)
+    return v
+
+
+def _request(job, url):
+    # Scrapy follows every link (DEPTH_LIMIT 0): so does this job. Scrapy's
+    # CONCURRENT_REQUESTS_PER_DOMAIN=64 is the job's per-host concurrency. The rest are
+    # imgcrawl's defaults.
+    return {
+        "job_id": job,
+        "url": url,
+        "scope": {"max_depth": 1000},
+        "politeness": {"per_host_concurrency": 64},
+        "label": "bench",
+    }
+
+
+STAGE_SETS = {
+    "imgcrawl": [[]],
+    "scaleout": [["crawl"], ["download"], ["download"], ["store"], ["index"]],
+}
+
+
+def run_imgcrawl(binary, url, shas, workdir, mode):
+    """One run of imgcrawl (`mode` = imgcrawl: one process, scaleout: one per stage)."""
+    home = workdir / f"{mode}-home"
+    _rmtree(home)
+    home.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NATS_URL", "DATABASE_URL", "IMGCRAWL_BUCKET", "IMGCRAWL_CONFIG",
+                        "RUST_LOG")}
+    env.update(IMGCRAWL_HOME=str(home), IMGCRAWL_NATS_PORT=str(free_port()),
+               IMGCRAWL_PG_PORT=str(free_port()), IMGCRAWL_NATS_MONITOR_PORT=str(free_port()))
+    _start_nats_with_pprof(home, env)
+    subprocess.run([binary, "up", "--no-workers"], check=True, cwd=ROOT, env=env,
+                   stdout=subprocess.DEVNULL)
+    workers = []
+    try:
+        for i, stages in enumerate(STAGE_SETS[mode]):
+            args = [binary, "run", "--allow-loopback"]
+            for s in stages:
+                args += ["--stage", s]
+            logf = open(home / f"run-{i}.log", "w")
+            workers.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=logf,
+                                            stderr=subprocess.STDOUT))
+        _wait_consumers(int(env["IMGCRAWL_NATS_MONITOR_PORT"]), 4)
+        return _measure_imgcrawl(env, home, workers, url, shas)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        subprocess.run([binary, "down"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        keep = home.with_name(home.name + "-last-logs")
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir()
+        for f in home.glob("*.log"):
+            shutil.copy(f, keep)
+        _rmtree(home)
+
+
+def _start_nats_with_pprof(home, env):
+    """With BENCH_PPROF=DIR: starts the stack's nats-server here, as `imgcrawl up` would
+    but with Go's profiler on a free port (`up` then finds it running)."""
+    if not os.environ.get("BENCH_PPROF"):
+        return
+    port = free_port()
+    env["BENCH_PPROF_PORT"] = str(port)
+    (home / "nats").mkdir(parents=True, exist_ok=True)
+    cmd = [str(ROOT / ".tools/bin/nats-server"), "-js", "-a", "127.0.0.1", "-n",
+           "imgcrawl-local", "-p", env["IMGCRAWL_NATS_PORT"], "-m",
+           env["IMGCRAWL_NATS_MONITOR_PORT"], "-sd", str(home / "nats"), "-P",
+           str(home / "nats.pid"), "-profile", str(port)]
+    subprocess.Popen(cmd, stdout=open(home / "nats.log", "w"), stderr=subprocess.STDOUT,
+                     start_new_session=True)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", int(env["IMGCRAWL_NATS_PORT"])), 0.2).close()
+            if (home / "nats.pid").is_file():
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+
+
+def _grab_pprof(env, home, seconds=20, delay=5):
+    """With BENCH_PPROF=DIR: a CPU profile of nats-server, `delay` s after the request."""
+    port = env.get("BENCH_PPROF_PORT")
+    if not port:
+        return None
+    import threading
+
+    def grab():
+        time.sleep(delay)
+        url = f"http://127.0.0.1:{port}/debug/pprof/profile?seconds={seconds}"
+        data = urllib.request.urlopen(url, timeout=seconds + 30).read()
+        Path(os.environ["BENCH_PPROF"], f"{home.name}-nats.pprof").write_bytes(data)
+
+    t = threading.Thread(target=grab, daemon=True)
+    t.start()
+    return t
+
+
+def _start_perf(roots, home):
+    """With BENCH_PERF=DIR: `perf record` (cpu-clock, DWARF call graphs) on each worker
+    process during the measured window, one file per process into DIR (nats-server is
+    profiled with its own pprof endpoint, see BENCH_PPROF)."""
+    out = os.environ.get("BENCH_PERF")
+    if not out:
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    procs = []
+    for name, pid in roots.items():
+        if not name.startswith("worker"):
+            continue
+        data = Path(out) / f"{home.name}-{name}.data"
+        procs.append(subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "249", "--call-graph", "dwarf,32768",
+             "-p", str(pid), "-o", str(data)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1)
+    return procs
+
+
+def _stop_perf(procs):
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    for p in procs:
+        p.wait(60)
+
+
+def _measure_imgcrawl(env, home, workers, url, shas):
+    nats_pid = int((home / "nats.pid").read_text().strip())
+    pg_pid = int((home / "pg/data/postmaster.pid").read_text().split()[0])
+    roots = {f"worker{i}": w.pid for i, w in enumerate(workers)}
+    roots.update(nats=nats_pid, postgres=pg_pid)
+    nats = Nats(int(env["IMGCRAWL_NATS_PORT"]))
+    nats.subscribe("imgcrawl.crawl.completed", 1)
+    nats.flush()
+    job = str(uuid.uuid4())
+    body = json.dumps(_request(job, url)).encode()
+    _settle()
+    perf = _start_perf(roots, home)
+    pprof = _grab_pprof(env, home)
+    load0 = procstat.loadavg()
+    meter = procstat.CpuMeter(roots)
+    t0 = time.monotonic()
+    nats.request_js("imgcrawl.crawl.requested", body,
+                    {"Nats-Msg-Id": f"bench-{job}", "Imgcrawl-Event": "crawl.requested.v1"})
+    done = nats.wait_for(1, lambda p: json.loads(p).get("job_id") == job, RUN_TIMEOUT,
+                         alive=lambda: all(w.poll() is None for w in workers))
+    wall = time.monotonic() - t0
+    cpu, busy = meter.stop()
+    hwm = {f"worker{i}": procstat.vm_hwm_bytes(w.pid) for i, w in enumerate(workers)}
+    load1 = procstat.loadavg()
+    _stop_perf(perf)
+    if pprof:
+        pprof.join(60)
+    nats.close()
+    completed = json.loads(done)
+    verify = _verify_imgcrawl(env, home, job, shas)
+    images = verify["index_distinct_sha256"]
+    return {
+        "wall_s": wall,
+        "pages": completed.get("pages_fetched"),
+        "images": images,
+        "cpu_s": sum(cpu.values()),
+        "cpu_by_process_s": cpu,
+        "peak_rss_bytes": max(hwm.values()),
+        "peak_rss_by_process_bytes": hwm,
+        "machine_busy_s": busy,
+        "loadavg_before": load0,
+        "loadavg_after": load1,
+        "completed_event": completed,
+        "verify": verify,
+    }
+
+
+def run_scrapy(scrapy, url, expected_images, workdir):
+    """One run of Scrapy's CrawlSpider + ImagesPipeline, from a clean output directory."""
+    out = workdir / "scrapy"
+    _rmtree(out)
+    out.mkdir(parents=True)
+    stats_file = out / "stats.json"
+    cmd = [str(scrapy), "runspider", str(HERE / "scrapy_spider.py"), "-a", f"start_url={url}",
+           "-s", f"IMAGES_STORE={out / 'images'}", "-s", f"BENCH_STATS={stats_file}"]
+    _settle()
+    load0 = procstat.loadavg()
+    busy0 = procstat.machine_busy_seconds()
+    t0 = time.monotonic()
+    with open(out / "scrapy.log", "w") as logf:
+        p = subprocess.Popen(cmd, cwd=out, stdout=logf, stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - t0
+    busy = procstat.machine_busy_seconds() - busy0
+    load1 = procstat.loadavg()
+    if p.returncode != 0:
+        raise RuntimeError(f"scrapy exited with {p.returncode}; see {out / 'scrapy.log'}")
+    stats = json.loads(stats_file.read_text())
+    full = out / "images/full"
+    stored = sum(1 for f in full.iterdir() if f.is_file()) if full.is_dir() else 0
+    s = stats["stats"]
+    result = {
+        "wall_s": wall,
+        "pages": stats["pages"],
+        "images": stored,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "peak_rss_bytes": ru.ru_maxrss * 1024,
+        "machine_busy_s": busy,
+        "loadavg_before": load0,
+        "loadavg_after": load1,
+        "scrapy_elapsed_s": s.get("elapsed_time_seconds"),
+        "verify": {
+            "images_stored": stored,
+            "file_status_count/downloaded": s.get("file_status_count/downloaded"),
+            "ok": stored == expected_images,
+        },
+    }
+    _rmtree(out / "images")
+    return result

@@ -1,0 +1,200 @@
+//! Jobs as the index holds them: counters, state, rates.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::model::crawl::{ImageCounters, JobState, JobStatus, PageCounters, Rates};
+use crate::state::RecentJob;
+
+const COLUMNS: &str = "job_id, status, label, seeds, requested_at, stopped_at, completed_at, last_event_at,
+    pages_discovered, pages_fetched, pages_failed, images_discovered, images_downloaded, images_rejected,
+    images_stored, bytes_downloaded";
+
+/// One `jobs` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct JobRow {
+    job_id: Uuid,
+    status: String,
+    label: Option<String>,
+    seeds: Vec<String>,
+    requested_at: DateTime<Utc>,
+    stopped_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    last_event_at: DateTime<Utc>,
+    pages_discovered: i64,
+    pages_fetched: i64,
+    pages_failed: i64,
+    images_discovered: i64,
+    images_downloaded: i64,
+    images_rejected: i64,
+    images_stored: i64,
+    bytes_downloaded: i64,
+}
+
+/// Jobs, newest request first, optionally only those in `state`.
+pub async fn list(
+    db: &PgPool,
+    state: Option<&str>,
+    limit: u32,
+) -> Result<Vec<JobStatus>, sqlx::Error> {
+    let rows: Vec<JobRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE ($1::text IS NULL OR status = $1)
+         ORDER BY request_seq DESC LIMIT $2"
+    ))
+    .bind(state)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await?;
+    let now = Utc::now();
+    Ok(rows.into_iter().map(|r| to_status(r, None, now)).collect())
+}
+
+/// One job with its distinct-image count, if the index has it.
+pub async fn get(db: &PgPool, job: Uuid) -> Result<Option<JobStatus>, sqlx::Error> {
+    let row: Option<JobRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE job_id = $1"))
+            .bind(job)
+            .fetch_optional(db)
+            .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT sha256) FROM image_sources WHERE job_id = $1 AND sha256 IS NOT NULL",
+    )
+    .bind(job)
+    .fetch_one(db)
+    .await?;
+    Ok(Some(to_status(row, Some(distinct), Utc::now())))
+}
+
+/// The status column of a job, if the index has it.
+pub async fn state_of(db: &PgPool, job: Uuid) -> Result<Option<JobState>, sqlx::Error> {
+    let s: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1")
+        .bind(job)
+        .fetch_optional(db)
+        .await?;
+    Ok(s.as_deref().map(JobState::from_db))
+}
+
+/// Whether the index has the job.
+pub async fn exists(db: &PgPool, job: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(state_of(db, job).await?.is_some())
+}
+
+fn per_sec(n: i64, secs: f64) -> f64 {
+    let r = n as f64 / secs.max(1e-3);
+    (r * 100.0).round() / 100.0
+}
+
+fn to_status(r: JobRow, distinct: Option<i64>, now: DateTime<Utc>) -> JobStatus {
+    let state = JobState::from_db(&r.status);
+    let end = match (state.is_finished(), r.completed_at) {
+        (true, Some(t)) => t,
+        (true, None) => r.last_event_at,
+        (false, _) => now,
+    };
+    let elapsed = ((end - r.requested_at).num_milliseconds().max(0) as f64) / 1000.0;
+    let outcomes = r.pages_fetched + r.pages_failed;
+    JobStatus {
+        job_id: r.job_id,
+        state,
+        label: r.label,
+        seeds: r.seeds,
+        requested_at: Some(r.requested_at),
+        stopped_at: r.stopped_at,
+        completed_at: r.completed_at,
+        last_event_at: Some(r.last_event_at),
+        pages: PageCounters {
+            discovered: r.pages_discovered,
+            fetched: r.pages_fetched,
+            failed: r.pages_failed,
+            pending: (r.pages_discovered - outcomes).max(0),
+        },
+        images: ImageCounters {
+            discovered: r.images_discovered,
+            downloaded: r.images_downloaded,
+            rejected: r.images_rejected,
+            stored: r.images_stored,
+            pending: (r.images_discovered - r.images_stored - r.images_rejected).max(0),
+            distinct,
+        },
+        bytes_downloaded: r.bytes_downloaded,
+        elapsed_secs: elapsed,
+        rate: Rates {
+            pages_per_sec: per_sec(outcomes, elapsed),
+            images_per_sec: per_sec(r.images_stored, elapsed),
+            bytes_per_sec: per_sec(r.bytes_downloaded, elapsed),
+        },
+    }
+}
+
+/// The status of a job published here that the index does not have yet.
+pub fn requested(job: &RecentJob) -> JobStatus {
+    let elapsed = ((Utc::now() - job.requested_at).num_milliseconds().max(0) as f64) / 1000.0;
+    JobStatus {
+        job_id: job.job_id,
+        state: JobState::Requested,
+        label: job.label.clone(),
+        seeds: job.seeds.clone(),
+        requested_at: Some(job.requested_at),
+        stopped_at: None,
+        completed_at: None,
+        last_event_at: None,
+        pages: PageCounters::default(),
+        images: ImageCounters::default(),
+        bytes_downloaded: 0,
+        elapsed_secs: elapsed,
+        rate: Rates::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str) -> JobRow {
+        let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        JobRow {
+            job_id: Uuid::nil(),
+            status: status.into(),
+            label: None,
+            seeds: vec!["http://a/".into()],
+            requested_at: t0,
+            stopped_at: None,
+            completed_at: Some(t0 + chrono::Duration::seconds(4)),
+            last_event_at: t0 + chrono::Duration::seconds(4),
+            pages_discovered: 10,
+            pages_fetched: 6,
+            pages_failed: 2,
+            images_discovered: 20,
+            images_downloaded: 12,
+            images_rejected: 3,
+            images_stored: 10,
+            bytes_downloaded: 4000,
+        }
+    }
+
+    #[test]
+    fn counters_pending_and_rates_follow_the_row() {
+        let s = to_status(row("completed"), Some(7), Utc::now());
+        assert_eq!(s.state, JobState::Completed);
+        assert_eq!((s.pages.pending, s.images.pending), (2, 7));
+        assert_eq!(s.images.distinct, Some(7));
+        assert_eq!(s.elapsed_secs, 4.0);
+        assert_eq!(
+            (
+                s.rate.pages_per_sec,
+                s.rate.images_per_sec,
+                s.rate.bytes_per_sec
+            ),
+            (2.0, 2.5, 1000.0)
+        );
+        let running = to_status(row("running"), None, Utc::now());
+        assert!(
+            running.elapsed_secs > 4.0,
+            "a running job's clock runs to now"
+        );
+    }
+}

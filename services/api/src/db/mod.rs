@@ -1,0 +1,84 @@
+//! Reads from the index (PostgreSQL) and from the stream's position. The API never
+//! writes the projection: every change is an event.
+
+pub mod images;
+pub mod jobs;
+pub mod lag;
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::{ApiError, Config};
+
+/// Opens the read pool. It connects lazily, so the server starts (and `/readyz` says
+/// why it is not ready) while the database is down.
+pub fn pool(config: &Config) -> Result<PgPool, ApiError> {
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(&config.database_url)
+        .map_err(|e| ApiError::Database {
+            url: redact(&config.database_url),
+            detail: e.to_string(),
+        })
+}
+
+/// Runs `select 1` with a timeout; the round trip in milliseconds, or why not.
+pub async fn ping(db: &PgPool, timeout: Duration) -> Result<f64, String> {
+    let start = Instant::now();
+    match tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(db)).await {
+        Ok(Ok(_)) => Ok(start.elapsed().as_secs_f64() * 1000.0),
+        Ok(Err(e)) => Err(short_db_error(&e)),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// A database error for people, without SQL or server detail.
+pub fn short_db_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::PoolTimedOut => "connection pool timed out".into(),
+        sqlx::Error::Io(io) => format!("connection failed: {}", io.kind()),
+        sqlx::Error::Tls(_) => "tls handshake failed".into(),
+        sqlx::Error::Database(d) => format!("database error {}", d.code().unwrap_or_default()),
+        _ => "database error".into(),
+    }
+}
+
+/// `host:port/database` of a PostgreSQL URL: no user, no password.
+pub fn endpoint(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path()
+        ),
+        Err(_) => "(unparsable url)".into(),
+    }
+}
+
+/// A URL with its password replaced, for start-up errors.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_redactions_hide_credentials() {
+        let url = "postgres://user:secret@db.internal:6543/imgcrawl";
+        assert_eq!(endpoint(url), "db.internal:6543/imgcrawl");
+        assert!(!redact(url).contains("secret"));
+        assert_eq!(endpoint("postgres://u@h/x"), "h:5432/x");
+    }
+}

@@ -1,0 +1,105 @@
+//! HA state: the database nodes, the primary, replication lag, failover.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `GET /api/ha-status`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HaStatus {
+    /// `single` (one node, no watcher) or `watched` (an HA watcher picks the primary).
+    pub mode: String,
+    /// Name of the primary node.
+    pub primary: String,
+    /// The HA epoch (fencing token) of the primary; 0 without a watcher.
+    pub epoch: i64,
+    /// Every node.
+    pub nodes: Vec<HaNode>,
+    /// The event stream the nodes project.
+    pub stream: StreamState,
+    /// When this was measured.
+    pub checked_at: DateTime<Utc>,
+}
+
+/// One PostgreSQL node.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HaNode {
+    /// Node name (its checkpoint row's name).
+    pub name: String,
+    /// `primary` or `standby`.
+    pub role: String,
+    /// Host, port and database (no credentials).
+    pub endpoint: String,
+    /// It answered a query in time.
+    pub healthy: bool,
+    /// Round trip of the health query in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Last stream sequence it applied.
+    pub checkpoint: Option<u64>,
+    /// Stream sequences it is behind (see `IndexLag`).
+    pub lag_events: Option<u64>,
+    /// Age in seconds of the oldest event it has not applied.
+    pub lag_seconds: Option<f64>,
+    /// Why it is unhealthy.
+    pub error: Option<String>,
+}
+
+/// The event stream's position.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StreamState {
+    /// Stream name.
+    pub name: String,
+    /// Its last sequence.
+    pub last_seq: u64,
+}
+
+/// `GET /api/ha/sync-status`: how far each node is from the stream and from the others.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SyncStatus {
+    /// Every node has applied everything it applies (lag 0).
+    pub in_sync: bool,
+    /// Per node.
+    pub nodes: Vec<NodeSync>,
+    /// The stream.
+    pub stream: StreamState,
+    /// When this was measured.
+    pub checked_at: DateTime<Utc>,
+}
+
+/// One node's synchronisation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NodeSync {
+    /// Node name.
+    pub name: String,
+    /// Last stream sequence it applied.
+    pub checkpoint: Option<u64>,
+    /// Stream sequences it is behind.
+    pub lag_events: Option<u64>,
+    /// Age in seconds of the oldest event it has not applied.
+    pub lag_seconds: Option<f64>,
+    /// Its lag is 0.
+    pub in_sync: bool,
+}
+
+/// `POST /api/ha/failover`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// Node to promote (default: the best healthy standby).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Why, for the failover history.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `202` answer to a failover (once an HA watcher runs).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailoverAccepted {
+    /// The old primary.
+    pub from: String,
+    /// The new primary.
+    pub to: String,
+    /// The new epoch.
+    pub epoch: i64,
+}

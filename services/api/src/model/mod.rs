@@ -1,0 +1,37 @@
+//! The JSON bodies of the API, with their OpenAPI schemas (`utoipa::ToSchema`).
+
+pub mod crawl;
+pub mod ha;
+pub mod images;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `GET /healthz`: the process is alive.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz`: whether NATS and the primary database answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// NATS.
+    pub nats: Check,
+    /// The primary PostgreSQL node.
+    pub postgres: Check,
+}
+
+/// One dependency check.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Check {
+    /// It answered in time.
+    pub ok: bool,
+    /// Round trip in milliseconds, when it answered.
+    pub latency_ms: Option<f64>,
+    /// Why not, when it did not.
+    pub error: Option<String>,
+}

@@ -1,0 +1,110 @@
+//! What every handler shares: the database pool, the bus, the bucket, the token, the
+//! rate limiter, the thumbnailer and a few small caches.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use imgcrawl_bus::Bus;
+use object_store::ObjectStore;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::Token;
+use crate::limit::RateLimiter;
+use crate::model::crawl::IndexLag;
+use crate::thumbs::Thumbnailer;
+use crate::Config;
+
+/// How many jobs requested through this server are remembered until the index has them.
+const RECENT_JOBS: usize = 1024;
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The primary index database (reads only).
+    pub db: PgPool,
+    /// NATS: writes are events.
+    pub bus: Bus,
+    /// The bucket the store stage writes.
+    pub store: Arc<dyn ObjectStore>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The bearer token of mutating endpoints.
+    pub token: Token,
+    /// Per-client rate limit.
+    pub limiter: Arc<RateLimiter>,
+    /// Thumbnails.
+    pub thumbs: Arc<Thumbnailer>,
+    /// Jobs requested here, not necessarily indexed yet.
+    pub recent: Arc<RecentJobs>,
+    /// The last index-lag measurement, reused for a second.
+    pub lag_cache: Arc<Mutex<Option<(Instant, IndexLag)>>>,
+}
+
+/// A job this server published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentJob {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its seeds.
+    pub seeds: Vec<String>,
+    /// Its label.
+    pub label: Option<String>,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The most recent jobs requested through this server (bounded).
+#[derive(Debug, Default)]
+pub struct RecentJobs {
+    jobs: Mutex<VecDeque<RecentJob>>,
+}
+
+impl RecentJobs {
+    /// Remembers a job, forgetting the oldest past the bound.
+    pub fn push(&self, job: RecentJob) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs.len() >= RECENT_JOBS {
+            jobs.pop_front();
+        }
+        jobs.push_back(job);
+    }
+
+    /// The job, if it was requested here.
+    pub fn get(&self, job: Uuid) -> Option<RecentJob> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.iter().find(|j| j.job_id == job).cloned()
+    }
+
+    /// Every remembered job, newest first.
+    pub fn newest_first(&self) -> Vec<RecentJob> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.iter().rev().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_jobs_are_bounded_and_newest_first() {
+        let r = RecentJobs::default();
+        let job = |n: u128| RecentJob {
+            job_id: Uuid::from_u128(n),
+            seeds: vec![],
+            label: None,
+            requested_at: Utc::now(),
+        };
+        for n in 0..(RECENT_JOBS as u128 + 5) {
+            r.push(job(n));
+        }
+        assert!(r.get(Uuid::from_u128(0)).is_none());
+        assert!(r.get(Uuid::from_u128(5)).is_some());
+        let all = r.newest_first();
+        assert_eq!(all.len(), RECENT_JOBS);
+        assert_eq!(all[0].job_id, Uuid::from_u128(RECENT_JOBS as u128 + 4));
+    }
+}

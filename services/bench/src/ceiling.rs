@@ -1,0 +1,154 @@
+//! The ceilings under the replays (`--ceilings`): how fast this machine reads the
+//! stream with an ordered consumer (no decoding, nothing applied), with and without
+//! decoding, and how fast PostgreSQL takes plain multi-row `UNNEST` inserts.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use imgcrawl_bus::Bus;
+use imgcrawl_events::{decode, EventKind, HEADER_EVENT};
+use serde_json::{json, Value};
+
+use crate::report::round;
+
+/// Longest a probe reads (the filtered reads are very slow on nats-server 2.10).
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads the whole stream (`filter` subjects, all if empty) once, or for
+/// [`PROBE_LIMIT`]; decodes each message when `decode_events`. Returns
+/// `(messages, seconds)`.
+pub async fn read(bus: &Bus, filter: Vec<String>, decode_events: bool) -> Result<(u64, f64)> {
+    let stream = bus.js.get_stream(&bus.config.stream).await?;
+    let config = OrderedConfig {
+        filter_subjects: filter,
+        deliver_policy: DeliverPolicy::All,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let consumer = stream.create_consumer(config).await?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok((0, 0.0));
+    }
+    let mut messages = consumer.messages().await?;
+    let mut n = 0u64;
+    while let Some(m) = messages.next().await {
+        let m = m.context("read")?;
+        n += 1;
+        if decode_events {
+            let header = m.headers.as_ref().and_then(|h| h.get(HEADER_EVENT));
+            let _ = decode(m.subject.as_str(), header.map(|h| h.as_str()), &m.payload);
+        }
+        if m.info().map_or(true, |i| i.pending == 0) || started.elapsed() > PROBE_LIMIT {
+            break;
+        }
+    }
+    Ok((n, started.elapsed().as_secs_f64()))
+}
+
+/// Inserts `rows` rows into a fresh table shaped like `image_sources` (a two-column
+/// primary key, a secondary index), `batch` per `INSERT ... SELECT FROM UNNEST` and
+/// transaction. Returns seconds.
+pub async fn unnest_inserts(url: &str, rows: u64, batch: u64) -> Result<f64> {
+    let pool = imgcrawl_index::connect(url).await?;
+    sqlx::query(
+        "CREATE TABLE probe (job_id uuid NOT NULL, url text NOT NULL, page_url text NOT NULL,
+            status text NOT NULL, seq bigint NOT NULL, at timestamptz NOT NULL,
+            PRIMARY KEY (job_id, url))",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("CREATE INDEX probe_job_seq ON probe (job_id, seq)")
+        .execute(&pool)
+        .await?;
+    let job = uuid::Uuid::from_u128(7);
+    let now = chrono::Utc::now();
+    let started = Instant::now();
+    let mut seq = 0u64;
+    while seq < rows {
+        let n = batch.min(rows - seq);
+        let seqs: Vec<i64> = (seq..seq + n).map(|s| s as i64).collect();
+        let urls: Vec<String> = seqs
+            .iter()
+            .map(|s| format!("https://cdn1.example.net/site1/img/{s}.jpg?w=640"))
+            .collect();
+        let pages: Vec<String> = seqs
+            .iter()
+            .map(|s| format!("https://site1.example.org/p/{}.html", s / 10))
+            .collect();
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO probe (job_id, url, page_url, status, seq, at)
+             SELECT $1, u.url, u.page_url, 'discovered', u.seq, $2
+             FROM UNNEST($3::text[], $4::text[], $5::int8[]) AS u(url, page_url, seq)",
+        )
+        .bind(job)
+        .bind(now)
+        .bind(&urls)
+        .bind(&pages)
+        .bind(&seqs)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        seq += n;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(secs)
+}
+
+/// Reads every image of `images` (key, bytes) back from the blob store with the
+/// store's own `read_blob` (which checks the hash), `in_flight` at a time. Returns
+/// `(bytes, seconds)`.
+pub async fn blob_reads(bus: &Bus, images: &[(String, Bytes)], in_flight: usize) -> Result<(u64, f64)> {
+    let started = Instant::now();
+    let sizes: Vec<u64> = futures::stream::iter(images)
+        .map(|(key, _)| async move {
+            let sha = key.rsplit('/').next().and_then(|f| f.split('.').next()).unwrap_or_default();
+            imgcrawl_store::read_blob(&bus.blobs, sha).await.map(|b| b.len() as u64)
+        })
+        .buffer_unordered(in_flight)
+        .try_collect()
+        .await?;
+    Ok((sizes.iter().sum(), started.elapsed().as_secs_f64()))
+}
+
+/// Every ceiling, as JSON.
+pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Result<Value> {
+    let consumed = imgcrawl_index::consumed_subjects();
+    let downloaded = vec![EventKind::ImageDownloaded.subject()];
+    // The filtered reads stop after PROBE_LIMIT: they are the slow path.
+    let mut out = serde_json::Map::new();
+    for (name, filter, dec) in [
+        ("read_all_subjects", Vec::new(), false),
+        ("read_all_subjects_and_decode", Vec::new(), true),
+        ("read_index_subjects_filtered", consumed, false),
+        ("read_image_downloaded_filtered", downloaded, false),
+    ] {
+        let (n, secs) = read(bus, filter, dec).await?;
+        eprintln!("ceiling {name}: {n} messages in {secs:.2} s");
+        out.insert(
+            name.into(),
+            json!({ "messages": n, "seconds": round(secs), "per_sec": round(n as f64 / secs.max(1e-9)) }),
+        );
+    }
+    let (bytes, secs) = blob_reads(bus, images, 16).await?;
+    eprintln!("ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
+    out.insert(
+        "blob_reads_16_in_flight".into(),
+        json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
+                "per_sec": round(images.len() as f64 / secs.max(1e-9)),
+                "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),
+    );
+    let rows = 1_000_000;
+    let secs = unnest_inserts(scratch_db, rows, 5000).await?;
+    eprintln!("ceiling unnest_insert: {rows} rows in {secs:.2} s");
+    out.insert(
+        "unnest_insert_rows".into(),
+        json!({ "rows": rows, "batch": 5000, "seconds": round(secs), "per_sec": round(rows as f64 / secs.max(1e-9)) }),
+    );
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,340 @@
+//! HA: the index writer of one node, its role, and fencing by epoch.
+//!
+//! **Writer.** With HA, every PostgreSQL node has its own index writer: the projection
+//! loop of this crate pointed at that node, reading the stream from the node's own
+//! checkpoint. A writer has a *role* that it derives from the HA pointer (KV
+//! `imgcrawl-ha`, key `postgres`, see `imgcrawl_bus::ha`) it follows: **primary** when
+//! the pointer names its node, **standby** otherwise. Both roles apply every event (a
+//! standby is a warm copy a few events behind); only the primary publishes what
+//! batches produce (`image.indexed`, `crawl.completed`, dead letters), and it does so
+//! after the commit of a batch it applied while the pointer named its node.
+//!
+//! **Fencing.** A writer holds the epoch of the pointer it last saw. Inside every
+//! projection transaction, before any row is written, [`check`] compares it with the
+//! epoch recorded in the node's checkpoint row: if the node has seen a newer epoch the
+//! transaction fails ([`IndexError::Fenced`]) and nothing is committed; otherwise the
+//! node records the writer's epoch. The watcher [`stamp`]s the current epoch on every
+//! node it can reach, first on a node that returns, so a writer that missed a failover
+//! can no longer commit there. Epochs only grow, on nodes and in the pointer.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use imgcrawl_bus::ha::{HaStore, Node, Pointer, POSTGRES};
+use imgcrawl_bus::Bus;
+use sqlx::PgConnection;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, Instrument};
+
+use imgcrawl_events::Event;
+
+use crate::clean::big;
+use crate::effects::BatchEffects;
+use crate::error::{db, IndexError};
+use crate::stage::{drive, Mode};
+use crate::Config;
+
+/// What an HA writer knows: its node and the pointer it follows.
+#[derive(Clone)]
+pub struct Fence {
+    node: String,
+    pointer: watch::Receiver<Option<Pointer>>,
+    /// The role at the last [`Fence::promoted`] call.
+    was_primary: bool,
+    /// What batches applied as a standby would have announced, newest last, for at
+    /// most [`STASH_WINDOW`] and [`STASH_MAX`] events.
+    stash: VecDeque<(Instant, Event)>,
+}
+
+/// How long a standby keeps what it did not announce: longer than any detection time.
+const STASH_WINDOW: Duration = Duration::from_secs(120);
+/// At most this many unannounced events are kept (about 30 MB).
+const STASH_MAX: usize = 100_000;
+
+impl Fence {
+    /// A fence for the writer of `node`, following `pointer`.
+    pub fn new(node: impl Into<String>, pointer: watch::Receiver<Option<Pointer>>) -> Fence {
+        // Not primary yet: a writer that starts as primary republishes recent
+        // completions with its first batch, as the plain stage does at start.
+        Fence {
+            node: node.into(),
+            pointer,
+            was_primary: false,
+            stash: VecDeque::new(),
+        }
+    }
+
+    /// A fence that never learns anything after `pointer` (tests, and to show what a
+    /// writer cut off from the pointer can and cannot do).
+    pub fn fixed(node: impl Into<String>, pointer: Pointer) -> Fence {
+        // The sender is dropped: the receiver keeps the last value forever.
+        let (_, rx) = watch::channel(Some(pointer));
+        Fence::new(node, rx)
+    }
+
+    /// The node this writer projects into.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The epoch of the pointer last seen (0 before the first election).
+    pub fn epoch(&self) -> u64 {
+        self.pointer.borrow().as_ref().map_or(0, |p| p.epoch)
+    }
+
+    /// Whether the pointer last seen names this writer's node.
+    pub fn is_primary(&self) -> bool {
+        self.pointer
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.primary == self.node)
+    }
+
+    /// After [`IndexError::Fenced`]: waits (at most a second, or until `shutdown`) for
+    /// a pointer newer than the epoch the fenced attempt held.
+    pub(crate) async fn wait_newer(&self, fenced: &IndexError, shutdown: &CancellationToken) {
+        let IndexError::Fenced { writer, .. } = fenced else {
+            return;
+        };
+        let mut rx = self.pointer.clone();
+        let newer = async {
+            while rx.borrow_and_update().as_ref().map_or(0, |p| p.epoch) <= *writer {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::timeout(Duration::from_secs(1), newer) => {}
+        }
+    }
+
+    /// True once each time the writer becomes primary (to publish what it applied as
+    /// a standby and the old primary may not have announced).
+    pub(crate) fn promoted(&mut self) -> bool {
+        let now = self.is_primary();
+        let promoted = now && !self.was_primary;
+        self.was_primary = now;
+        promoted
+    }
+}
+
+/// The role for the next batch, `(primary, promoted)`: without HA a writer is always
+/// primary; with HA, as the pointer says, and `promoted` once per promotion.
+pub(crate) fn role(fence: Option<&mut Fence>) -> (bool, bool) {
+    match fence {
+        None => (true, false),
+        Some(f) => {
+            let promoted = f.promoted();
+            (f.is_primary(), promoted)
+        }
+    }
+}
+
+/// A standby keeps what a batch would have announced: if it is promoted soon, the
+/// old primary may have died before announcing the same rows.
+pub(crate) fn stash(fence: Option<&mut Fence>, effects: &BatchEffects, with_indexed: bool) {
+    let Some(f) = fence else { return };
+    let now = Instant::now();
+    f.stash
+        .extend(effects.events(with_indexed).into_iter().map(|e| (now, e)));
+    while f.stash.len() > STASH_MAX
+        || f.stash
+            .front()
+            .is_some_and(|(t, _)| t.elapsed() > STASH_WINDOW)
+    {
+        f.stash.pop_front();
+    }
+}
+
+/// What the writer stashed as a standby, to announce now that it is primary (message
+/// ids make the stream drop what the old primary did announce).
+pub(crate) fn backlog(fence: Option<&mut Fence>) -> Vec<Event> {
+    match fence {
+        Some(f) if !f.stash.is_empty() => {
+            info!(
+                events = f.stash.len(),
+                "promoted: announcing what was applied as a standby"
+            );
+            f.stash.drain(..).map(|(_, e)| e).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Inside a projection transaction: fails with [`IndexError::Fenced`] if the node's
+/// checkpoint row records an epoch above `epoch`; otherwise records `epoch` there (the
+/// row stays locked until the transaction ends).
+pub(crate) async fn check(
+    c: &mut PgConnection,
+    checkpoint_name: &str,
+    epoch: u64,
+) -> Result<(), IndexError> {
+    let raised: Option<i64> = sqlx::query_scalar(
+        "UPDATE projection_checkpoint SET epoch = $2 WHERE name = $1 AND epoch <= $2 RETURNING epoch",
+    )
+    .bind(checkpoint_name)
+    .bind(big(epoch))
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db("check fencing epoch"))?;
+    if raised.is_some() {
+        return Ok(());
+    }
+    let created: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO projection_checkpoint (name, last_seq, epoch) VALUES ($1, 0, $2)
+         ON CONFLICT (name) DO NOTHING RETURNING epoch",
+    )
+    .bind(checkpoint_name)
+    .bind(big(epoch))
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db("check fencing epoch"))?;
+    if created.is_some() {
+        return Ok(());
+    }
+    let node: i64 =
+        sqlx::query_scalar("SELECT epoch FROM projection_checkpoint WHERE name = $1 FOR UPDATE")
+            .bind(checkpoint_name)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db("check fencing epoch"))?;
+    if node <= big(epoch) {
+        return Ok(()); // raced with the row's creation; the lock now orders us
+    }
+    Err(IndexError::Fenced {
+        writer: epoch,
+        node: u64::try_from(node).unwrap_or(0),
+    })
+}
+
+/// For the HA watcher: records `epoch` on the node's checkpoint row `checkpoint_name`
+/// (created if missing, never lowered) and returns the node's epoch afterwards. Waits
+/// for a writer's transaction in flight on that row to end.
+pub async fn stamp(
+    c: &mut PgConnection,
+    checkpoint_name: &str,
+    epoch: u64,
+) -> Result<u64, IndexError> {
+    let e: i64 = sqlx::query_scalar(
+        "INSERT INTO projection_checkpoint (name, last_seq, epoch) VALUES ($1, 0, $2)
+         ON CONFLICT (name) DO UPDATE SET epoch = GREATEST(projection_checkpoint.epoch, EXCLUDED.epoch)
+         RETURNING epoch",
+    )
+    .bind(checkpoint_name)
+    .bind(big(epoch))
+    .fetch_one(c)
+    .await
+    .map_err(db("stamp fencing epoch"))?;
+    Ok(u64::try_from(e).unwrap_or(0))
+}
+
+/// Runs the writer of one node with `fence` until `shutdown`: the live loop, which
+/// publishes only while the fence says primary.
+pub async fn run_fenced(
+    bus: Bus,
+    config: Config,
+    fence: Fence,
+    shutdown: CancellationToken,
+) -> Result<(), IndexError> {
+    let mode = Mode {
+        publish_outputs: true,
+        until: None,
+        follow: false,
+        batch_size: config.batch_size(),
+        linger: config.batch_wait(),
+        patient: true,
+        progress: None,
+        fence: Some(fence),
+    };
+    drive(bus, config, mode, shutdown).await.map(|_| ())
+}
+
+/// Runs the writer of node `node` (its `config.database_url`), following the
+/// `postgres` pointer, until `shutdown`.
+pub async fn run_node(
+    bus: Bus,
+    config: Config,
+    node: &str,
+    shutdown: CancellationToken,
+) -> Result<(), IndexError> {
+    let store = HaStore::open(&bus).await?;
+    let pointer = store.follow(POSTGRES, shutdown.child_token());
+    run_fenced(bus, config, Fence::new(node, pointer), shutdown).await
+}
+
+/// Runs one writer per node (each with `config`, its URL replaced by the node's) until
+/// `shutdown`. A writer that fails (a node holding another stream's projection) is
+/// logged and the others go on: one bad node must not stop the primary's writer. The
+/// first failure is returned once every writer has ended.
+pub async fn run_nodes(
+    bus: Bus,
+    config: Config,
+    nodes: &[Node],
+    shutdown: CancellationToken,
+) -> Result<(), IndexError> {
+    let mut set = JoinSet::new();
+    for n in nodes {
+        let config = Config {
+            database_url: n.url.clone(),
+            ..config.clone()
+        };
+        let (bus, name, stop) = (bus.clone(), n.name.clone(), shutdown.clone());
+        let span = tracing::info_span!("node", node = %n.name);
+        let writer = async move {
+            let r = run_node(bus, config, &name, stop).await;
+            if let Err(e) = &r {
+                error!(node = %name, error = %e, "index writer stopped; the other nodes go on");
+            }
+            r
+        };
+        set.spawn(writer.instrument(span));
+    }
+    info!(nodes = nodes.len(), "ha index writers started");
+    let mut first = Ok(());
+    while let Some(joined) = set.join_next().await {
+        let r = joined.unwrap_or_else(|e| Err(IndexError::Stream(format!("writer task: {e}"))));
+        if let (Err(e), true) = (r, first.is_ok()) {
+            first = Err(e);
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ptr(primary: &str, epoch: u64) -> Pointer {
+        Pointer {
+            primary: primary.into(),
+            epoch,
+            reason: String::new(),
+            at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn the_role_follows_the_pointer_and_promotion_is_seen_once() {
+        let (tx, rx) = watch::channel(Some(ptr("a", 1)));
+        let mut f = Fence::new("b", rx);
+        assert!(!f.is_primary());
+        assert_eq!(f.epoch(), 1);
+        assert!(!f.promoted());
+        assert_eq!(role(None), (true, false));
+        tx.send_replace(Some(ptr("b", 2)));
+        assert!(f.is_primary());
+        assert_eq!(f.epoch(), 2);
+        assert!(f.promoted());
+        assert!(!f.promoted());
+        tx.send_replace(Some(ptr("a", 3)));
+        assert!(!f.promoted());
+        let fixed = Fence::fixed("a", ptr("a", 7));
+        assert!(fixed.is_primary());
+        assert_eq!(fixed.epoch(), 7);
+    }
+}
