@@ -164,6 +164,10 @@ impl NatsServer {
     pub fn pause(&self) {
         if let Some(p) = &self.proc {
             p.signal_tree(libc::SIGSTOP);
+            // kill(2) returns before a process running on another core has stopped;
+            // wait until the kernel reports every thread stopped, so nothing is
+            // answered after pause() returns.
+            wait_stopped(p.pid());
         }
     }
 
@@ -179,6 +183,26 @@ impl NatsServer {
         async_nats::connect(self.url())
             .await
             .expect("connect to the test nats-server")
+    }
+}
+
+/// Waits (up to 2 s) until every thread of `pid` is in the stopped state.
+fn wait_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.flatten().all(|t| {
+                    std::fs::read_to_string(t.path().join("stat"))
+                        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
+                        .unwrap_or(true)
+                })
+            })
+            .unwrap_or(true);
+        if stopped {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
