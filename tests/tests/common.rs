@@ -73,6 +73,27 @@ pub async fn assert_images(db: &PgPool, job: Uuid, server: &SiteServer, expected
     assert_eq!(distinct as usize, expected.distinct_sha256().len());
 }
 
+/// (url, reason) of every rejection of `job`.
+pub async fn rejections(db: &PgPool, job: Uuid) -> BTreeSet<(String, String)> {
+    sqlx::query("select url, reason from rejections where job_id = $1")
+        .bind(job)
+        .fetch_all(db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("url"), r.get("reason")))
+        .collect()
+}
+
+/// (url, reason) a correct crawl rejects.
+pub fn expected_rejections(server: &SiteServer, expected: &Expected) -> BTreeSet<(String, String)> {
+    expected
+        .rejected
+        .iter()
+        .map(|r| (server.url(&r.url_path), serde_json::to_value(r.reason).unwrap().as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// Asserts the bucket holds each distinct image exactly once, under a key ending in
 /// `<sha256>.<ext>`, with bytes hashing to that sha256.
 pub fn assert_bucket(dir: &Path, expected: &Expected) {

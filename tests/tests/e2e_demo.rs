@@ -35,19 +35,8 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
     common::assert_images(&db, job, &server, &expected).await;
 
     // rejections: exactly the expected URLs with the expected reasons
-    let got: BTreeSet<(String, String)> = sqlx::query("select url, reason from rejections where job_id = $1")
-        .bind(job)
-        .fetch_all(&db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get("url"), r.get("reason")))
-        .collect();
-    let want: BTreeSet<(String, String)> = expected
-        .rejected
-        .iter()
-        .map(|r| (server.url(&r.url_path), serde_json::to_value(r.reason).unwrap().as_str().unwrap().to_string()))
-        .collect();
+    let got = common::rejections(&db, job).await;
+    let want = common::expected_rejections(&server, &expected);
     assert_eq!(got, want, "rejections");
     let reasons: BTreeSet<&str> = want.iter().map(|(_, r)| r.as_str()).collect();
     for r in ["http_status", "not_an_image", "decode_failed", "robots"] {
@@ -163,19 +152,8 @@ async fn filters_produce_too_small_too_large_and_format_rejections() {
     let db = p.db().await;
     let expected = server.site().truth.for_job(&imgcrawl_events::Scope::default(), &filters);
     common::assert_images(&db, job, &server, &expected).await;
-    let got: BTreeSet<(String, String)> = sqlx::query("select url, reason from rejections where job_id = $1")
-        .bind(job)
-        .fetch_all(&db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get("url"), r.get("reason")))
-        .collect();
-    let want: BTreeSet<(String, String)> = expected
-        .rejected
-        .iter()
-        .map(|r| (server.url(&r.url_path), serde_json::to_value(r.reason).unwrap().as_str().unwrap().to_string()))
-        .collect();
+    let got = common::rejections(&db, job).await;
+    let want = common::expected_rejections(&server, &expected);
     assert_eq!(got, want);
     let reasons: BTreeSet<&str> = got.iter().map(|(_, r)| r.as_str()).collect();
     for r in ["too_small", "too_large", "format_not_accepted"] {
