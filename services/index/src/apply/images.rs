@@ -5,9 +5,12 @@
 //! from real transitions only (the statements' `RETURNING`), so a duplicate outcome
 //! outside the stream's dedup window changes nothing, in any batch split.
 //!
-//! A download whose `image.stored` is in the same batch goes straight to `stored`:
-//! one row version instead of two (the separate update in `catalog::stored` would
-//! find the source `downloaded` and move it on, whatever the two sequences).
+//! Rows are written once where the batch allows it: a discovery whose outcome follows
+//! it in the batch is inserted by the outcome's upsert (with the discovery's columns
+//! and sequence), and a download whose `image.stored` is in the batch goes straight
+//! to `stored` (the separate update in `catalog::stored` would find the source
+//! `downloaded` and move it on, whatever the two sequences). The rows and transitions
+//! are those of the separate statements; a replay writes far fewer row versions.
 
 use std::collections::HashMap;
 
@@ -19,6 +22,20 @@ use crate::batch::{ImageOutcome, Item};
 use crate::clean::{big, name, opt_text, text, ts};
 use crate::error::{db, IndexError};
 use crate::progress::Progress;
+
+/// Splits discoveries into those to insert now and those whose outcome follows them in
+/// the batch (`outcomes` inserts those rows).
+pub(crate) fn split_discoveries<'a>(
+    found: &[Item<&'a ImageDiscovered>],
+    outcomes: &[Item<ImageOutcome<'_>>],
+) -> (Vec<Item<&'a ImageDiscovered>>, Vec<Item<&'a ImageDiscovered>>) {
+    let later: HashMap<(Uuid, String), u64> =
+        outcomes.iter().map(|o| (o.ev.key(), o.seq)).collect();
+    found.iter().copied().partition(|d| {
+        let key = (d.ev.job_id, text(&d.ev.url));
+        !later.get(&key).is_some_and(|&outcome| outcome > d.seq)
+    })
+}
 
 /// Inserts discovered image URLs; the first discovery of a URL in a job wins.
 pub(crate) async fn discovered(
@@ -91,20 +108,37 @@ fn source_row(o: &ImageOutcome<'_>) -> SourceRow {
     }
 }
 
-/// Records download outcomes: moves sources out of `discovered` (downloads whose
-/// `image.stored` is in `stored` straight on to `stored`), then writes the rejections
-/// and images those transitions imply. Returns the store events applied that way
-/// (their transitions recorded).
+/// Records download outcomes: moves sources out of `discovered` (inserting those of
+/// `found`, the batch's earlier discoveries of the same URLs, as discovered; downloads
+/// whose `image.stored` is in `stored` straight on to `stored`), then writes the
+/// rejections and images those transitions imply. Returns the store events applied
+/// that way (their transitions recorded).
 pub(crate) async fn outcomes<'a>(
     c: &mut PgConnection,
     items: &[Item<ImageOutcome<'_>>],
+    found: &[Item<&ImageDiscovered>],
     stored: &[Item<&'a ImageStored>],
     progress: &mut Progress,
 ) -> Result<Vec<Item<&'a ImageStored>>, IndexError> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<SourceRow> = items.iter().map(|i| source_row(&i.ev)).collect();
+    let mut rows: Vec<SourceRow> = items.iter().map(|i| source_row(&i.ev)).collect();
+    let founds: HashMap<(Uuid, String), &Item<&ImageDiscovered>> = found
+        .iter()
+        .map(|d| ((d.ev.job_id, text(&d.ev.url)), d))
+        .collect();
+    let found_of: Vec<Option<&Item<&ImageDiscovered>>> = rows
+        .iter()
+        .map(|r| founds.get(&(r.job_id, r.url.clone())).copied())
+        .collect();
+    for (r, d) in rows.iter_mut().zip(&found_of) {
+        if let Some(d) = d {
+            r.page_url = text(&d.ev.page_url);
+            r.alt = opt_text(d.ev.alt.as_deref());
+            r.found_by = Some(name(&d.ev.found_by));
+        }
+    }
     let downloaded: Vec<bool> = items
         .iter()
         .map(|i| matches!(i.ev, ImageOutcome::Downloaded(_)))
@@ -123,10 +157,10 @@ pub(crate) async fn outcomes<'a>(
                                          discovered_at, downloaded_at, stored_at)
          SELECT u.job_id, u.url, u.sha256, u.page_url, u.alt, u.found_by, u.final_url,
                 CASE WHEN u.ok AND u.stored_at IS NOT NULL THEN 'stored' WHEN u.ok THEN 'downloaded' ELSE 'rejected' END,
-                u.seq, u.at, CASE WHEN u.ok THEN u.at END, u.stored_at
+                u.seq, u.found_at, CASE WHEN u.ok THEN u.at END, u.stored_at
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
-                     $9::int8[], $10::timestamptz[], $11::timestamptz[])
-              AS u(job_id, url, sha256, page_url, alt, found_by, final_url, ok, seq, at, stored_at)
+                     $9::int8[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+              AS u(job_id, url, sha256, page_url, alt, found_by, final_url, ok, seq, at, stored_at, found_at)
          ON CONFLICT (job_id, url) DO UPDATE SET sha256 = EXCLUDED.sha256, final_url = EXCLUDED.final_url,
             status = EXCLUDED.status, downloaded_at = EXCLUDED.downloaded_at, stored_at = EXCLUDED.stored_at
          WHERE s.status = 'discovered'
@@ -140,9 +174,22 @@ pub(crate) async fn outcomes<'a>(
     .bind(rows.iter().map(|r| r.found_by.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.final_url.clone()).collect::<Vec<_>>())
     .bind(&downloaded)
-    .bind(items.iter().map(|i| big(i.seq)).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .zip(&found_of)
+            .map(|(i, d)| big(d.map_or(i.seq, |d| d.seq)))
+            .collect::<Vec<_>>(),
+    )
     .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
     .bind(store_of.iter().map(|s| s.map(|s| ts(s.at))).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .zip(&found_of)
+            .map(|(i, d)| ts(d.map_or(i.at, |d| d.at)))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *c)
     .await
     .map_err(db("upsert image outcomes"))?;
@@ -157,6 +204,9 @@ pub(crate) async fn outcomes<'a>(
             continue;
         };
         let i = &items[n];
+        if let Some(d) = found_of[n].filter(|d| row_seq == big(d.seq)) {
+            progress.record(job, d.seq, d.at, |c| c.images_discovered += 1);
+        }
         if let Some(st) = store_of[n] {
             progress.record(job, st.seq, st.at, |d| d.images_stored += 1);
             folded.push(*st);

@@ -99,8 +99,10 @@ async fn apply_fresh(
     let mut progress = Progress::default();
     pages::discovered(c, &g.page_discovered, &mut progress).await?;
     pages::outcomes(c, &g.page_outcomes, &mut progress).await?;
-    images::discovered(c, &g.image_discovered, &mut progress).await?;
-    let folded = images::outcomes(c, &g.image_outcomes, &g.image_stored, &mut progress).await?;
+    let (found, with_outcome) = images::split_discoveries(&g.image_discovered, &g.image_outcomes);
+    images::discovered(c, &found, &mut progress).await?;
+    let (outcomes, stored) = (&g.image_outcomes, &g.image_stored);
+    let folded = images::outcomes(c, outcomes, &with_outcome, stored, &mut progress).await?;
     let indexed = catalog::stored(c, &g.image_stored, folded, &mut progress).await?;
     catalog::deleted(c, &g.deleted).await?;
     jobs::record_stops(c, &g.stops).await?;
