@@ -12,6 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use imgcrawl_bus::Bus;
 use imgcrawl_events::{decode, EventKind, HEADER_EVENT};
 use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
 
 use crate::report::round;
 
@@ -101,19 +102,51 @@ pub async fn unnest_inserts(url: &str, rows: u64, batch: u64) -> Result<f64> {
 }
 
 /// Reads every image of `images` (key, bytes) back from the blob store with the
-/// store's own `read_blob` (which checks the hash), `in_flight` at a time. Returns
-/// `(bytes, seconds)`.
+/// object-store client's `get` (info request, then an ordered consumer per image),
+/// `in_flight` at a time. Returns `(bytes, seconds)`.
 pub async fn blob_reads(bus: &Bus, images: &[(String, Bytes)], in_flight: usize) -> Result<(u64, f64)> {
     let started = Instant::now();
     let sizes: Vec<u64> = futures::stream::iter(images)
         .map(|(key, _)| async move {
-            let sha = key.rsplit('/').next().and_then(|f| f.split('.').next()).unwrap_or_default();
-            imgcrawl_store::read_blob(&bus.blobs, sha).await.map(|b| b.len() as u64)
+            let mut object = bus.blobs.get(sha_of(key)).await?;
+            let mut buf = Vec::new();
+            object.read_to_end(&mut buf).await?;
+            anyhow::Ok(buf.len() as u64)
         })
         .buffer_unordered(in_flight)
         .try_collect()
         .await?;
     Ok((sizes.iter().sum(), started.elapsed().as_secs_f64()))
+}
+
+/// Like [`blob_reads`], with the store's own [`imgcrawl_store::read_blob`]: direct
+/// gets of the info and the one chunk, then the hash check.
+pub async fn blob_direct_reads(
+    bus: &Bus,
+    images: &[(String, Bytes)],
+    in_flight: usize,
+) -> Result<(u64, f64)> {
+    let blobs = imgcrawl_bus::blob::BlobStore::open(bus).await?;
+    let blobs = &blobs;
+    let started = Instant::now();
+    let sizes: Vec<u64> = futures::stream::iter(images)
+        .map(|(key, _)| async move {
+            imgcrawl_store::read_blob(blobs, sha_of(key))
+                .await
+                .map(|b| b.len() as u64)
+        })
+        .buffer_unordered(in_flight)
+        .try_collect()
+        .await?;
+    Ok((sizes.iter().sum(), started.elapsed().as_secs_f64()))
+}
+
+/// The SHA-256 in an image key (`images/aa/bb/<sha>.<ext>`).
+fn sha_of(key: &str) -> &str {
+    key.rsplit('/')
+        .next()
+        .and_then(|f| f.split('.').next())
+        .unwrap_or_default()
 }
 
 /// Every ceiling, as JSON.
@@ -139,6 +172,14 @@ pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Res
     eprintln!("ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
     out.insert(
         "blob_reads_16_in_flight".into(),
+        json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
+                "per_sec": round(images.len() as f64 / secs.max(1e-9)),
+                "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),
+    );
+    let (bytes, secs) = blob_direct_reads(bus, images, 16).await?;
+    eprintln!("ceiling blob_direct_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
+    out.insert(
+        "blob_direct_gets_16_in_flight".into(),
         json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
                 "per_sec": round(images.len() as f64 / secs.max(1e-9)),
                 "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),

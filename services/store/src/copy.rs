@@ -1,11 +1,10 @@
 //! Copying one downloaded image from the blob store into the bucket: the one put path
 //! of the object projection, shared by the store stage and the object replay.
 
-use async_nats::jetstream::object_store::{GetErrorKind, ObjectStore as BlobStore};
 use bytes::Bytes;
+use imgcrawl_bus::blob::BlobStore;
 use imgcrawl_events::ImageDownloaded;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::bucket::{Bucket, ImageObject};
 use crate::key::extension;
@@ -37,7 +36,8 @@ pub enum CopyError {
 
 /// Copies the image `e` announces (its blob, under its content-addressed key, with
 /// Content-Type and user metadata) unless an object of its size is already there.
-/// `seq` is the stream sequence of `e` (user metadata `stream-sequence`).
+/// `seq` is the stream sequence of `e` (user metadata `stream-sequence`). The blob is
+/// read with direct gets (no consumer per image, see [`BlobStore::read`]).
 pub async fn copy_image(
     blobs: &BlobStore,
     bucket: &Bucket,
@@ -77,22 +77,16 @@ pub async fn copy_image(
 
 /// Reads the whole blob and checks it hashes to its name.
 pub async fn read_blob(blobs: &BlobStore, sha: &str) -> Result<Bytes, CopyError> {
-    let mut object = match blobs.get(sha).await {
-        Ok(object) => object,
-        Err(err) if err.kind() == GetErrorKind::NotFound => {
-            return Err(CopyError::Missing(sha.to_string()))
-        }
-        Err(err) => return Err(CopyError::Failed(format!("blob {sha}: {err}"))),
+    let body = match blobs.read(sha).await {
+        Ok(Some(body)) => body,
+        Ok(None) => return Err(CopyError::Missing(sha.to_string())),
+        Err(err) => return Err(CopyError::Failed(err.to_string())),
     };
-    let mut buf = Vec::with_capacity(object.info().size.min(64 << 20));
-    if let Err(err) = object.read_to_end(&mut buf).await {
-        return Err(CopyError::Failed(format!("read blob {sha}: {err}")));
-    }
-    let actual = hex::encode(Sha256::digest(&buf));
+    let actual = hex::encode(Sha256::digest(&body));
     if actual != sha {
         return Err(CopyError::Corrupt(format!(
             "blob {sha} holds bytes hashing to {actual}"
         )));
     }
-    Ok(Bytes::from(buf))
+    Ok(body)
 }

@@ -13,6 +13,7 @@ use crate::bucket::Bucket;
 /// Everything a handler needs; shared by all handlers of the process.
 pub(crate) struct Stage {
     pub bus: Bus,
+    pub blobs: imgcrawl_bus::blob::BlobStore,
     pub bucket: Bucket,
     pub tombstones: imgcrawl_bus::tombstones::Tombstones,
 }

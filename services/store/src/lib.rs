@@ -64,6 +64,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     let store = open_store(&config)?;
     tracing::info!(consumer = CONSUMER, target = %config.target, prefix = %config.prefix, "store stage running");
     let stage = Arc::new(handler::Stage {
+        blobs: imgcrawl_bus::blob::BlobStore::open(&bus).await?,
         bus: bus.clone(),
         bucket: Bucket::from_config(store, &config),
         tombstones: imgcrawl_bus::tombstones::Tombstones::open(&bus).await?,

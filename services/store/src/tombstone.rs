@@ -40,7 +40,7 @@ pub(crate) async fn copy_unless_deleted(
             wrote: false,
         });
     }
-    let copied = match copy_image(&stage.bus.blobs, &stage.bucket, e, seq).await {
+    let copied = match copy_image(&stage.blobs, &stage.bucket, e, seq).await {
         Ok(copied) => copied,
         Err(CopyError::Corrupt(reason)) => return Err(Outcome::Poison(reason)),
         Err(err) => return Err(Outcome::retry(err.to_string())),

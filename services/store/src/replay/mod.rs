@@ -11,6 +11,7 @@
 //! nothing.
 
 pub mod checkpoint;
+mod feed;
 mod reader;
 mod tombstones;
 pub mod verify;
@@ -20,19 +21,19 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use imgcrawl_bus::Bus;
-use imgcrawl_events::{Event, EventKind, ImageDownloaded};
+use imgcrawl_events::{EventKind, ImageDownloaded};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::copy::{copy_image, Copied, CopyError};
 use crate::{open_store, Bucket, Config, StoreError};
+use imgcrawl_bus::blob::BlobStore;
 use checkpoint::ObjectCheckpoint;
+use feed::Feed;
 use reader::Reader;
 pub use reader::{stream_info, StreamInfo};
 
-/// Events copied between two checkpoint writes at most.
-const CHUNK: usize = 512;
 /// Attempts per image before the replay gives up (and can be resumed).
 const ATTEMPTS: u32 = 5;
 
@@ -90,7 +91,7 @@ impl ObjectReplayProgress {
 
 /// The object replay's working state.
 struct Run {
-    bus: Bus,
+    blobs: BlobStore,
     bucket: Bucket,
     tombstones: HashSet<String>,
     /// Keys copied in this run (bounded): duplicates skip even the existence check.
@@ -130,7 +131,7 @@ pub async fn replay_objects(
     let end = options.until.unwrap_or(u64::MAX).min(stream.last_seq);
     let tombstones = tombstones::read(bus, end).await?;
     let mut run = Run {
-        bus: bus.clone(),
+        blobs: BlobStore::open(bus).await?,
         bucket: Bucket::from_config(store.clone(), config),
         tombstones,
         done: HashSet::new(),
@@ -158,20 +159,15 @@ pub async fn replay_objects(
         last_seq: start,
     };
     let subjects = vec![EventKind::ImageDownloaded.subject()];
-    let mut reader = Reader::scanning(bus, subjects, start, end);
+    let mut feed = Feed::start(Reader::scanning(bus, subjects, start, end));
     let mut saved = Instant::now();
-    let mut next = read_chunk(&mut reader, &shutdown).await?;
-    while let Some(chunk) = next {
+    while let Some(chunk) = feed.next(&shutdown).await? {
         let Some(last) = chunk.last().map(|(seq, _)| *seq) else {
             run.stats.caught_up = true;
             cp.last_seq = cp.last_seq.max(end);
             break;
         };
-        // The next chunk is read while this one is copied.
-        let ahead = read_chunk(&mut reader, &shutdown);
-        let (copied, ahead) = tokio::join!(run.copy_chunk(&chunk), ahead);
-        copied?;
-        next = ahead?;
+        run.copy_chunk(&chunk).await?;
         run.stats.position = last;
         cp.last_seq = last;
         if saved.elapsed() > Duration::from_secs(1) {
@@ -189,30 +185,6 @@ pub async fn replay_objects(
         "object replay stopped"
     );
     Ok(run.stats)
-}
-
-/// The next chunk (see [`next_chunk`]); `None` once `shutdown` fired.
-async fn read_chunk(
-    reader: &mut Reader,
-    shutdown: &CancellationToken,
-) -> Result<Option<Vec<(u64, ImageDownloaded)>>, StoreError> {
-    tokio::select! {
-        _ = shutdown.cancelled() => Ok(None),
-        c = next_chunk(reader) => c.map(Some),
-    }
-}
-
-/// Up to [`CHUNK`] `image.downloaded` events; empty at the end.
-async fn next_chunk(reader: &mut Reader) -> Result<Vec<(u64, ImageDownloaded)>, StoreError> {
-    let mut chunk = Vec::with_capacity(CHUNK);
-    while chunk.len() < CHUNK {
-        match reader.next().await? {
-            Some((seq, Event::ImageDownloaded(e))) => chunk.push((seq, e)),
-            Some(_) => {}
-            None => break,
-        }
-    }
-    Ok(chunk)
 }
 
 impl Run {
@@ -256,7 +228,7 @@ impl Run {
                 Err(err) => warn!(seq, error = %err, "skipping an image with an unusable key"),
             }
         }
-        let (blobs, bucket) = (&self.bus.blobs, &self.bucket);
+        let (blobs, bucket) = (&self.blobs, &self.bucket);
         let mut copies = futures::stream::iter(todo)
             .map(|(seq, e)| async move { (seq, copy_with_retries(blobs, bucket, e, seq).await) })
             .buffer_unordered(self.concurrency);
@@ -286,7 +258,7 @@ impl Run {
 }
 
 async fn copy_with_retries(
-    blobs: &async_nats::jetstream::object_store::ObjectStore,
+    blobs: &BlobStore,
     bucket: &Bucket,
     e: &ImageDownloaded,
     seq: u64,
