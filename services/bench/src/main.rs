@@ -18,6 +18,7 @@
 mod blobs;
 mod ceiling;
 mod checks;
+mod cpu;
 mod history;
 mod measure;
 mod publish;
@@ -61,6 +62,10 @@ struct Args {
     /// What to time (for profiling one part): `postgres`, `objects`, `raw`.
     #[arg(long, value_delimiter = ',', default_value = "postgres,objects,raw")]
     measure: Vec<String>,
+    /// Events per transaction of the PostgreSQL replay (default: the index's
+    /// `replay_batch_size`).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// An extra PostgreSQL setting, `name=value` (repeatable), e.g. `fsync=on`.
     #[arg(long = "pg-setting", value_name = "NAME=VALUE")]
     pg_settings: Vec<String>,
@@ -100,18 +105,22 @@ async fn main() -> Result<()> {
     };
     let (mut pg_runs, mut obj_runs, mut raw_runs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut db_urls, mut obj_counts) = (Vec::new(), Vec::new());
+    let pids = measure::Pids {
+        postgres: fx.pg.pid(),
+        nats: fx.nats.pid(),
+    };
     let wanted = |what: &str| args.measure.iter().any(|m| m == what);
     for round in 1..=args.runs {
         if wanted("postgres") {
             let url = fx.pg.create_db(&format!("replay_{round}")).await?;
-            let run = measure::postgres(&fx.nats.url(), &url).await?;
+            let run = measure::postgres(pids, &fx.nats.url(), &url, args.batch_size).await?;
             note("postgres replay", round, &run);
             pg_runs.push(run);
             db_urls.push(url);
         }
         if wanted("objects") {
             let dir = scratch.path().join(format!("objects-{round}"));
-            let (run, counts) = measure::objects(&fx.bus, &dir).await?;
+            let (run, counts) = measure::objects(pids, &fx.bus, &dir).await?;
             note("object replay", round, &run);
             obj_runs.push(run);
             obj_counts.push(counts);
@@ -121,7 +130,7 @@ async fn main() -> Result<()> {
         }
         if wanted("raw") {
             let raw = scratch.path().join(format!("raw-{round}"));
-            let run = measure::raw_put(&fx.images, &raw).await?;
+            let run = measure::raw_put(pids, &fx.images, &raw).await?;
             note("raw put", round, &run);
             raw_runs.push(run);
             std::fs::remove_dir_all(&raw).ok();
@@ -175,10 +184,13 @@ async fn main() -> Result<()> {
 
 fn note(what: &str, round: usize, run: &Run) {
     eprintln!(
-        "run {round}: {what:<16} {:>8.2} s {:>10.0}/s {:>8.1} MB/s (load {:.2})",
+        "run {round}: {what:<16} {:>8.2} s {:>10.0}/s {:>8.1} MB/s (load {:.2}; cpu s: bench {:.1}, postgres {:.1}, nats {:.1})",
         run.seconds,
         run.events_per_sec(),
         run.mb_per_sec(),
-        run.load_1m
+        run.load_1m,
+        run.cpu_bench,
+        run.cpu_postgres,
+        run.cpu_nats
     );
 }

@@ -14,6 +14,8 @@ use object_store::{ObjectStore, PutPayload};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::cpu::Cpu;
+
 /// Puts in flight in the raw baseline (the store's default concurrency).
 pub const RAW_IN_FLIGHT: usize = 16;
 
@@ -31,16 +33,53 @@ pub struct Run {
     pub objects: u64,
     /// The 1-minute load average when the run ended.
     pub load_1m: f64,
+    /// CPU seconds used by the benchmark process (where the replays run).
+    pub cpu_bench: f64,
+    /// CPU seconds used by PostgreSQL.
+    pub cpu_postgres: f64,
+    /// CPU seconds used by nats-server.
+    pub cpu_nats: f64,
+}
+
+/// The servers' process ids, for CPU accounting.
+#[derive(Debug, Clone, Copy)]
+pub struct Pids {
+    /// The postmaster.
+    pub postgres: u32,
+    /// The nats-server.
+    pub nats: u32,
+}
+
+/// Where a run started: its clock and the CPU counters.
+pub struct Start {
+    at: Instant,
+    cpu: Cpu,
+    pids: Pids,
+}
+
+impl Start {
+    /// Now.
+    pub fn now(pids: Pids) -> Start {
+        Start {
+            at: Instant::now(),
+            cpu: Cpu::now(pids.postgres, pids.nats),
+            pids,
+        }
+    }
 }
 
 impl Run {
-    fn finish(started: Instant, events: u64, bytes: u64, objects: u64) -> Run {
+    fn finish(start: Start, events: u64, bytes: u64, objects: u64) -> Run {
+        let cpu = Cpu::now(start.pids.postgres, start.pids.nats).since(&start.cpu);
         Run {
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: start.at.elapsed().as_secs_f64(),
             events,
             bytes,
             objects,
             load_1m: load().0,
+            cpu_bench: cpu.bench,
+            cpu_postgres: cpu.postgres,
+            cpu_nats: cpu.nats,
         }
     }
 
@@ -67,19 +106,21 @@ pub fn load() -> (f64, f64, f64) {
 }
 
 /// Replays the stream into the fresh database `url` with the index's replay (default
-/// configuration: batches of `replay_batch_size`).
-pub async fn postgres(nats_url: &str, url: &str) -> Result<Run> {
+/// configuration; `batch_size` events per transaction if given).
+pub async fn postgres(pids: Pids, nats_url: &str, url: &str, batch_size: Option<usize>) -> Result<Run> {
     let bus = Bus::connect(BusConfig::with_url(nats_url)).await?;
+    let defaults = imgcrawl_index::Config::default();
     let config = imgcrawl_index::Config {
         database_url: url.to_string(),
-        ..imgcrawl_index::Config::default()
+        replay_batch_size: batch_size.unwrap_or(defaults.replay_batch_size),
+        ..defaults
     };
     let options = imgcrawl_index::ReplayOptions::default();
     if std::env::var_os("BENCH_PGSS").is_some() {
         let pool = imgcrawl_index::connect(url).await?;
         sqlx::query("create extension pg_stat_statements").execute(&pool).await?;
     }
-    let started = Instant::now();
+    let started = Start::now(pids);
     let p = imgcrawl_index::replay(bus, config, options, None, CancellationToken::new())
         .await
         .context("postgres replay")?;
@@ -107,13 +148,13 @@ pub struct ObjectCounts {
 
 /// Rebuilds the bucket into the empty directory `dir` with the store's object replay
 /// (default configuration: 16 images at a time).
-pub async fn objects(bus: &Bus, dir: &Path) -> Result<(Run, ObjectCounts)> {
+pub async fn objects(pids: Pids, bus: &Bus, dir: &Path) -> Result<(Run, ObjectCounts)> {
     let config = imgcrawl_store::Config {
         target: dir.display().to_string(),
         ..imgcrawl_store::Config::default()
     };
     let options = imgcrawl_store::ObjectReplayOptions::default();
-    let started = Instant::now();
+    let started = Start::now(pids);
     let p = imgcrawl_store::replay_objects(bus, &config, options, None, CancellationToken::new())
         .await
         .context("object replay")?;
@@ -129,11 +170,11 @@ pub async fn objects(bus: &Bus, dir: &Path) -> Result<(Run, ObjectCounts)> {
 
 /// Puts `images` (key, bytes) into the empty directory `dir` with `object_store`'s
 /// local filesystem backend, as the store opens it, [`RAW_IN_FLIGHT`] at a time.
-pub async fn raw_put(images: &[(String, Bytes)], dir: &Path) -> Result<Run> {
+pub async fn raw_put(pids: Pids, images: &[(String, Bytes)], dir: &Path) -> Result<Run> {
     std::fs::create_dir_all(dir)?;
     let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
     let store = &store;
-    let started = Instant::now();
+    let started = Start::now(pids);
     let bytes: Vec<u64> = futures::stream::iter(images)
         .map(|(key, body)| async move {
             let path = object_store::path::Path::parse(key)?;

@@ -76,6 +76,11 @@ impl Nats {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -153,6 +158,11 @@ impl Postgres {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(pg)
+    }
+
+    /// The postmaster's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// URL of database `db`.
