@@ -18,6 +18,7 @@
   let exhausted = !cursor;
   let loading = false;
   let filters = new URLSearchParams();
+  let lastJobs = "", lastOptions = "";
 
   function token() {
     let t = sessionStorage.getItem("imgcrawl-token");
@@ -79,12 +80,17 @@
   async function refreshJobs() {
     try {
       const data = await api("GET", "/api/crawl/status?limit=20");
-      $("#jobs").innerHTML = data.jobs.length ? data.jobs.map(renderJob).join("") : '<p class="empty">No jobs yet: start one above.</p>';
-      const select = $('#filters select[name="job"]');
-      const chosen = select.value;
-      select.innerHTML = '<option value="">all jobs</option>' + data.jobs.map((j) =>
+      const jobs = data.jobs.length ? data.jobs.map(renderJob).join("\n") : '<p class="empty">No jobs yet: start one above.</p>';
+      if (jobs !== lastJobs) { $("#jobs").innerHTML = jobs; lastJobs = jobs; }
+      const options = '<option value="">all jobs</option>' + data.jobs.map((j) =>
         `<option value="${esc(j.job_id)}">${esc((j.label || (j.seeds && j.seeds[0]) || j.job_id).slice(0, 60))}</option>`).join("");
-      select.value = chosen;
+      const select = $('#filters select[name="job"]');
+      if (options !== lastOptions && document.activeElement !== select) {
+        const chosen = select.value;
+        select.innerHTML = options;
+        select.value = chosen;
+        lastOptions = options;
+      }
     } catch (e) { /* keep the last view */ }
   }
 

@@ -68,11 +68,12 @@ fn token_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The API configuration these settings and arguments describe.
-fn config(settings: &Settings, args: &ServeArgs) -> Result<imgcrawl_api::Config> {
+/// The API configuration these settings and arguments describe (with HA nodes, the
+/// database is the primary the HA pointer names at start).
+async fn config(settings: &Settings, args: &ServeArgs) -> Result<imgcrawl_api::Config> {
     let mut c = imgcrawl_api::Config {
         listen: SocketAddr::new(args.bind, args.port),
-        database_url: settings.database_url(),
+        database_url: settings.reader_database_url().await?,
         allow_loopback: args.allow_loopback,
         allow_private: args.allow_private,
         ..Default::default()
@@ -107,7 +108,7 @@ fn config(settings: &Settings, args: &ServeArgs) -> Result<imgcrawl_api::Config>
 
 /// Runs `imgcrawl serve`.
 pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<()> {
-    let config = config(settings, &args)?;
+    let config = config(settings, &args).await?;
     let bus = settings.connect_bus("imgcrawl-api").await?;
     let server = imgcrawl_api::Server::bind(bus, config).await?;
     let addr = server.local_addr()?;

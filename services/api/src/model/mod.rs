@@ -7,6 +7,11 @@ pub mod images;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Raw bytes in a response (an image); documented as `string`, format `binary`.
+#[derive(Debug, Clone, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
+
 /// `GET /healthz`: the process is alive.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {

@@ -107,9 +107,9 @@ fn object_path(row: &ImageRow) -> HttpResult<(String, Path)> {
         ("If-Range" = Option<String>, Header, description = "Send the range only if the ETag still matches"),
     ),
     responses(
-        (status = 200, description = "The bytes", content_type = "image/*", body = [u8],
+        (status = 200, description = "The bytes", content_type = "image/*", body = crate::model::Binary,
             headers(("ETag" = String, description = "The SHA-256 in quotes"), ("Accept-Ranges" = String))),
-        (status = 206, description = "The requested range", content_type = "image/*", body = [u8],
+        (status = 206, description = "The requested range", content_type = "image/*", body = crate::model::Binary,
             headers(("Content-Range" = String, description = "bytes first-last/length"))),
         (status = 304, description = "Not modified (If-None-Match matched)"),
         (status = 400, description = "Not an image id", body = ErrorBody),
@@ -192,7 +192,7 @@ pub async fn content(
         ("If-None-Match" = Option<String>, Header, description = "ETag the client has"),
     ),
     responses(
-        (status = 200, description = "The thumbnail", content_type = "image/*", body = [u8],
+        (status = 200, description = "The thumbnail", content_type = "image/*", body = crate::model::Binary,
             headers(("ETag" = String, description = "SHA-256 and size"))),
         (status = 304, description = "Not modified"),
         (status = 400, description = "Not an image id", body = ErrorBody),
