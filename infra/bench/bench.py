@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import prepare  # noqa: E402
+import procstat  # noqa: E402
 import runners  # noqa: E402
 from prepare import ROOT, log  # noqa: E402
 
@@ -35,13 +36,14 @@ def derived(r):
     """Adds images/s and CPU s/image to a run's result."""
     r["images_per_s"] = r["images"] / r["wall_s"] if r["wall_s"] else 0.0
     r["cpu_s_per_image"] = r["cpu_s"] / r["images"] if r["images"] else None
-    r["other_cpu_s"] = r["machine_busy_s"] - r["cpu_s"]
+    # CPU the rest of the machine used meanwhile: other users, the harness itself.
+    r["other_cpu_s"] = r["machine_busy_s"] - r["cpu_s"] - r.get("nginx_cpu_s", 0.0)
     return r
 
 
 def medians(runs):
     keys = ["wall_s", "pages", "images", "images_per_s", "cpu_s", "cpu_s_per_image",
-            "peak_rss_bytes", "other_cpu_s", "loadavg_before"]
+            "peak_rss_bytes", "other_cpu_s", "nginx_cpu_s", "loadavg_before"]
     ok = [r for r in runs if "error" not in r]
     return {k: statistics.median(r[k] for r in ok) for k in keys if ok} if ok else {}
 
@@ -109,11 +111,13 @@ def main():
             order = crawlers if i % 2 == 0 else list(reversed(crawlers))
             for c in order:
                 log(f"round {i + 1}/{args.runs}: {c}")
+                nginx_cpu0 = procstat.tree_cpu(nginx.proc.pid)
                 try:
                     if c == "scrapy":
                         r = runners.run_scrapy(scrapy, nginx.url, len(shas), args.workdir)
                     else:
                         r = runners.run_imgcrawl(imgcrawl, nginx.url, shas, args.workdir, c)
+                    r["nginx_cpu_s"] = procstat.tree_cpu(nginx.proc.pid) - nginx_cpu0
                     r = derived(r)
                     log(f"{c}: {r['images']} images in {r['wall_s']:.1f}s, "
                         f"{r['images_per_s']:.0f}/s, verified={r['verify']['ok']}")

@@ -319,7 +319,6 @@ def run_scrapy(scrapy, url, expected_images, workdir):
         "machine_busy_s": busy,
         "loadavg_before": load0,
         "loadavg_after": load1,
-        "scrapy_elapsed_s": s.get("elapsed_time_seconds"),
         "verify": {
             "images_stored": stored,
             "file_status_count/downloaded": s.get("file_status_count/downloaded"),
