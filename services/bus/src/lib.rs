@@ -80,4 +80,39 @@ impl Bus {
     pub fn publisher(&self) -> publish::Publisher {
         publish::Publisher::new(self.js.clone())
     }
+
+    /// Whether the server reads a subject-filtered backlog at full speed. nats-server
+    /// 2.10's file store reloads a message block for every message a filtered consumer
+    /// takes from a block it has not cached (measured here: under 700 messages/s for
+    /// `image.downloaded` in a stream of a million events, against 195,000/s unfiltered);
+    /// 2.11 and later index subjects per block (283,000 filtered messages in 1.4 s).
+    pub fn fast_filtered_reads(&self) -> bool {
+        server_at_least(&self.client.server_info().version, (2, 11))
+    }
+}
+
+/// Whether a `major.minor.patch[-suffix]` version is at least `(major, minor)`.
+fn server_at_least(version: &str, want: (u64, u64)) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= want
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::server_at_least;
+
+    #[test]
+    fn server_versions_compare_by_major_then_minor() {
+        assert!(!server_at_least("2.10.27", (2, 11)));
+        assert!(server_at_least("2.11.0", (2, 11)));
+        assert!(server_at_least("2.15.1", (2, 11)));
+        assert!(server_at_least("3.0.0-beta.1", (2, 11)));
+        assert!(!server_at_least("2.9.10", (2, 11)));
+        assert!(!server_at_least("garbage", (2, 11)));
+    }
 }

@@ -159,7 +159,7 @@ pub async fn replay_objects(
         last_seq: start,
     };
     let subjects = vec![EventKind::ImageDownloaded.subject()];
-    let mut feed = Feed::start(Reader::scanning(bus, subjects, start, end));
+    let mut feed = Feed::start(Reader::bulk(bus, subjects, start, end));
     let mut saved = Instant::now();
     while let Some(chunk) = feed.next(&shutdown).await? {
         let Some(last) = chunk.last().map(|(seq, _)| *seq) else {

@@ -3,11 +3,12 @@
 //! acks) that stops at the end and re-opens itself where it was if interrupted.
 //!
 //! A subject that is a large part of the stream (`image.downloaded`) is read with
-//! [`Reader::scanning`]: the whole stream, filtered here. nats-server 2.10's file store
-//! reloads a whole message block for every message a filtered consumer reads from a
-//! block it has not cached, which made a filtered read of a backlog run at a few
-//! hundred messages per second (docs/replay.md, "Performance"). A rare subject
-//! (`image.deleted`) is cheaper filtered on the server: [`Reader::new`].
+//! [`Reader::bulk`]: filtered on the server when the server does that at full speed
+//! (2.11 and later), else the whole stream, filtered here: nats-server 2.10's file
+//! store reloads a whole message block for every message a filtered consumer reads
+//! from a block it has not cached, which made a filtered read of a backlog run at a
+//! few hundred messages per second (docs/replay.md, "Performance"). A rare subject
+//! (`image.deleted`) is always cheaper filtered on the server: [`Reader::new`].
 
 use std::time::Duration;
 
@@ -74,9 +75,20 @@ impl Reader {
         }
     }
 
+    /// A reader of `subjects` after sequence `after`, up to `end`, for subjects that
+    /// are a large part of the stream: filtered on the server if it is fast at that
+    /// ([`Bus::fast_filtered_reads`]), else reading the whole stream and keeping
+    /// `subjects`.
+    pub(crate) fn bulk(bus: &Bus, subjects: Vec<String>, after: u64, end: u64) -> Reader {
+        Reader {
+            server_filter: bus.fast_filtered_reads(),
+            ..Reader::scanning(bus, subjects, after, end)
+        }
+    }
+
     /// A reader of `subjects` after sequence `after`, up to `end`, that reads the whole
-    /// stream and keeps `subjects`: for subjects that are a large part of it.
-    pub(crate) fn scanning(bus: &Bus, subjects: Vec<String>, after: u64, end: u64) -> Reader {
+    /// stream and keeps `subjects`.
+    fn scanning(bus: &Bus, subjects: Vec<String>, after: u64, end: u64) -> Reader {
         Reader {
             js: bus.js.clone(),
             stream: bus.config.stream.clone(),

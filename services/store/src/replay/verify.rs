@@ -127,7 +127,7 @@ async fn expected_objects(
 ) -> Result<(HashMap<String, Want>, HashSet<String>), StoreError> {
     let mut expected = HashMap::new();
     let mut later = HashSet::new();
-    let mut reader = Reader::scanning(bus, vec![EventKind::ImageDownloaded.subject()], 0, last);
+    let mut reader = Reader::bulk(bus, vec![EventKind::ImageDownloaded.subject()], 0, last);
     while let Some((seq, event)) = reader.next().await? {
         let Event::ImageDownloaded(e) = event else {
             continue;
