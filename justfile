@@ -43,6 +43,11 @@ bench-api:
     command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
     cargo test --release -p imgcrawl-tests --test api_bench -- --ignored --nocapture
 
+# replay speed: >= 1M synthetic events into a fresh stream, then PostgreSQL and object replays (medians of 3) against raw puts
+bench-replay *ARGS:
+    bash infra/scripts/install-nats.sh >/dev/null
+    cargo run --release -q -p imgcrawl-bench --bin bench-replay -- {{ARGS}}
+
 # imgcrawl against Scrapy on one nginx-served synthetic site; prints the table, writes bench-results/bench.json
 bench *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null
