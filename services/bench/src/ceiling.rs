@@ -168,14 +168,23 @@ pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Res
             json!({ "messages": n, "seconds": round(secs), "per_sec": round(n as f64 / secs.max(1e-9)) }),
         );
     }
-    let (bytes, secs) = blob_reads(bus, images, 16).await?;
-    eprintln!("ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
-    out.insert(
-        "blob_reads_16_in_flight".into(),
-        json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
-                "per_sec": round(images.len() as f64 / secs.max(1e-9)),
-                "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),
-    );
+    // The client's `get` unwraps a failed consumer creation inside its reader (seen on
+    // nats-server 2.15 with thousands of lingering per-object consumers): catch it in the
+    // probe so that such a panic is reported as this probe's failure.
+    let probe = std::panic::AssertUnwindSafe(blob_reads(bus, images, 16));
+    match futures::FutureExt::catch_unwind(probe).await {
+        Ok(Ok((bytes, secs))) => {
+            eprintln!("ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
+            out.insert(
+                "blob_reads_16_in_flight".into(),
+                json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
+                        "per_sec": round(images.len() as f64 / secs.max(1e-9)),
+                        "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),
+            );
+        }
+        Ok(Err(e)) => eprintln!("ceiling blob_reads failed: {e:#}"),
+        Err(_) => eprintln!("ceiling blob_reads failed: the client panicked"),
+    }
     let (bytes, secs) = blob_direct_reads(bus, images, 16).await?;
     eprintln!("ceiling blob_direct_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
     out.insert(
