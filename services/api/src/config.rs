@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use imgcrawl_bus::ha::Node;
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -19,12 +20,22 @@ pub const TOKEN_ENV: &str = "IMGCRAWL_API_TOKEN";
 pub struct Config {
     /// Address to listen on (`127.0.0.1:8000`; port 0 picks a free port).
     pub listen: SocketAddr,
-    /// PostgreSQL URL of the primary index node (reads only).
+    /// PostgreSQL URL of the index (reads only) when there are no HA `nodes`.
     pub database_url: String,
+    /// HA: the PostgreSQL nodes (name, URL, priority), as the index writers and the HA
+    /// watcher have them. With nodes, reads go to the node the HA pointer names (the
+    /// first node before any election), followed live; without, to `database_url`.
+    pub nodes: Vec<Node>,
     /// Name of the index node's `projection_checkpoint` row (see the index stage).
     pub checkpoint_name: String,
-    /// Most PostgreSQL connections held by the API.
+    /// Most PostgreSQL connections held by the API (on the primary).
     pub db_max_connections: u32,
+    /// Milliseconds a request waits for a database connection before it is answered
+    /// with 503 (the database is down or saturated).
+    pub db_acquire_timeout_ms: u64,
+    /// Milliseconds `/readyz` and `/api/ha-status` wait for each dependency (a
+    /// PostgreSQL node's `SELECT 1`, a NATS round trip).
+    pub check_timeout_ms: u64,
     /// The bearer token required by mutating endpoints. Never logged.
     pub token: Option<String>,
     /// A file holding the token (first line, surrounding whitespace removed); used when
@@ -42,9 +53,9 @@ pub struct Config {
     pub max_seeds: usize,
     /// Seconds a request may take before it is answered with 503.
     pub request_timeout_secs: u64,
-    /// The bucket images are read from (same settings as the store stage: `target`,
-    /// `s3`, `prefix`).
-    pub store: imgcrawl_store::Config,
+    /// The bucket images are read from (the store stage's bucket settings, same names:
+    /// `target`, `s3`, `prefix`).
+    pub store: imgcrawl_bucket::Config,
     /// Thumbnails.
     pub thumbnails: Thumbnails,
     /// Allow crawl requests for loopback addresses (local demos and tests), as the
@@ -60,8 +71,11 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_url: "postgres://imgcrawl@127.0.0.1:54329/imgcrawl".into(),
+            nodes: Vec::new(),
             checkpoint_name: "postgres".into(),
             db_max_connections: 8,
+            db_acquire_timeout_ms: 500,
+            check_timeout_ms: 1000,
             token: None,
             token_file: None,
             rate_limit: RateLimit::default(),
@@ -70,7 +84,7 @@ impl Default for Config {
             max_page_size: 500,
             max_seeds: 100,
             request_timeout_secs: 30,
-            store: imgcrawl_store::Config::default(),
+            store: imgcrawl_bucket::Config::default(),
             thumbnails: Thumbnails::default(),
             allow_loopback: false,
             allow_private: false,
@@ -149,6 +163,16 @@ impl Config {
         Ok(token)
     }
 
+    /// How long a request waits for a database connection (at least 50 ms).
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms.max(50))
+    }
+
+    /// How long a health check waits for each dependency (at least 50 ms).
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.check_timeout_ms.max(50))
+    }
+
     /// The request timeout as a `Duration` (at least one second).
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs.max(1))
@@ -182,6 +206,14 @@ mod tests {
         assert_eq!(c, Config::default());
         assert!(serde_json::from_str::<Config>(r#"{"listn":"0.0.0.0:1"}"#).is_err());
         assert!(serde_json::from_str::<Config>(r#"{"rate_limit":{"brst":1}}"#).is_err());
+        assert_eq!(c.db_acquire_timeout(), Duration::from_millis(500));
+        let ha: Config = serde_json::from_str(
+            r#"{"nodes":[{"name":"pg1","url":"postgres://a/x"},{"name":"pg2","url":"postgres://b/x","priority":2}],"db_acquire_timeout_ms":0}"#,
+        )
+        .unwrap();
+        assert_eq!(ha.nodes.len(), 2);
+        assert_eq!(ha.nodes[0].priority, 1);
+        assert_eq!(ha.db_acquire_timeout(), Duration::from_millis(50));
     }
 
     #[test]

@@ -28,9 +28,12 @@ pub enum ApiError {
         /// The driver's error.
         detail: String,
     },
+    /// The HA pointer could not be followed (the `imgcrawl-ha` KV bucket).
+    #[error("ha pointer: {0}")]
+    Ha(String),
     /// The bucket could not be opened.
     #[error(transparent)]
-    Store(#[from] imgcrawl_store::StoreError),
+    Bucket(#[from] imgcrawl_bucket::BucketError),
     /// The listening socket could not be bound.
     #[error("listen on {addr}: {detail}")]
     Listen {

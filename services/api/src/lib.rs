@@ -1,6 +1,7 @@
 //! imgcrawl's HTTP API and web gallery.
 //!
-//! * Reads come from the primary index node (PostgreSQL); writes are events
+//! * Reads come from the primary index node (PostgreSQL): the one database, or with HA
+//!   nodes the node the HA pointer names, followed live ([`nodes`]); writes are events
 //!   (`crawl.requested`, `crawl.stopped`, `image.deleted`) published on the stream,
 //!   never rows written into the projection.
 //! * Endpoints (see [`router::ROUTES`] and `/api/openapi.json`): crawl start, status
@@ -24,6 +25,7 @@ pub mod filters;
 pub mod gallery;
 pub mod limit;
 pub mod model;
+pub mod nodes;
 pub mod openapi;
 pub mod range;
 pub mod router;
@@ -45,14 +47,16 @@ pub use openapi::ApiDoc;
 pub use router::ROUTES;
 pub use state::AppState;
 
-/// The shared state for `config`: token, read pool (lazy), bucket, thumbnailer.
-pub fn state(bus: Bus, config: Config) -> Result<AppState, ApiError> {
+/// The shared state for `config`: token, database nodes (pools connect lazily; with
+/// HA nodes, the HA pointer is read and then followed), bucket, thumbnailer.
+pub async fn state(bus: Bus, config: Config) -> Result<AppState, ApiError> {
     let token = auth::Token::new(&config.resolve_token()?);
-    let db = db::pool(&config)?;
-    let store = imgcrawl_store::open_store(&config.store)?;
+    let nodes = Arc::new(nodes::Nodes::new(&config)?);
+    let store = imgcrawl_bucket::open_store(&config.store)?;
     let thumbs = thumbs::Thumbnailer::new(config.thumbnails.clone())?;
+    nodes.start_following(&bus).await?;
     Ok(AppState {
-        db,
+        nodes,
         bus,
         store,
         token,
@@ -74,7 +78,7 @@ impl Server {
     /// Builds the state and binds `config.listen`.
     pub async fn bind(bus: Bus, config: Config) -> Result<Server, ApiError> {
         let addr = config.listen;
-        let app = router::app(state(bus, config)?);
+        let app = router::app(state(bus, config).await?);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| ApiError::Listen {

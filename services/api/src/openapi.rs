@@ -102,5 +102,19 @@ mod tests {
             doc["paths"]["/api/crawl/start"]["post"]["security"][0]["bearer"],
             serde_json::json!([])
         );
+        let schemas = &doc["components"]["schemas"];
+        for field in ["reads_from", "pointer", "nodes", "epoch"] {
+            assert!(
+                schemas["HaStatus"]["properties"].get(field).is_some(),
+                "{field}"
+            );
+        }
+        for field in ["url", "healthy", "epoch", "lag_events"] {
+            assert!(
+                schemas["HaNode"]["properties"].get(field).is_some(),
+                "{field}"
+            );
+        }
+        assert!(schemas["Ready"]["properties"].get("primary").is_some());
     }
 }

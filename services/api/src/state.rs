@@ -1,5 +1,5 @@
-//! What every handler shares: the database pool, the bus, the bucket, the token, the
-//! rate limiter, the thumbnailer and a few small caches.
+//! What every handler shares: the database nodes (and the primary's pool), the bus,
+//! the bucket, the token, the rate limiter, the thumbnailer and a few small caches.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::Token;
 use crate::limit::RateLimiter;
 use crate::model::crawl::IndexLag;
+use crate::nodes::Nodes;
 use crate::thumbs::Thumbnailer;
 use crate::Config;
 
@@ -23,8 +24,8 @@ const RECENT_JOBS: usize = 1024;
 /// Shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The primary index database (reads only).
-    pub db: PgPool,
+    /// The index's PostgreSQL nodes and the primary reads go to.
+    pub nodes: Arc<Nodes>,
     /// NATS: writes are events.
     pub bus: Bus,
     /// The bucket the store stage writes.
@@ -39,8 +40,15 @@ pub struct AppState {
     pub thumbs: Arc<Thumbnailer>,
     /// Jobs requested here, not necessarily indexed yet.
     pub recent: Arc<RecentJobs>,
-    /// The last index-lag measurement, reused for a second.
-    pub lag_cache: Arc<Mutex<Option<(Instant, IndexLag)>>>,
+    /// The last index-lag measurement and the node it was made on, reused for a second.
+    pub lag_cache: Arc<Mutex<Option<(Instant, String, IndexLag)>>>,
+}
+
+impl AppState {
+    /// The read pool on the current primary (take it once per request).
+    pub fn db(&self) -> PgPool {
+        self.nodes.pool()
+    }
 }
 
 /// A job this server published.

@@ -69,11 +69,12 @@ fn token_file(path: &Path) -> Result<()> {
 }
 
 /// The API configuration these settings and arguments describe (with HA nodes, the
-/// database is the primary the HA pointer names at start).
+/// server reads from the node the HA pointer names and follows the pointer).
 async fn config(settings: &Settings, args: &ServeArgs) -> Result<imgcrawl_api::Config> {
     let mut c = imgcrawl_api::Config {
         listen: SocketAddr::new(args.bind, args.port),
-        database_url: settings.reader_database_url().await?,
+        database_url: settings.database_url(),
+        nodes: settings.ha_nodes()?,
         allow_loopback: args.allow_loopback,
         allow_private: args.allow_private,
         ..Default::default()

@@ -1,5 +1,7 @@
-//! Settings of the store stage: where the bucket is and how keys are laid out.
+//! Settings of the store stage: where the bucket is (the fields of
+//! [`imgcrawl_bucket::Config`], same names) and how the stage writes to it.
 
+use imgcrawl_bucket::{BucketSettings, Multipart, S3Config};
 use serde::{Deserialize, Serialize};
 
 /// Where images are projected, and how.
@@ -28,10 +30,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        let bucket = imgcrawl_bucket::Config::default();
         Config {
-            target: "file://./.imgcrawl/bucket".into(),
-            s3: S3Config::default(),
-            prefix: "images".into(),
+            target: bucket.target,
+            s3: bucket.s3,
+            prefix: bucket.prefix,
             concurrency: 16,
             ack_wait_secs: 60,
             multipart_threshold_bytes: 8 << 20,
@@ -40,23 +43,34 @@ impl Default for Config {
     }
 }
 
-/// S3 (and S3-compatible: MinIO, ...) settings. Every field is optional; what is set
-/// here overrides the environment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// Endpoint URL, e.g. `http://127.0.0.1:9000` for a local MinIO.
-    pub endpoint: Option<String>,
-    /// Region (MinIO accepts any, e.g. `us-east-1`).
-    pub region: Option<String>,
-    /// Access key id.
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    pub secret_access_key: Option<String>,
-    /// Allow a plain-http endpoint.
-    pub allow_http: Option<bool>,
-    /// Virtual-hosted-style requests (`bucket.host`) instead of path style (`host/bucket`).
-    pub virtual_hosted_style: Option<bool>,
+impl Config {
+    /// The bucket these settings write to (target, S3 settings, prefix), for readers
+    /// of the same bucket.
+    pub fn bucket(&self) -> imgcrawl_bucket::Config {
+        imgcrawl_bucket::Config {
+            target: self.target.clone(),
+            s3: self.s3.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+impl BucketSettings for Config {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn s3(&self) -> &S3Config {
+        &self.s3
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn multipart(&self) -> Multipart {
+        Multipart::new(self.multipart_threshold_bytes, self.multipart_part_bytes)
+    }
 }
 
 #[cfg(test)]
@@ -75,6 +89,8 @@ mod tests {
         assert_eq!(c.s3.region, None);
         assert_eq!((c.prefix.as_str(), c.concurrency), ("images", 16));
         assert_eq!(c.multipart_threshold_bytes, 8 << 20);
+        assert_eq!(c.multipart(), Multipart::new(8 << 20, 8 << 20));
+        assert_eq!(c.bucket().target, "s3://b/p");
         assert!(serde_json::from_str::<Config>(r#"{"targte":"x"}"#).is_err());
         assert!(serde_json::from_str::<Config>(r#"{"s3":{"endpoit":"x"}}"#).is_err());
     }

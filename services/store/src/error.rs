@@ -1,5 +1,6 @@
 //! Errors at the store stage's boundary.
 
+use imgcrawl_bucket::BucketError;
 use imgcrawl_bus::BusError;
 
 /// Why the store stage (or opening its bucket) failed.
@@ -48,4 +49,16 @@ pub enum StoreError {
     /// The consumer could not be created or the pull loop failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+/// A bucket error is the store error of the same name (same message).
+impl From<BucketError> for StoreError {
+    fn from(e: BucketError) -> Self {
+        match e {
+            BucketError::Target { target, detail } => StoreError::Target { target, detail },
+            BucketError::Open { target, detail } => StoreError::Open { target, detail },
+            BucketError::Object { key, detail } => StoreError::Object { key, detail },
+            BucketError::InvalidSha(sha) => StoreError::InvalidSha(sha),
+        }
+    }
 }

@@ -9,18 +9,18 @@
 //! Byte-identical images from many URLs are one object; a retry rewrites (or skips)
 //! the same key.
 //!
+//! The bucket itself (target, key layout, [`Bucket`]) is `imgcrawl-bucket`, shared with
+//! the HTTP API; its items are re-exported here under their old paths.
+//!
 //! [`copy_image`] is the one put path, shared by the stage and by
 //! [`replay_objects`], which rebuilds a bucket from the stream and the blob store;
 //! [`verify_bucket`] checks a bucket against the events.
 
-pub mod bucket;
 mod config;
 mod copy;
 mod error;
 mod handler;
-pub mod key;
 pub mod replay;
-pub mod target;
 mod tombstone;
 
 use std::sync::Arc;
@@ -31,16 +31,18 @@ use imgcrawl_bus::Bus;
 use imgcrawl_events::EventKind;
 use tokio_util::sync::CancellationToken;
 
-pub use bucket::{Bucket, ImageObject};
-pub use config::{Config, S3Config};
+pub use config::Config;
 pub use copy::{copy_image, read_blob, Copied, CopyError};
 pub use error::StoreError;
-pub use key::{extension, object_key};
+pub use imgcrawl_bucket::{bucket, key, target};
+pub use imgcrawl_bucket::{
+    extension, object_key, open_store, Bucket, BucketError, BucketSettings, ImageObject, S3Config,
+    Target,
+};
 pub use replay::verify::{verify_bucket, BucketProblem, BucketReport};
 pub use replay::{
     replay_objects, stream_info, ObjectReplayOptions, ObjectReplayProgress, StreamInfo,
 };
-pub use target::{open_store, Target};
 
 /// The durable consumer name of this stage.
 pub const CONSUMER: &str = "store";

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod listing;
+pub mod synthetic;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -94,7 +95,7 @@ pub fn config(db_url: &str, store: &imgcrawl_store::Config, cache: &std::path::P
         database_url: db_url.to_string(),
         token: Some(TOKEN.into()),
         allow_loopback: true,
-        store: store.clone(),
+        store: store.bucket(),
         ..Config::default()
     };
     c.rate_limit.per_second = 0.0;

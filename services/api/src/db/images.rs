@@ -138,6 +138,26 @@ fn push_keyset(q: &mut QueryBuilder<'_, Postgres>, sort: Sort, after: Option<Cur
     });
 }
 
+/// The statement of a listing page: `prefix` (e.g. `EXPLAIN `, empty to run it), then
+/// the live, stored images matching `filter` after `after` in `sort` order, at most
+/// `limit + 1` (the extra row says whether more follow). Values are bound: filters
+/// first, then the keyset, then the limit.
+pub fn list_query<'a>(
+    prefix: &str,
+    filter: &'a ImageFilter,
+    sort: Sort,
+    after: Option<Cursor>,
+    limit: u32,
+) -> QueryBuilder<'a, Postgres> {
+    let mut q = QueryBuilder::new(format!(
+        "{prefix}SELECT {COLUMNS} FROM images i WHERE NOT i.deleted AND i.object_key IS NOT NULL"
+    ));
+    push_filters(&mut q, filter);
+    push_keyset(&mut q, sort, after);
+    q.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+    q
+}
+
 /// One page of live, stored images after `after`, and whether more follow.
 pub async fn list(
     db: &PgPool,
@@ -146,12 +166,7 @@ pub async fn list(
     after: Option<Cursor>,
     limit: u32,
 ) -> Result<(Vec<ImageRow>, bool), sqlx::Error> {
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {COLUMNS} FROM images i WHERE NOT i.deleted AND i.object_key IS NOT NULL"
-    ));
-    push_filters(&mut q, filter);
-    push_keyset(&mut q, sort, after);
-    q.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+    let mut q = list_query("", filter, sort, after, limit);
     let mut rows: Vec<ImageRow> = q.build_query_as().fetch_all(db).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);

@@ -43,6 +43,18 @@ pub async fn checkpoint(db: &PgPool, name: &str) -> Result<Option<u64>, sqlx::Er
     Ok(s.map(|s| u64::try_from(s).unwrap_or(0)))
 }
 
+/// The last applied sequence and the fencing epoch recorded on a node (checkpoint row
+/// `name`; none before the first batch).
+pub async fn node_checkpoint(db: &PgPool, name: &str) -> Result<Option<(u64, u64)>, sqlx::Error> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT last_seq, epoch FROM projection_checkpoint WHERE name = $1")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(row.map(|(s, e)| (u(s), u(e))))
+}
+
 /// The stream's name and last sequence.
 pub async fn stream_end(bus: &Bus) -> Result<(String, u64), HttpError> {
     let name = bus.config.stream.clone();
@@ -92,13 +104,8 @@ async fn oldest_waiting(bus: &Bus, checkpoint: u64) -> Result<Option<f64>, HttpE
     }))
 }
 
-/// Measures the lag of checkpoint row `name` in `db`.
-pub async fn measure(bus: &Bus, db: &PgPool, name: &str) -> Result<IndexLag, HttpError> {
-    let (_, last) = stream_end(bus).await?;
-    let cp = checkpoint(db, name)
-        .await
-        .map_err(|e| HttpError::db("read the checkpoint", e))?
-        .unwrap_or(0);
+/// The lag of a projection at checkpoint `cp` when the stream ends at `last`.
+pub async fn lag_at(bus: &Bus, cp: u64, last: u64) -> Result<IndexLag, HttpError> {
     let waiting = if cp < last {
         oldest_waiting(bus, cp).await?
     } else {
@@ -112,21 +119,33 @@ pub async fn measure(bus: &Bus, db: &PgPool, name: &str) -> Result<IndexLag, Htt
     })
 }
 
-/// The primary's lag, measured at most once a second.
+/// Measures the lag of checkpoint row `name` in `db`.
+pub async fn measure(bus: &Bus, db: &PgPool, name: &str) -> Result<IndexLag, HttpError> {
+    let (_, last) = stream_end(bus).await?;
+    let cp = checkpoint(db, name)
+        .await
+        .map_err(|e| HttpError::db("read the checkpoint", e))?
+        .unwrap_or(0);
+    lag_at(bus, cp, last).await
+}
+
+/// The primary's lag, measured at most once a second (and again after the primary
+/// changed).
 pub async fn index_lag(state: &AppState) -> Result<IndexLag, HttpError> {
-    if let Some((at, lag)) = state
+    let primary = state.nodes.primary();
+    if let Some((at, node, lag)) = state
         .lag_cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone()
     {
-        if at.elapsed() < REUSE {
+        if at.elapsed() < REUSE && node == primary.node {
             return Ok(lag);
         }
     }
-    let lag = measure(&state.bus, &state.db, &state.config.checkpoint_name).await?;
+    let lag = measure(&state.bus, &primary.pool, &state.config.checkpoint_name).await?;
     *state.lag_cache.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some((Instant::now(), lag.clone()));
+        Some((Instant::now(), primary.node.clone(), lag.clone()));
     Ok(lag)
 }
 

@@ -1,5 +1,6 @@
 //! Reads from the index (PostgreSQL) and from the stream's position. The API never
-//! writes the projection: every change is an event.
+//! writes the projection: every change is an event. Which node is read is
+//! [`crate::nodes`]'s business.
 
 pub mod images;
 pub mod jobs;
@@ -7,23 +8,7 @@ pub mod lag;
 
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-
-use crate::{ApiError, Config};
-
-/// Opens the read pool. It connects lazily, so the server starts (and `/readyz` says
-/// why it is not ready) while the database is down.
-pub fn pool(config: &Config) -> Result<PgPool, ApiError> {
-    PgPoolOptions::new()
-        .max_connections(config.db_max_connections.max(1))
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(&config.database_url)
-        .map_err(|e| ApiError::Database {
-            url: redact(&config.database_url),
-            detail: e.to_string(),
-        })
-}
 
 /// Runs `select 1` with a timeout; the round trip in milliseconds, or why not.
 pub async fn ping(db: &PgPool, timeout: Duration) -> Result<f64, String> {
@@ -38,7 +23,10 @@ pub async fn ping(db: &PgPool, timeout: Duration) -> Result<f64, String> {
 /// A database error for people, without SQL or server detail.
 pub fn short_db_error(e: &sqlx::Error) -> String {
     match e {
-        sqlx::Error::PoolTimedOut => "connection pool timed out".into(),
+        sqlx::Error::PoolTimedOut => {
+            "no connection in time (the database is down or saturated)".into()
+        }
+        sqlx::Error::PoolClosed => "the pool was closed (the primary changed)".into(),
         sqlx::Error::Io(io) => format!("connection failed: {}", io.kind()),
         sqlx::Error::Tls(_) => "tls handshake failed".into(),
         sqlx::Error::Database(d) => format!("database error {}", d.code().unwrap_or_default()),

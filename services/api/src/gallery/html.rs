@@ -114,10 +114,21 @@ pub fn card_html(i: &ImageSummary) -> String {
     )
 }
 
-pub(crate) fn ha_html(node: &HaNode, last_seq: Option<u64>) -> String {
+/// The HA line: every node (role, health, lag), then the mode; as the script's
+/// `renderHa` draws it.
+pub(crate) fn ha_html(nodes: &[HaNode], mode: &str, last_seq: Option<u64>) -> String {
+    let mut out: String = nodes.iter().map(|n| node_html(n, last_seq)).collect();
+    out.push_str(&format!(
+        "<span class=\"node muted\">{} node</span>",
+        esc(mode)
+    ));
+    out
+}
+
+fn node_html(node: &HaNode, last_seq: Option<u64>) -> String {
     let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     format!(
-        "<span class=\"node\"><span class=\"dot{up}\"></span>{role} <b>{name}</b> <span class=\"muted\">lag</span> <b class=\"counter\" data-counter=\"lag_events\">{lag}</b> <span class=\"muted\">applied</span> {cp}<span class=\"muted\">/{last}</span></span><span class=\"node muted\">single node</span>",
+        "<span class=\"node\"><span class=\"dot{up}\"></span>{role} <b>{name}</b> <span class=\"muted\">lag</span> <b class=\"counter\" data-counter=\"lag_events\">{lag}</b> <span class=\"muted\">applied</span> {cp}<span class=\"muted\">/{last}</span></span>",
         up = if node.healthy { " up" } else { "" },
         role = esc(&node.role),
         name = esc(&node.name),
@@ -154,6 +165,41 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ha_line_lists_every_node_then_the_mode() {
+        let node = |name: &str, role: &str, healthy| HaNode {
+            name: name.into(),
+            role: role.into(),
+            endpoint: String::new(),
+            url: String::new(),
+            healthy,
+            latency_ms: None,
+            checkpoint: Some(7),
+            epoch: None,
+            lag_events: None,
+            lag_seconds: None,
+            error: None,
+        };
+        let html = ha_html(
+            &[
+                node("pg1", "standby", false),
+                node("<pg2>", "primary", true),
+            ],
+            "watched",
+            Some(9),
+        );
+        let pg1 = html.find("standby <b>pg1</b>").expect("pg1");
+        let pg2 = html
+            .find("primary <b>&lt;pg2&gt;</b>")
+            .expect("pg2, escaped");
+        assert!(
+            pg1 < pg2 && html.ends_with(">watched node</span>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("dot up").count(), 1);
+        assert_eq!(html.matches("7<span class=\"muted\">/9</span>").count(), 2);
+    }
 
     #[test]
     fn slots_are_filled_once() {

@@ -9,16 +9,38 @@ use utoipa::ToSchema;
 pub struct HaStatus {
     /// `single` (one node, no watcher) or `watched` (an HA watcher picks the primary).
     pub mode: String,
-    /// Name of the primary node.
+    /// Name of the primary node: the one the HA pointer names (`watched`; the first
+    /// node before any election), or the one database (`single`).
     pub primary: String,
     /// The HA epoch (fencing token) of the primary; 0 without a watcher.
     pub epoch: i64,
+    /// The node this server reads from now (the primary, unless the pointer names a
+    /// node this server is not configured with).
+    pub reads_from: String,
+    /// The HA pointer as this server last saw it (none in `single` mode and before
+    /// the first election).
+    pub pointer: Option<HaPointer>,
     /// Every node.
     pub nodes: Vec<HaNode>,
     /// The event stream the nodes project.
     pub stream: StreamState,
     /// When this was measured.
     pub checked_at: DateTime<Utc>,
+}
+
+/// The HA pointer (KV `imgcrawl-ha`, key `postgres`), written by the HA watcher.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HaPointer {
+    /// The primary node's name.
+    pub primary: String,
+    /// The fencing epoch: strictly increasing with every change of primary.
+    pub epoch: u64,
+    /// Why this node became primary.
+    pub reason: String,
+    /// When the watcher wrote it.
+    pub at: DateTime<Utc>,
+    /// The primary before.
+    pub previous: Option<String>,
 }
 
 /// One PostgreSQL node.
@@ -30,12 +52,16 @@ pub struct HaNode {
     pub role: String,
     /// Host, port and database (no credentials).
     pub endpoint: String,
-    /// It answered a query in time.
+    /// Its connection URL, password replaced by `***`.
+    pub url: String,
+    /// It answered `SELECT 1` in time (reachable).
     pub healthy: bool,
     /// Round trip of the health query in milliseconds.
     pub latency_ms: Option<f64>,
     /// Last stream sequence it applied.
     pub checkpoint: Option<u64>,
+    /// The fencing epoch recorded on it (see docs/ha.md).
+    pub epoch: Option<u64>,
     /// Stream sequences it is behind (see `IndexLag`).
     pub lag_events: Option<u64>,
     /// Age in seconds of the oldest event it has not applied.

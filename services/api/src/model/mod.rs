@@ -28,6 +28,8 @@ pub struct Ready {
     pub nats: Check,
     /// The primary PostgreSQL node.
     pub postgres: Check,
+    /// The PostgreSQL node checked: the primary reads go to now.
+    pub primary: String,
 }
 
 /// One dependency check.

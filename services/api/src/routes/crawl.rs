@@ -109,7 +109,7 @@ pub async fn list(
         listed = pending_requests(&state).await?;
     }
     if q.state != Some(JobState::Requested) {
-        let indexed = jobs::list(&state.db, db_state.as_deref(), limit)
+        let indexed = jobs::list(&state.db(), db_state.as_deref(), limit)
             .await
             .map_err(|e| HttpError::db("list jobs", e))?;
         listed.extend(indexed);
@@ -131,7 +131,7 @@ async fn pending_requests(state: &AppState) -> HttpResult<Vec<crate::model::craw
     let ids: Vec<Uuid> = recent.iter().map(|j| j.job_id).collect();
     let known: Vec<Uuid> = sqlx::query_scalar("SELECT job_id FROM jobs WHERE job_id = ANY($1)")
         .bind(&ids)
-        .fetch_all(&state.db)
+        .fetch_all(&state.db())
         .await
         .map_err(|e| HttpError::db("list jobs", e))?;
     let known: HashSet<Uuid> = known.into_iter().collect();
@@ -156,7 +156,7 @@ pub async fn status(
     State(state): State<AppState>,
     PathParams(job): PathParams<Uuid>,
 ) -> HttpResult<Json<JobReport>> {
-    let indexed = jobs::get(&state.db, job)
+    let indexed = jobs::get(&state.db(), job)
         .await
         .map_err(|e| HttpError::db("read job", e))?;
     let job_status = match indexed {
@@ -223,7 +223,7 @@ pub async fn stop(
         )
         .field("reason"));
     }
-    match jobs::state_of(&state.db, job)
+    match jobs::state_of(&state.db(), job)
         .await
         .map_err(|e| HttpError::db("read job", e))?
     {

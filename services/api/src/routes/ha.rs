@@ -1,57 +1,108 @@
 //! `GET /api/ha-status`, `GET /api/ha/sync-status`, `POST /api/ha/failover`.
 //!
-//! Until the HA watcher runs there is one node: the configured database is the
-//! primary, healthy if it answers, and its lag is the index's (stream last sequence vs
-//! checkpoint). A failover needs a standby, so it is refused with 409.
+//! The nodes are this server's (see [`crate::nodes`]): in `single` mode the configured
+//! database, always the primary; in `watched` mode the HA nodes, the primary being the
+//! one the HA pointer names. Every node is checked on each call, all at once: `SELECT
+//! 1` within `check_timeout_ms` (reachable or not), then its checkpoint row (the last
+//! stream sequence it applied, the fencing epoch it recorded) and from those its lag:
+//! the stream's last sequence minus the checkpoint while an event the index applies is
+//! waiting, and that event's age. Failovers are the HA watcher's: with one node there
+//! is nothing to fail over to; with HA nodes the request is refused with 409
+//! `watcher_required`, naming the watcher's command.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
+use futures::future::join_all;
 
 use crate::db::{endpoint, lag, ping};
 use crate::error::{ErrorBody, HttpError, HttpResult};
 use crate::extract::RawBody;
-use crate::model::crawl::IndexLag;
 use crate::model::ha::{
-    FailoverAccepted, FailoverRequest, HaNode, HaStatus, NodeSync, StreamState, SyncStatus,
+    FailoverAccepted, FailoverRequest, HaNode, HaPointer, HaStatus, NodeSync, StreamState,
+    SyncStatus,
 };
+use crate::nodes::{NodeConn, Primary};
 use crate::state::AppState;
 
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The node, measured now; `None` lag when the node or NATS does not answer.
-pub(crate) async fn primary(state: &AppState) -> (HaNode, Option<IndexLag>) {
-    let name = state.config.checkpoint_name.clone();
-    let (healthy, latency, error) = match ping(&state.db, CHECK_TIMEOUT).await {
-        Ok(ms) => (true, Some(ms), None),
-        Err(e) => (false, None, Some(e)),
-    };
-    let lag = if healthy {
-        lag::index_lag(state).await.ok()
-    } else {
-        None
-    };
-    let node = HaNode {
-        name,
-        role: "primary".into(),
-        endpoint: endpoint(&state.config.database_url),
-        healthy,
-        latency_ms: latency,
-        checkpoint: lag.as_ref().map(|l| l.checkpoint),
-        lag_events: lag.as_ref().map(|l| l.lag_events),
-        lag_seconds: lag.as_ref().map(|l| l.lag_seconds),
-        error,
-    };
-    (node, lag)
+/// Every node, measured now.
+pub(crate) struct Measured {
+    /// The primary (and pointer) the nodes were measured against.
+    pub primary: Arc<Primary>,
+    /// Per node, in configuration order.
+    pub nodes: Vec<HaNode>,
+    /// The stream's name and last sequence, or why not.
+    pub stream: HttpResult<(String, u64)>,
 }
 
-async fn stream(state: &AppState, lag: Option<&IndexLag>) -> HttpResult<StreamState> {
-    let (name, last_seq) = match lag {
-        Some(l) => (state.bus.config.stream.clone(), l.stream_last_seq),
-        None => lag::stream_end(&state.bus).await?,
+async fn node(state: &AppState, p: &Primary, n: &NodeConn, last: Option<u64>) -> HaNode {
+    let mut node = HaNode {
+        name: n.name.clone(),
+        role: if p.name() == n.name {
+            "primary"
+        } else {
+            "standby"
+        }
+        .into(),
+        endpoint: endpoint(&n.url),
+        url: n.url.clone(),
+        healthy: false,
+        latency_ms: None,
+        checkpoint: None,
+        epoch: None,
+        lag_events: None,
+        lag_seconds: None,
+        error: None,
     };
+    let Some(pool) = state.nodes.check_pool(p, &n.name) else {
+        node.error = Some("no pool for this node".into());
+        return node;
+    };
+    match ping(&pool, state.config.check_timeout()).await {
+        Ok(ms) => (node.healthy, node.latency_ms) = (true, Some(ms)),
+        Err(e) => {
+            node.error = Some(e);
+            return node;
+        }
+    }
+    let Ok(row) = lag::node_checkpoint(&pool, &state.config.checkpoint_name).await else {
+        return node; // reachable, not projected yet (no schema)
+    };
+    let (cp, epoch) = row.unwrap_or((0, 0));
+    (node.checkpoint, node.epoch) = (Some(cp), Some(epoch));
+    if let Some(last) = last {
+        if let Ok(l) = lag::lag_at(&state.bus, cp, last).await {
+            (node.lag_events, node.lag_seconds) = (Some(l.lag_events), Some(l.lag_seconds));
+        }
+    }
+    node
+}
+
+/// Checks every node now (concurrently); lags are missing where NATS or the node does
+/// not answer.
+pub(crate) async fn measure(state: &AppState) -> Measured {
+    let primary = state.nodes.primary();
+    let stream = lag::stream_end(&state.bus).await;
+    let last = stream.as_ref().ok().map(|(_, l)| *l);
+    let nodes = join_all(
+        state
+            .nodes
+            .list()
+            .iter()
+            .map(|n| node(state, &primary, n, last)),
+    )
+    .await;
+    Measured {
+        primary,
+        nodes,
+        stream,
+    }
+}
+
+fn stream(m: &Measured) -> HttpResult<StreamState> {
+    let (name, last_seq) = m.stream.clone()?;
     Ok(StreamState { name, last_seq })
 }
 
@@ -63,13 +114,24 @@ async fn stream(state: &AppState, lag: Option<&IndexLag>) -> HttpResult<StreamSt
         (status = 503, description = "NATS unavailable", body = ErrorBody),
     ))]
 pub async fn status(State(state): State<AppState>) -> HttpResult<Json<HaStatus>> {
-    let (node, lag) = primary(&state).await;
-    let stream = stream(&state, lag.as_ref()).await?;
+    let m = measure(&state).await;
+    let stream = stream(&m)?;
+    let pointer = m.primary.pointer.as_ref().map(|p| HaPointer {
+        primary: p.primary.clone(),
+        epoch: p.epoch,
+        reason: p.reason.clone(),
+        at: p.at,
+        previous: p.previous.clone(),
+    });
     Ok(Json(HaStatus {
-        mode: "single".into(),
-        primary: node.name.clone(),
-        epoch: 0,
-        nodes: vec![node],
+        mode: state.nodes.mode().into(),
+        primary: m.primary.name().to_string(),
+        epoch: pointer
+            .as_ref()
+            .map_or(0, |p| i64::try_from(p.epoch).unwrap_or(i64::MAX)),
+        reads_from: m.primary.node.clone(),
+        pointer,
+        nodes: m.nodes,
         stream,
         checked_at: Utc::now(),
     }))
@@ -83,25 +145,30 @@ pub async fn status(State(state): State<AppState>) -> HttpResult<Json<HaStatus>>
         (status = 503, description = "NATS unavailable", body = ErrorBody),
     ))]
 pub async fn sync_status(State(state): State<AppState>) -> HttpResult<Json<SyncStatus>> {
-    let (node, lag) = primary(&state).await;
-    let stream = stream(&state, lag.as_ref()).await?;
-    let in_sync = node.lag_events == Some(0);
+    let m = measure(&state).await;
+    let stream = stream(&m)?;
+    let nodes: Vec<NodeSync> = m
+        .nodes
+        .into_iter()
+        .map(|n| NodeSync {
+            in_sync: n.lag_events == Some(0),
+            name: n.name,
+            checkpoint: n.checkpoint,
+            lag_events: n.lag_events,
+            lag_seconds: n.lag_seconds,
+        })
+        .collect();
     Ok(Json(SyncStatus {
-        in_sync,
-        nodes: vec![NodeSync {
-            name: node.name,
-            checkpoint: node.checkpoint,
-            lag_events: node.lag_events,
-            lag_seconds: node.lag_seconds,
-            in_sync,
-        }],
+        in_sync: nodes.iter().all(|n| n.in_sync),
+        nodes,
         stream,
         checked_at: Utc::now(),
     }))
 }
 
 /// Asks for a failover to `target` (or the best standby). With a single node there is
-/// nothing to fail over to: 409.
+/// nothing to fail over to; with HA nodes the HA watcher carries failovers out (its
+/// `POST /api/failover`, `imgcrawl ha failover`): both 409.
 #[utoipa::path(post, path = "/api/ha/failover", tag = "ha",
     request_body(content = Option<FailoverRequest>, description = "Optional; an empty body picks the best standby"),
     security(("bearer" = [])),
@@ -111,7 +178,7 @@ pub async fn sync_status(State(state): State<AppState>) -> HttpResult<Json<SyncS
         (status = 401, description = "No bearer token", body = ErrorBody),
         (status = 403, description = "Wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown target node", body = ErrorBody),
-        (status = 409, description = "No standby to fail over to, or the target is already primary", body = ErrorBody),
+        (status = 409, description = "No standby to fail over to, the target is already primary, or the HA watcher must be asked", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -130,19 +197,29 @@ pub async fn failover(
             _ => HttpError::bad_request("malformed_json", e.to_string()),
         })?
     };
-    let primary = &state.config.checkpoint_name;
+    let p = state.nodes.primary();
+    let primary = p.name();
+    let names: Vec<&str> = state.nodes.list().iter().map(|n| n.name.as_str()).collect();
     match req.target.as_deref() {
         Some(t) if t == primary => Err(HttpError::conflict(
             "already_primary",
             format!("{t} is already the primary"),
         )),
-        Some(t) => Err(HttpError::not_found(format!(
-            "unknown node {t:?}; the nodes are: {primary}"
+        Some(t) if !names.contains(&t) => Err(HttpError::not_found(format!(
+            "unknown node {t:?}; the nodes are: {}",
+            names.join(", ")
         ))
         .field("target")),
-        None => Err(HttpError::conflict(
+        _ if names.len() < 2 => Err(HttpError::conflict(
             "no_standby",
             format!("single node ({primary}): there is no standby to fail over to"),
+        )),
+        target => Err(HttpError::conflict(
+            "watcher_required",
+            format!(
+                "failovers are carried out by the HA watcher: run `imgcrawl ha failover {}` or POST /api/failover on a watcher",
+                target.unwrap_or("<node>")
+            ),
         )),
     }
 }

@@ -1,5 +1,6 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (NATS and the primary
-//! PostgreSQL node answer). Neither is rate limited.
+//! `GET /healthz` (the process answers) and `GET /readyz` (NATS and the current
+//! primary PostgreSQL node answer, each within `check_timeout_ms`). Neither is rate
+//! limited.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +13,6 @@ use crate::db::ping;
 use crate::model::{Check, Health, Ready};
 use crate::state::AppState;
 
-/// How long a readiness check waits for each dependency.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "Alive", body = Health)))]
@@ -24,8 +22,9 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Whether NATS answers: the connection is up and a flush round trip completes.
-pub async fn nats_check(bus: &Bus) -> Check {
+/// Whether NATS answers: the connection is up and a flush round trip completes within
+/// `timeout`.
+pub async fn nats_check(bus: &Bus, timeout: Duration) -> Check {
     let start = Instant::now();
     let state = bus.client.connection_state();
     if state != async_nats::connection::State::Connected {
@@ -35,7 +34,7 @@ pub async fn nats_check(bus: &Bus) -> Check {
             error: Some(format!("connection {state}")),
         };
     }
-    match tokio::time::timeout(CHECK_TIMEOUT, bus.client.flush()).await {
+    match tokio::time::timeout(timeout, bus.client.flush()).await {
         Ok(Ok(())) => Check {
             ok: true,
             latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
@@ -54,14 +53,18 @@ pub async fn nats_check(bus: &Bus) -> Check {
     }
 }
 
-/// Ready when NATS and the primary database both answer.
+/// Ready when NATS and the current primary database both answer.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Ready),
         (status = 503, description = "Not ready; the checks say why", body = Ready),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
-    let (nats, pg) = tokio::join!(nats_check(&state.bus), ping(&state.db, CHECK_TIMEOUT));
+    let (timeout, primary) = (state.config.check_timeout(), state.nodes.primary());
+    let (nats, pg) = tokio::join!(
+        nats_check(&state.bus, timeout),
+        ping(&primary.pool, timeout)
+    );
     let postgres = match pg {
         Ok(ms) => Check {
             ok: true,
@@ -84,6 +87,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) 
         status: if ready { "ready" } else { "not_ready" }.into(),
         nats,
         postgres,
+        primary: primary.node.clone(),
     };
     (status, Json(body))
 }

@@ -71,7 +71,7 @@ pub async fn list(
         .map(|c| Cursor::decode(c, sort))
         .transpose()
         .map_err(|m| HttpError::bad_request("bad_cursor", m).field("cursor"))?;
-    let (rows, more) = db::list(&state.db, &f, sort, after, limit)
+    let (rows, more) = db::list(&state.db(), &f, sort, after, limit)
         .await
         .map_err(|e| HttpError::db("list images", e))?;
     let next_cursor = match rows.last() {
@@ -95,7 +95,7 @@ pub async fn list(
 
 /// A live image by id, or 404.
 pub async fn live_image(state: &AppState, id: i64) -> HttpResult<ImageRow> {
-    match db::get(&state.db, id)
+    match db::get(&state.db(), id)
         .await
         .map_err(|e| HttpError::db("read image", e))?
     {
@@ -120,12 +120,12 @@ pub async fn get(
     PathParams(id): PathParams<i64>,
 ) -> HttpResult<Json<ImageDetail>> {
     let row = live_image(&state, id).await?;
-    let mut sources = db::sources(&state.db, &row.sha256)
+    let mut sources = db::sources(&state.db(), &row.sha256)
         .await
         .map_err(|e| HttpError::db("read image sources", e))?;
     let sources_truncated = sources.len() as i64 > MAX_SOURCES;
     sources.truncate(MAX_SOURCES as usize);
-    let pages = db::pages(&state.db, &row.sha256)
+    let pages = db::pages(&state.db(), &row.sha256)
         .await
         .map_err(|e| HttpError::db("read image pages", e))?;
     Ok(Json(ImageDetail {

@@ -9,7 +9,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
-use crate::{Config, StoreError};
+use crate::{BucketError, BucketSettings};
 
 /// A parsed `target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +30,8 @@ pub enum Target {
 impl Target {
     /// Parses `file:///abs/path`, `file://./relative`, a bare path, `s3://bucket/prefix`
     /// or `memory://`.
-    pub fn parse(target: &str) -> Result<Target, StoreError> {
-        let bad = |detail: &str| StoreError::Target {
+    pub fn parse(target: &str) -> Result<Target, BucketError> {
+        let bad = |detail: &str| BucketError::Target {
             target: target.to_string(),
             detail: detail.to_string(),
         };
@@ -80,14 +80,16 @@ impl Target {
     }
 }
 
-/// Opens the bucket `config.target` names. S3 settings missing from `config.s3` come
-/// from the `AWS_*` environment variables. The returned store is rooted at the target
-/// (an `s3://bucket/prefix` URL's prefix included); image keys from
+/// Opens the bucket the `target` setting names. S3 settings missing from the `s3`
+/// settings come from the `AWS_*` environment variables. The returned store is rooted
+/// at the target (an `s3://bucket/prefix` URL's prefix included); image keys from
 /// [`object_key`](crate::object_key) are relative to it.
-pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    let target = &config.target;
-    let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
-        target: target.clone(),
+pub fn open_store<C: BucketSettings + ?Sized>(
+    config: &C,
+) -> Result<Arc<dyn ObjectStore>, BucketError> {
+    let target = config.target();
+    let open_err = |e: &dyn std::fmt::Display| BucketError::Open {
+        target: target.to_string(),
         detail: e.to_string(),
     };
     match Target::parse(target)? {
@@ -100,7 +102,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
             Ok(Arc::new(fs))
         }
         Target::S3 { bucket, prefix } => {
-            let s3 = &config.s3;
+            let s3 = config.s3();
             let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
             if let Some(v) = &s3.endpoint {
                 b = b.with_endpoint(v);
@@ -134,6 +136,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Config;
 
     #[test]
     fn targets_parse() {
@@ -170,7 +173,7 @@ mod tests {
         assert_eq!(Target::parse("memory://").unwrap(), Target::Memory);
         for bad in ["", "  ", "s3://", "s3:///x", "gs://bucket", "file://"] {
             assert!(
-                matches!(Target::parse(bad), Err(StoreError::Target { .. })),
+                matches!(Target::parse(bad), Err(BucketError::Target { .. })),
                 "{bad:?}"
             );
         }

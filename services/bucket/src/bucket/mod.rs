@@ -11,10 +11,11 @@ use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStore};
 
 use crate::key::{folder, object_key};
-use crate::{Config, StoreError};
+use crate::{BucketError, BucketSettings};
 
 mod upload;
 
+pub use read::StoredObject;
 pub use upload::{Multipart, MAX_PART_BYTES, MIN_PART_BYTES};
 
 /// `Cache-Control` of image objects: their content never changes under a key.
@@ -51,14 +52,14 @@ pub struct Bucket {
     multipart: Multipart,
 }
 
-fn object_err(key: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Object {
+fn object_err(key: &str, e: impl std::fmt::Display) -> BucketError {
+    BucketError::Object {
         key: key.to_string(),
         detail: e.to_string(),
     }
 }
 
-fn path(key: &str) -> Result<Path, StoreError> {
+fn path(key: &str) -> Result<Path, BucketError> {
     Path::parse(key).map_err(|e| object_err(key, e))
 }
 
@@ -89,13 +90,13 @@ impl Bucket {
         }
     }
 
-    /// Images go under `config.prefix` in `store`, with the configured multipart
+    /// Images go under the configured prefix in `store`, with the configured multipart
     /// threshold and part size.
-    pub fn from_config(store: Arc<dyn ObjectStore>, config: &Config) -> Self {
-        Bucket::new(store, &config.prefix).with_multipart(Multipart::new(
-            config.multipart_threshold_bytes,
-            config.multipart_part_bytes,
-        ))
+    pub fn from_config<C: BucketSettings + ?Sized>(
+        store: Arc<dyn ObjectStore>,
+        config: &C,
+    ) -> Self {
+        Bucket::new(store, config.prefix()).with_multipart(config.multipart())
     }
 
     /// The same bucket with another multipart threshold and part size.
@@ -105,9 +106,9 @@ impl Bucket {
     }
 
     /// The object key of an image.
-    pub fn key(&self, sha256: &str, ext: &str) -> Result<String, StoreError> {
+    pub fn key(&self, sha256: &str, ext: &str) -> Result<String, BucketError> {
         object_key(&self.prefix, sha256, ext)
-            .ok_or_else(|| StoreError::InvalidSha(sha256.to_string()))
+            .ok_or_else(|| BucketError::InvalidSha(sha256.to_string()))
     }
 
     /// Puts the image unless an object of the same size is already at its key (a put of
@@ -117,7 +118,7 @@ impl Bucket {
         &self,
         obj: &ImageObject<'_>,
         body: Bytes,
-    ) -> Result<(String, bool), StoreError> {
+    ) -> Result<(String, bool), BucketError> {
         let key = self.key(obj.sha256, obj.ext)?;
         let location = path(&key)?;
         match self.store.head(&location).await {
@@ -144,9 +145,9 @@ impl Bucket {
 
     /// Deletes every object of `sha256` (whatever its extension) by listing its folder.
     /// Returns how many were deleted; deleting what is not there is not an error.
-    pub async fn delete_image(&self, sha256: &str) -> Result<usize, StoreError> {
+    pub async fn delete_image(&self, sha256: &str) -> Result<usize, BucketError> {
         let dir = folder(&self.prefix, sha256)
-            .ok_or_else(|| StoreError::InvalidSha(sha256.to_string()))?;
+            .ok_or_else(|| BucketError::InvalidSha(sha256.to_string()))?;
         let name = format!("{sha256}.");
         let mut found = Vec::new();
         let mut listing = self.store.list(Some(&path(&dir)?));

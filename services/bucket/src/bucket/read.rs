@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{Attribute, ObjectStore};
 
 use super::{object_err, path, Bucket};
-use crate::StoreError;
+use crate::BucketError;
 
 /// An image object as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Bucket {
     }
 
     /// Whether an object of `size` bytes is at `key`.
-    pub async fn present(&self, key: &str, size: u64) -> Result<bool, StoreError> {
+    pub async fn present(&self, key: &str, size: u64) -> Result<bool, BucketError> {
         match self.store.head(&path(key)?).await {
             Ok(meta) => Ok(meta.size == size),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -39,7 +39,7 @@ impl Bucket {
     }
 
     /// The object at `key`, or `None` if there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+    pub async fn get(&self, key: &str) -> Result<Option<StoredObject>, BucketError> {
         let got = match self.store.get(&path(key)?).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -54,7 +54,7 @@ impl Bucket {
     }
 
     /// Every key under the image folder (an empty or missing folder lists nothing).
-    pub fn keys(&self) -> BoxStream<'_, Result<String, StoreError>> {
+    pub fn keys(&self) -> BoxStream<'_, Result<String, BucketError>> {
         let prefix =
             (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
         self.store

@@ -134,10 +134,10 @@ async fn bad_hashes_never_become_keys() {
         .put_image(&image("../../../etc/passwd", "jpg"), Bytes::new())
         .await
         .expect_err("bad sha");
-    assert!(matches!(err, StoreError::InvalidSha(_)), "{err}");
+    assert!(matches!(err, BucketError::InvalidSha(_)), "{err}");
     assert!(matches!(
         bucket.delete_image("nope").await,
-        Err(StoreError::InvalidSha(_))
+        Err(BucketError::InvalidSha(_))
     ));
 }
 

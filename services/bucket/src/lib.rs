@@ -1,0 +1,19 @@
+//! The image bucket, shared by the store stage (which writes it) and the HTTP API
+//! (which reads it): where it is ([`Config`]: a local directory or any S3 endpoint,
+//! opened by [`open_store`]), the content-addressed key layout ([`object_key`]:
+//! `<prefix>/<sha[0..2]>/<sha[2..4]>/<sha>.<ext>`), and [`Bucket`], which writes,
+//! reads, lists and deletes image objects under that layout.
+//!
+//! No events, no NATS: this crate knows objects only.
+
+pub mod bucket;
+mod config;
+mod error;
+pub mod key;
+pub mod target;
+
+pub use bucket::{Bucket, ImageObject, Multipart, StoredObject, CACHE_CONTROL};
+pub use config::{BucketSettings, Config, S3Config};
+pub use error::BucketError;
+pub use key::{extension, object_key};
+pub use target::{open_store, Target};

@@ -1,0 +1,393 @@
+//! The API and its databases, against real servers (nats-server, PostgreSQL, the HA
+//! watcher, the index writers):
+//!
+//! * with two PostgreSQL nodes, a manual failover through the HA watcher moves the
+//!   API's reads to the new primary without a restart, and `/api/ha-status` lists both
+//!   nodes with the right primary, epoch and health;
+//! * with the database stopped, reads answer 503 with a JSON error well under 2 s,
+//!   `/readyz` says which dependency failed, `/healthz` stays 200, and everything
+//!   recovers when the database is back;
+//! * the size-sort index (`images_bytes_id`) is created on a fresh database and on one
+//!   at the previous schema version that holds rows, and the API's own `largest` and
+//!   `smallest` statements use it (EXPLAIN).
+
+mod api_common;
+
+use std::time::{Duration, Instant};
+
+use api_common::{config, synthetic, ApiServer};
+use imgcrawl_api::cursor::Cursor;
+use imgcrawl_api::db::images::{list_query, ImageFilter};
+use imgcrawl_api::model::images::Sort;
+use imgcrawl_bus::ha::{current_primary, Node, POSTGRES};
+use imgcrawl_tests::{wait_for, wait_until, workspace_root, Pipeline, Postgres, Stage};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+const IMAGES: usize = 40;
+
+async fn migrated(url: &str) -> PgPool {
+    let pool = imgcrawl_index::connect(url).await.expect("connect");
+    imgcrawl_index::migrate(&pool).await.expect("migrate");
+    pool
+}
+
+async fn stored(db: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("select count(*) from images where object_key is not null")
+        .fetch_one(db)
+        .await
+        .map_or(0, |n| n as usize)
+}
+
+/// The ids `GET /api/images` lists (one page of up to 500).
+async fn listed(api: &ApiServer) -> Vec<i64> {
+    let r = api.get("/api/images", "/api/images?limit=500").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let page = r.json();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn ha_status(api: &ApiServer) -> Value {
+    let r = api.get("/api/ha-status", "/api/ha-status").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("node {name} not listed: {status:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_follows_the_ha_pointer_without_a_restart() {
+    // pg1: projected by the index stage; pg2: the schema, no rows until its writer runs
+    let mut p = Pipeline::start_without_stages().await;
+    p.start_stage(Stage::Index);
+    let pg2 = Postgres::start().await;
+    let url2 = pg2.fresh_db().await;
+    migrated(&url2).await;
+    synthetic::publish_images(&p.bus, IMAGES).await;
+    let db1 = p.db().await;
+    let applied = wait_until(Duration::from_secs(60), || async {
+        stored(&db1).await == IMAGES
+    })
+    .await;
+    assert!(applied, "pg1 has the images");
+
+    // the watcher elects pg1; failovers only on request
+    let nodes = vec![
+        Node {
+            name: "pg1".into(),
+            url: p.db_url.clone(),
+            priority: 1,
+        },
+        Node {
+            name: "pg2".into(),
+            url: url2.clone(),
+            priority: 2,
+        },
+    ];
+    let stop = CancellationToken::new();
+    let ha = imgcrawl_ha::Config {
+        nodes: nodes.clone(),
+        check_interval_ms: 200,
+        check_timeout_ms: 2000,
+        auto_failover: false,
+        consistency_interval_secs: 0,
+        listen: "127.0.0.1:0".into(),
+        request_timeout_ms: 8000,
+        ..Default::default()
+    };
+    let watcher = imgcrawl_ha::start(p.bus.clone(), ha, stop.clone())
+        .await
+        .expect("start watcher");
+    let first = wait_for(Duration::from_secs(20), || async {
+        current_primary(&p.bus, POSTGRES)
+            .await
+            .ok()
+            .flatten()
+            .filter(|p| p.epoch >= 1)
+    })
+    .await
+    .expect("an initial election");
+    assert_eq!((first.primary.as_str(), first.epoch), ("pg1", 1));
+
+    // the API with the node list (pg1's URL with a password, which must never show)
+    let cache = tempfile::tempdir().unwrap();
+    let mut c = config(&p.db_url, &p.configs.store, cache.path());
+    c.nodes = nodes.clone();
+    c.nodes[0].url = p.db_url.replace("imgcrawl@", "imgcrawl:hunter2@");
+    let api = ApiServer::start(p.bus.clone(), c, cache).await;
+    let from_pg1 = listed(&api).await;
+    assert_eq!(from_pg1.len(), IMAGES, "reads come from pg1");
+    let s = ha_status(&api).await;
+    assert_eq!(
+        (
+            s["mode"].as_str(),
+            s["primary"].as_str(),
+            s["epoch"].as_i64()
+        ),
+        (Some("watched"), Some("pg1"), Some(1))
+    );
+    assert_eq!(s["reads_from"], "pg1");
+    assert_eq!(s["pointer"]["primary"], "pg1");
+    assert_eq!(s["nodes"].as_array().unwrap().len(), 2);
+    let (n1, n2) = (node(&s, "pg1"), node(&s, "pg2"));
+    assert_eq!(
+        (&n1["role"], &n1["healthy"]),
+        (&json!("primary"), &json!(true))
+    );
+    assert_eq!(
+        (&n2["role"], &n2["healthy"]),
+        (&json!("standby"), &json!(true))
+    );
+    assert!(n1["checkpoint"].as_u64().unwrap() > 0, "{n1}");
+    assert_eq!(n2["checkpoint"], 0, "pg2 applied nothing yet");
+    assert!(n2["lag_events"].as_u64().unwrap() > 0, "pg2 lags: {n2}");
+    assert_eq!(n1["epoch"], 1, "the watcher stamped its epoch on pg1");
+    let url1 = n1["url"].as_str().unwrap();
+    assert!(!url1.contains("hunter2") && url1.contains("***"), "{url1}");
+    assert!(!s.to_string().contains("hunter2"));
+
+    // a manual failover through the watcher: the API follows without a restart
+    let failover = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!(
+            "http://{}/api/failover",
+            watcher.api_addr().expect("watcher api")
+        ))
+        .header("content-type", "application/json")
+        .body(json!({"target": "pg2", "reason": "api test", "force": true}).to_string())
+        .send()
+        .await
+        .expect("failover request");
+    assert_eq!(failover.status(), 200, "{}", failover.text().await.unwrap());
+    let switched_at = Instant::now();
+    let moved = wait_until(Duration::from_secs(5), || async {
+        ha_status(&api).await["reads_from"] == "pg2"
+    })
+    .await;
+    assert!(moved, "the api reads from pg2 after the failover");
+    eprintln!(
+        "the api followed the pointer {:?} after the watcher answered",
+        switched_at.elapsed()
+    );
+    assert!(
+        listed(&api).await.is_empty(),
+        "reads come from pg2, which has no rows yet"
+    );
+    let s = ha_status(&api).await;
+    assert_eq!(
+        (s["primary"].as_str(), s["epoch"].as_i64()),
+        (Some("pg2"), Some(2))
+    );
+    assert_eq!(s["pointer"]["previous"], "pg1");
+    assert_eq!(node(&s, "pg1")["role"], "standby");
+    assert_eq!(node(&s, "pg2")["role"], "primary");
+    let ready = api.get("/readyz", "/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["primary"], "pg2");
+
+    // pg2's own writer catches up: the same images, now from the new primary
+    let writer_stop = CancellationToken::new();
+    let writer_config = imgcrawl_index::Config {
+        database_url: url2.clone(),
+        ..p.configs.index.clone()
+    };
+    let writer = tokio::spawn(imgcrawl_index::run_node(
+        p.bus.clone(),
+        writer_config,
+        "pg2",
+        writer_stop.clone(),
+    ));
+    let caught_up = wait_until(Duration::from_secs(60), || async {
+        listed(&api).await.len() == IMAGES
+    })
+    .await;
+    assert!(caught_up, "pg2's writer applied the stream");
+    assert_eq!(listed(&api).await, from_pg1, "the same ids on both nodes");
+
+    // the old primary goes away: reads do not notice, the status does
+    p.kill_stage(Stage::Index).await;
+    p.pg.stop().await;
+    assert_eq!(listed(&api).await, from_pg1);
+    let s = ha_status(&api).await;
+    let n1 = node(&s, "pg1");
+    assert_eq!(n1["healthy"], false, "{n1}");
+    assert!(n1["error"].is_string(), "{n1}");
+    assert_eq!(node(&s, "pg2")["healthy"], true);
+    assert_eq!(api.get("/readyz", "/readyz").await.status, 200);
+
+    writer_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    stop.cancel();
+    watcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_reads_fail_fast_and_recover() {
+    let mut p = Pipeline::start_without_stages().await;
+    p.start_stage(Stage::Index);
+    synthetic::publish_images(&p.bus, 5).await;
+    let db = p.db().await;
+    let applied = wait_until(Duration::from_secs(60), || async { stored(&db).await == 5 }).await;
+    assert!(applied, "the index has the images");
+    db.close().await;
+    let api = ApiServer::for_pipeline(&p, |_| {}).await;
+    assert_eq!(listed(&api).await.len(), 5);
+
+    p.kill_stage(Stage::Index).await;
+    p.pg.stop().await;
+    for path in ["/api/images", "/api/images?sort=largest", "/api/images"] {
+        let start = Instant::now();
+        let r = api.get("/api/images", path).await;
+        let took = start.elapsed();
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (503, "unavailable"),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("the index database is unavailable"), "{msg}");
+        assert!(r.header("retry-after").is_some());
+        assert!(took < Duration::from_millis(1500), "{path} took {took:?}");
+        eprintln!("{path} with the database down: 503 in {took:?}");
+    }
+    let start = Instant::now();
+    let r = api.get("/api/images/{id}", "/api/images/1").await;
+    assert_eq!(r.status, 503);
+    assert!(start.elapsed() < Duration::from_millis(1500));
+    let start = Instant::now();
+    let ready = api.get("/readyz", "/readyz").await;
+    let took = start.elapsed();
+    assert_eq!(ready.status, 503);
+    let v = ready.json();
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["nats"]["ok"].as_bool(),
+            v["postgres"]["ok"].as_bool(),
+            v["primary"].as_str()
+        ),
+        (Some("not_ready"), Some(true), Some(false), Some("postgres"))
+    );
+    assert!(v["postgres"]["error"].is_string(), "{v}");
+    assert!(took < Duration::from_millis(1500), "/readyz took {took:?}");
+    assert_eq!(api.get("/healthz", "/healthz").await.status, 200);
+
+    p.pg.start_again().await.expect("postgres starts again");
+    let back = wait_until(Duration::from_secs(15), || async {
+        api.get("/api/images", "/api/images").await.status == 200
+    })
+    .await;
+    assert!(back, "reads recover once the database is back");
+    assert_eq!(listed(&api).await.len(), 5);
+    assert_eq!(api.get("/readyz", "/readyz").await.status, 200);
+}
+
+async fn has_size_index(db: &PgPool) -> bool {
+    let def: Option<String> = sqlx::query_scalar(
+        "select indexdef from pg_indexes where tablename = 'images' and indexname = 'images_bytes_id'",
+    )
+    .fetch_optional(db)
+    .await
+    .unwrap();
+    def.is_some_and(|d| d.contains("(bytes, id)"))
+}
+
+/// The plan of the API's own listing statement.
+async fn plan(db: &PgPool, sort: Sort, after: Option<Cursor>) -> String {
+    let filter = ImageFilter::default();
+    let mut q = list_query("EXPLAIN ", &filter, sort, after, 100);
+    let lines: Vec<String> = q.build_query_scalar().fetch_all(db).await.unwrap();
+    lines.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_size_sorts_use_an_index_on_fresh_and_existing_databases() {
+    let pg = Postgres::start().await;
+    let fresh = migrated(&pg.fresh_db().await).await;
+    assert!(
+        has_size_index(&fresh).await,
+        "a fresh database gets the index"
+    );
+
+    // a database at the previous schema version, holding rows, then upgraded
+    let db = imgcrawl_index::connect(&pg.fresh_db().await).await.unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let dir = workspace_root().join("services/index/migrations");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0004" {
+            std::fs::copy(&path, old.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&db)
+        .await
+        .unwrap();
+    assert!(!has_size_index(&db).await);
+    sqlx::query(
+        "insert into images (sha256, id, url, bytes, width, height, format, content_type,
+                             first_seen_at, last_seen_at, object_key, deleted)
+         select md5(g::text) || md5(g::text), g, 'https://x.example/' || g, 2000 + (g * 7919) % 60000,
+                100, 100, 'png', 'image/png', now(), now(), 'images/' || g, g % 50 = 0
+         from generate_series(1, 20000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    imgcrawl_index::migrate(&db).await.expect("upgrade");
+    assert!(has_size_index(&db).await, "the upgrade adds the index");
+    let version: i64 = sqlx::query_scalar("select max(version) from _sqlx_migrations")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(version, 4);
+    sqlx::query("analyze images").execute(&db).await.unwrap();
+
+    let cursor = |sort| Cursor {
+        sort,
+        bytes: 31_000,
+        id: 10_000,
+    };
+    for (sort, after) in [
+        (Sort::Largest, None),
+        (Sort::Largest, Some(cursor(Sort::Largest))),
+        (Sort::Smallest, None),
+        (Sort::Smallest, Some(cursor(Sort::Smallest))),
+    ] {
+        let plan = plan(&db, sort, after).await;
+        eprintln!("{sort:?}, cursor {}:\n{plan}\n", after.is_some());
+        assert!(plan.contains("images_bytes_id"), "{sort:?}: {plan}");
+        assert!(
+            !plan.lines().any(|l| l.trim_start().starts_with("Sort")),
+            "{sort:?} sorts rows: {plan}"
+        );
+        if matches!(sort, Sort::Largest) {
+            assert!(plan.contains("Index Scan Backward"), "{plan}");
+        }
+        if after.is_some() {
+            assert!(
+                plan.contains("Index Cond"),
+                "the keyset is an index condition: {plan}"
+            );
+        }
+    }
+}
