@@ -1,9 +1,13 @@
 //! The API and its databases, against real servers (nats-server, PostgreSQL, the HA
 //! watcher, the index writers):
 //!
-//! * with two PostgreSQL nodes, a manual failover through the HA watcher moves the
-//!   API's reads to the new primary without a restart, and `/api/ha-status` lists both
-//!   nodes with the right primary, epoch and health;
+//! * with two PostgreSQL nodes, `POST /api/ha/failover` is carried out by the HA
+//!   watcher: refused (409) for a lagging standby without `force`, done (200, the new
+//!   primary and epoch) with it; the API's reads move to the new primary without a
+//!   restart, and `/api/ha-status` lists both nodes with the right primary, epoch and
+//!   health;
+//! * without a watcher, a failover answers 503 `no_watcher` within the configured wait
+//!   and the request is withdrawn; several standbys and no target is 422;
 //! * with the database stopped, reads answer 503 with a JSON error well under 2 s,
 //!   `/readyz` says which dependency failed, `/healthz` stays 200, and everything
 //!   recovers when the database is back;
@@ -15,12 +19,16 @@ mod api_common;
 
 use std::time::{Duration, Instant};
 
-use api_common::{config, synthetic, ApiServer};
+use api_common::{config, synthetic, ApiServer, Auth, Resp};
 use imgcrawl_api::cursor::Cursor;
 use imgcrawl_api::db::images::{list_query, ImageFilter};
 use imgcrawl_api::model::images::Sort;
-use imgcrawl_bus::ha::{current_primary, Node, POSTGRES};
-use imgcrawl_tests::{wait_for, wait_until, workspace_root, Pipeline, Postgres, Stage};
+use imgcrawl_bus::ha::{current_primary, HaStore, Node, POSTGRES};
+use imgcrawl_bus::ha_requests::{FailoverRequest, FAILOVER_REQUEST_KEY};
+use imgcrawl_bus::{Bus, BusConfig};
+use imgcrawl_tests::{
+    free_port, wait_for, wait_until, workspace_root, NatsServer, Pipeline, Postgres, Stage,
+};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +65,12 @@ async fn ha_status(api: &ApiServer) -> Value {
     let r = api.get("/api/ha-status", "/api/ha-status").await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()
+}
+
+/// `POST /api/ha/failover` with the token.
+async fn failover(api: &ApiServer, body: Option<Value>) -> Resp {
+    let (route, path) = ("/api/ha/failover", "/api/ha/failover");
+    api.call("POST", route, path, Auth::Good, body, &[]).await
 }
 
 fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -103,6 +117,7 @@ async fn the_api_follows_the_ha_pointer_without_a_restart() {
         check_interval_ms: 200,
         check_timeout_ms: 2000,
         auto_failover: false,
+        lag_threshold_secs: 0,
         consistency_interval_secs: 0,
         listen: "127.0.0.1:0".into(),
         request_timeout_ms: 8000,
@@ -159,35 +174,67 @@ async fn the_api_follows_the_ha_pointer_without_a_restart() {
     assert!(!url1.contains("hunter2") && url1.contains("***"), "{url1}");
     assert!(!s.to_string().contains("hunter2"));
 
-    // a manual failover through the watcher: the API follows without a restart
-    let failover = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .post(format!(
-            "http://{}/api/failover",
-            watcher.api_addr().expect("watcher api")
-        ))
-        .header("content-type", "application/json")
-        .body(json!({"target": "pg2", "reason": "api test", "force": true}).to_string())
-        .send()
-        .await
-        .expect("failover request");
-    assert_eq!(failover.status(), 200, "{}", failover.text().await.unwrap());
-    let switched_at = Instant::now();
-    let moved = wait_until(Duration::from_secs(5), || async {
-        ha_status(&api).await["reads_from"] == "pg2"
+    // a manual failover asked of the API, carried out by the watcher: pg2 lags, so
+    // the watcher refuses it without force and nothing moves
+    let lagging = wait_until(Duration::from_secs(10), || async {
+        watcher
+            .status()
+            .nodes
+            .iter()
+            .any(|n| n.state.name == "pg2" && n.state.lagging)
     })
     .await;
-    assert!(moved, "the api reads from pg2 after the failover");
-    eprintln!(
-        "the api followed the pointer {:?} after the watcher answered",
-        switched_at.elapsed()
+    assert!(lagging, "the watcher sees pg2 lagging");
+    let r = failover(&api, Some(json!({"target": "pg2", "reason": "api test"}))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "failover_refused"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
     );
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("lags") && msg.contains("force"), "{msg}");
+    let s = ha_status(&api).await;
+    assert_eq!(
+        (s["primary"].as_str(), s["epoch"].as_i64()),
+        (Some("pg1"), Some(1))
+    );
+
+    // forced, without a target (pg2 is the only standby): the primary moves, and this
+    // server reads from pg2 as soon as it answers
+    let asked = Instant::now();
+    let r = failover(&api, Some(json!({"reason": "api test", "force": true}))).await;
+    let took = asked.elapsed();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let done = r.json();
+    assert_eq!(
+        (
+            done["primary"].as_str(),
+            done["epoch"].as_u64(),
+            done["previous"].as_str()
+        ),
+        (Some("pg2"), Some(2), Some("pg1"))
+    );
+    let reason = done["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("pg1 -> pg2") && reason.contains("api test"),
+        "{reason}"
+    );
+    assert_eq!(done["watcher"], watcher.id());
+    eprintln!("POST /api/ha/failover answered 200 in {took:?}");
+    assert_eq!(
+        ha_status(&api).await["reads_from"],
+        "pg2",
+        "the api reads from the new primary once it answered"
+    );
+    let pointer = current_primary(&p.bus, POSTGRES).await.unwrap().unwrap();
+    assert_eq!((pointer.primary.as_str(), pointer.epoch), ("pg2", 2));
     assert!(
         listed(&api).await.is_empty(),
         "reads come from pg2, which has no rows yet"
     );
+    let r = failover(&api, Some(json!({"target": "pg2"}))).await;
+    assert_eq!((r.status, r.code().as_str()), (409, "already_primary"));
     let s = ha_status(&api).await;
     assert_eq!(
         (s["primary"].as_str(), s["epoch"].as_i64()),
@@ -234,6 +281,97 @@ async fn the_api_follows_the_ha_pointer_without_a_restart() {
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     stop.cancel();
     watcher.abort();
+}
+
+/// An API on a real nats-server with HA nodes that are not there (pools connect
+/// lazily), failovers waiting `wait_ms` for a watcher.
+async fn api_without_watcher(bus: &Bus, names: &[&str], wait_ms: u64) -> ApiServer {
+    let cache = tempfile::tempdir().unwrap();
+    let store = imgcrawl_store::Config {
+        target: "memory://".into(),
+        ..Default::default()
+    };
+    let nowhere = format!("postgres://nobody@127.0.0.1:{}/none", free_port());
+    let mut c = config(&nowhere, &store, cache.path());
+    c.nodes = names
+        .iter()
+        .zip(1..)
+        .map(|(name, priority)| Node {
+            name: name.to_string(),
+            url: nowhere.clone(),
+            priority,
+        })
+        .collect();
+    c.failover_wait_ms = wait_ms;
+    ApiServer::start(bus.clone(), c, cache).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_watcher_a_failover_answers_503_within_the_wait() {
+    let nats = NatsServer::start().await;
+    let bus = Bus::connect(BusConfig::with_url(nats.url())).await.unwrap();
+    let api = api_without_watcher(&bus, &["pg1", "pg2"], 400).await;
+    let store = HaStore::open(&bus).await.unwrap();
+    let pending = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            wait_for(Duration::from_secs(5), || async {
+                let r = store.get::<FailoverRequest>(FAILOVER_REQUEST_KEY).await;
+                r.ok().flatten().map(|(r, _)| r)
+            })
+            .await
+        })
+    };
+    // no body: the only standby; nobody answers
+    let start = Instant::now();
+    let r = failover(&api, None).await;
+    let took = start.elapsed();
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (503, "no_watcher"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("no HA watcher holding the lease answered") && msg.contains("imgcrawl ha"),
+        "{msg}"
+    );
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "answered in {took:?}"
+    );
+    eprintln!("no watcher: 503 after {took:?}");
+    let asked = pending
+        .await
+        .unwrap()
+        .expect("the request was in KV meanwhile");
+    assert_eq!((asked.target.as_str(), asked.force), ("pg2", false));
+    let left = store.get::<FailoverRequest>(FAILOVER_REQUEST_KEY).await;
+    assert!(
+        left.unwrap().is_none(),
+        "the unanswered request was withdrawn"
+    );
+    let s = ha_status(&api).await;
+    assert_eq!(
+        (s["primary"].as_str(), s["epoch"].as_i64()),
+        (Some("pg1"), Some(0))
+    );
+
+    // the checks before asking still answer at once
+    let r = failover(&api, Some(json!({"target": "pg9"}))).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
+    assert_eq!(r.json()["error"]["field"], "target");
+    let r = failover(&api, Some(json!({"target": "pg1"}))).await;
+    assert_eq!((r.status, r.code().as_str()), (409, "already_primary"));
+    let r = failover(&api, Some(json!({"target": "pg2", "forse": true}))).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid_body"));
+    // several standbys: name one
+    let three = api_without_watcher(&bus, &["pg1", "pg2", "pg3"], 400).await;
+    let r = failover(&three, None).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "target_required"));
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("pg2, pg3"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,6 +53,10 @@ pub struct Config {
     pub max_seeds: usize,
     /// Seconds a request may take before it is answered with 503.
     pub request_timeout_secs: u64,
+    /// Milliseconds `POST /api/ha/failover` waits for the HA watcher holding the lease
+    /// to answer before it says 503 `no_watcher` (kept half a second under the request
+    /// timeout).
+    pub failover_wait_ms: u64,
     /// The bucket images are read from (the store stage's bucket settings, same names:
     /// `target`, `s3`, `prefix`).
     pub store: imgcrawl_bucket::Config,
@@ -84,6 +88,7 @@ impl Default for Config {
             max_page_size: 500,
             max_seeds: 100,
             request_timeout_secs: 30,
+            failover_wait_ms: 15_000,
             store: imgcrawl_bucket::Config::default(),
             thumbnails: Thumbnails::default(),
             allow_loopback: false,
@@ -178,6 +183,15 @@ impl Config {
         Duration::from_secs(self.request_timeout_secs.max(1))
     }
 
+    /// How long a failover request waits for the HA watcher: `failover_wait_ms`, at
+    /// least 100 ms, and half a second under the request timeout.
+    pub fn failover_wait(&self) -> Duration {
+        let cap = self
+            .request_timeout()
+            .saturating_sub(Duration::from_millis(500));
+        Duration::from_millis(self.failover_wait_ms.max(100)).min(cap)
+    }
+
     /// The page size for a requested `limit`: the default when absent; a limit outside
     /// `1..=max_page_size` is refused with the allowed range.
     pub fn page_size(&self, limit: Option<u32>) -> Result<u32, String> {
@@ -207,6 +221,13 @@ mod tests {
         assert!(serde_json::from_str::<Config>(r#"{"listn":"0.0.0.0:1"}"#).is_err());
         assert!(serde_json::from_str::<Config>(r#"{"rate_limit":{"brst":1}}"#).is_err());
         assert_eq!(c.db_acquire_timeout(), Duration::from_millis(500));
+        assert_eq!(c.failover_wait(), Duration::from_secs(15));
+        let short = Config {
+            failover_wait_ms: 60_000,
+            request_timeout_secs: 10,
+            ..Config::default()
+        };
+        assert_eq!(short.failover_wait(), Duration::from_millis(9_500));
         let ha: Config = serde_json::from_str(
             r#"{"nodes":[{"name":"pg1","url":"postgres://a/x"},{"name":"pg2","url":"postgres://b/x","priority":2}],"db_acquire_timeout_ms":0}"#,
         )

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{content, crawl, ha, health, images};
+use crate::routes::{content, crawl, failover, ha, health, images};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -24,7 +24,7 @@ use crate::routes::{content, crawl, ha, health, images};
         crawl::start, crawl::list, crawl::status, crawl::stop,
         images::list, images::get, images::delete,
         content::content, content::thumbnail,
-        ha::status, ha::sync_status, ha::failover,
+        ha::status, ha::sync_status, failover::failover,
         health::healthz, health::readyz,
         crate::gallery::page, openapi_json,
     ),
@@ -116,5 +116,16 @@ mod tests {
             );
         }
         assert!(schemas["Ready"]["properties"].get("primary").is_some());
+        for field in ["primary", "epoch", "reason", "watcher"] {
+            let done = &schemas["FailoverDone"]["properties"];
+            assert!(done.get(field).is_some(), "{field}");
+        }
+        assert!(schemas["FailoverRequest"]["properties"]
+            .get("force")
+            .is_some());
+        let answers = &doc["paths"]["/api/ha/failover"]["post"]["responses"];
+        for status in ["200", "409", "422", "503"] {
+            assert!(answers.get(status).is_some(), "failover {status}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use axum::Router;
 use crate::auth::require_token;
 use crate::error::HttpError;
 use crate::limit::rate_limit;
-use crate::routes::{content, crawl, ha, health, images};
+use crate::routes::{content, crawl, failover, ha, health, images};
 use crate::state::AppState;
 use crate::{gallery, openapi};
 
@@ -70,7 +70,7 @@ routes! {
     (GET, "/api/images/{id}/thumbnail", content::thumbnail, false),
     (GET, "/api/ha-status", ha::status, false),
     (GET, "/api/ha/sync-status", ha::sync_status, false),
-    (POST, "/api/ha/failover", ha::failover, true),
+    (POST, "/api/ha/failover", failover::failover, true),
 }
 
 /// Answers 503 when a request takes longer than the configured timeout.

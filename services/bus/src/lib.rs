@@ -13,12 +13,15 @@
 //! * [`jobs`]: resolved job specs and their run state, shared across replicas.
 //! * [`tombstones`]: the SHA-256s of deleted images, for the store stage.
 //! * [`ha`]: the HA pointer (primary node and fencing epoch per projection target).
+//! * [`ha_requests`]: manual failover requests to the HA watcher holding the lease, and
+//!   their answers.
 
 pub mod blob;
 pub mod config;
 pub mod dlq;
 pub mod error;
 pub mod ha;
+pub mod ha_requests;
 pub mod jobs;
 pub mod publish;
 pub mod seen;

@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use imgcrawl_bus::ha::{HaStore, Pointer, POSTGRES};
-use imgcrawl_ha::{FailoverRequest, FailoverResult, LeaseRecord, Report, SyncRequest};
+use imgcrawl_bus::ha_requests::{request_failover, FailoverResult};
+use imgcrawl_ha::{LeaseRecord, Report, SyncRequest};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -138,32 +139,21 @@ async fn failover(
     force: bool,
 ) -> Result<()> {
     let store = HaStore::open(bus).await?;
-    let req = FailoverRequest {
-        id: Uuid::now_v7(),
-        target: node.to_string(),
-        reason,
-        force,
-        at: Utc::now(),
-    };
-    store.put("postgres-failover-request", &req).await?;
-    for _ in 0..300 {
-        if let Some((r, _)) = store
-            .get::<FailoverResult>("postgres-failover-result")
-            .await?
-        {
-            if r.id == req.id {
-                return match (r.ok, r.pointer) {
-                    (true, Some(p)) => {
-                        println!("primary {} (epoch {}): {}", p.primary, p.epoch, p.reason);
-                        Ok(())
-                    }
-                    _ => bail!("failover refused: {}", r.error.unwrap_or_default()),
-                };
-            }
+    let wait = Duration::from_secs(15);
+    match request_failover(&store, node, reason, force, wait).await? {
+        Some(FailoverResult {
+            ok: true,
+            pointer: Some(p),
+            ..
+        }) => {
+            println!("primary {} (epoch {}): {}", p.primary, p.epoch, p.reason);
+            Ok(())
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Some(r) => bail!("failover refused: {}", r.error.unwrap_or_default()),
+        None => bail!(
+            "no HA watcher holding the lease answered within 15 s (is `imgcrawl ha` running?); the request was withdrawn"
+        ),
     }
-    bail!("no HA watcher holding the lease answered within 15 s (is `imgcrawl ha` running?)")
 }
 
 async fn sync(bus: &imgcrawl_bus::Bus) -> Result<()> {

@@ -9,7 +9,8 @@
 //! | `GET /api/sync-status` | the last consistency report, and whether one is running |
 //!
 //! Requests go through KV, so any watcher's API works: the lease holder carries them
-//! out and records the answer.
+//! out and records the answer (failovers: `imgcrawl_bus::ha_requests`, the protocol
+//! the CLI and the imgcrawl API use too).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use imgcrawl_bus::ha_requests::request_failover;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -29,11 +31,8 @@ use uuid::Uuid;
 
 use crate::consistency::Report;
 use crate::decide::SyncRequest;
-use crate::failover::{FailoverRequest, FailoverResult};
 use crate::health::Health;
-use crate::state::{
-    self, failover_request_key, failover_result_key, sync_report_key, sync_request_key, Shared,
-};
+use crate::state::{self, sync_report_key, sync_request_key, Shared};
 
 type St = State<Arc<Shared>>;
 
@@ -118,43 +117,23 @@ async fn failover(State(shared): St, Json(body): Json<FailoverBody>) -> Response
             json!({ "ok": false, "error": msg }),
         );
     }
-    let req = FailoverRequest {
-        id: Uuid::now_v7(),
-        target: body.target,
-        reason: body.reason,
-        force: body.force,
-        at: Utc::now(),
-    };
-    if let Err(e) = shared.store.put(&failover_request_key(), &req).await {
-        return reply(
+    let wait = shared.config.request_timeout();
+    let asked = request_failover(&shared.store, &body.target, body.reason, body.force, wait);
+    match asked.await {
+        Ok(Some(r)) if r.ok => reply(StatusCode::OK, json!(r)),
+        Ok(Some(r)) => reply(StatusCode::CONFLICT, json!(r)),
+        Ok(None) => {
+            let msg = "no watcher holding the lease answered in time; the request was withdrawn";
+            reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({ "ok": false, "error": msg }),
+            )
+        }
+        Err(e) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({ "ok": false, "error": e.to_string() }),
-        );
+        ),
     }
-    shared.wake.notify_one();
-    let deadline = tokio::time::Instant::now() + shared.config.request_timeout();
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(Some((r, _))) = shared
-            .store
-            .get::<FailoverResult>(&failover_result_key())
-            .await
-        {
-            if r.id == req.id {
-                let code = if r.ok {
-                    StatusCode::OK
-                } else {
-                    StatusCode::CONFLICT
-                };
-                return reply(code, json!(r));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let msg = "no watcher holding the lease answered in time";
-    reply(
-        StatusCode::GATEWAY_TIMEOUT,
-        json!({ "ok": false, "id": req.id, "error": msg }),
-    )
 }
 
 /// Query of `POST /api/sync`.

@@ -1,5 +1,7 @@
 //! Changing the primary: fence, write the pointer with compare-and-set, stamp, and
-//! publish the history event. Only the lease holder calls [`switch`].
+//! publish the history event. Only the lease holder calls [`switch`], and
+//! [`handle_request`] for manual requests (the protocol, shared with the CLI and the
+//! API, is `imgcrawl_bus::ha_requests`).
 //!
 //! Order, and why:
 //! 1. the new epoch is above the pointer's and above every epoch seen on a node;
@@ -17,44 +19,16 @@ use std::time::Duration;
 
 use chrono::Utc;
 use imgcrawl_bus::ha::{Pointer, POSTGRES};
+use imgcrawl_bus::ha_requests::{
+    FailoverRequest, FailoverResult, FAILOVER_REQUEST_KEY, FAILOVER_RESULT_KEY,
+};
 use imgcrawl_events::{Event, HaFailover};
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::election::{check_manual, next_epoch, Manual};
 use crate::health::{probe, Health};
-use crate::state::{failover_request_key, failover_result_key, Shared};
-
-/// A manual failover (or switchover) request, stored in KV so any watcher's API can
-/// take it and the lease holder carries it out.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FailoverRequest {
-    /// Request id.
-    pub id: Uuid,
-    /// The node to make primary.
-    pub target: String,
-    /// Why, for the history.
-    pub reason: Option<String>,
-    /// Allow a lagging target.
-    pub force: bool,
-    /// When it was asked for.
-    pub at: chrono::DateTime<Utc>,
-}
-
-/// The answer to a [`FailoverRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FailoverResult {
-    /// The request answered.
-    pub id: Uuid,
-    /// Whether the target is primary now.
-    pub ok: bool,
-    /// Why not.
-    pub error: Option<String>,
-    /// The pointer afterwards.
-    pub pointer: Option<Pointer>,
-    /// The watcher that acted.
-    pub by: String,
-}
+use crate::state::Shared;
 
 fn url_of(shared: &Shared, node: &str) -> Option<String> {
     let n = shared.config.nodes.iter().find(|n| n.name == node)?;
@@ -153,7 +127,7 @@ pub(crate) async fn publish(shared: &Shared, pointer: &Pointer, manual: bool) {
 /// round; `handled` remembers the last request answered). True if the primary changed.
 pub(crate) async fn handle_request(shared: &Shared, handled: &mut Option<Uuid>) -> bool {
     let store = &shared.store;
-    let req = match store.get::<FailoverRequest>(&failover_request_key()).await {
+    let req = match store.get::<FailoverRequest>(FAILOVER_REQUEST_KEY).await {
         Ok(Some((r, _))) => r,
         _ => return false,
     };
@@ -162,7 +136,7 @@ pub(crate) async fn handle_request(shared: &Shared, handled: &mut Option<Uuid>) 
     }
     if handled.is_none() {
         // New lease holder: learn what was answered already.
-        if let Ok(Some((r, _))) = store.get::<FailoverResult>(&failover_result_key()).await {
+        if let Ok(Some((r, _))) = store.get::<FailoverResult>(FAILOVER_RESULT_KEY).await {
             *handled = Some(r.id);
             if r.id == req.id {
                 return false;
@@ -185,7 +159,7 @@ pub(crate) async fn handle_request(shared: &Shared, handled: &mut Option<Uuid>) 
         pointer: outcome.ok().or_else(|| shared.lock().pointer().cloned()),
         by: shared.me.clone(),
     };
-    if let Err(e) = store.put(&failover_result_key(), &result).await {
+    if let Err(e) = store.put(FAILOVER_RESULT_KEY, &result).await {
         warn!(error = %e, "cannot record the failover result");
     }
     switched

@@ -19,14 +19,6 @@ use crate::Config;
 pub(crate) fn lease_key() -> String {
     format!("{POSTGRES}-lease")
 }
-/// KV key of the pending manual failover request.
-pub(crate) fn failover_request_key() -> String {
-    format!("{POSTGRES}-failover-request")
-}
-/// KV key of the answer to the last manual failover request.
-pub(crate) fn failover_result_key() -> String {
-    format!("{POSTGRES}-failover-result")
-}
 /// KV key of the pending consistency-check request.
 pub(crate) fn sync_request_key() -> String {
     format!("{POSTGRES}-sync-request")

@@ -1,5 +1,5 @@
-//! The watcher's tasks: one health checker per node, the lease, the decision loop
-//! and the HTTP API.
+//! The watcher's tasks: one health checker per node, the lease, the decision loop,
+//! watches on the pointer and on the request keys, and the HTTP API.
 //!
 //! Every watcher checks every node and serves the status; only the lease holder acts.
 //! A checker that sees a node change health wakes the decision loop at once, so an
@@ -10,7 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::kv;
+use futures::StreamExt;
 use imgcrawl_bus::ha::{check_nodes, HaStore, Node, POSTGRES};
+use imgcrawl_bus::ha_requests::FAILOVER_REQUEST_KEY;
 use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_bus::Bus;
 use tokio::task::JoinSet;
@@ -20,7 +23,7 @@ use tracing::{info, warn, Instrument};
 use crate::decide::decision_loop;
 use crate::health::{probe, Health, StreamEnd};
 use crate::lease::Lease;
-use crate::state::{lease_key, Shared, Status};
+use crate::state::{lease_key, sync_request_key, Shared, Status};
 use crate::{api, objects, Config, HaError};
 
 /// A running watcher.
@@ -104,6 +107,7 @@ pub async fn start(
     }
     tasks.spawn(lease_loop(shared.clone(), shutdown.clone()));
     tasks.spawn(follow_pointer(shared.clone(), shutdown.clone()));
+    tasks.spawn(follow_requests(shared.clone(), shutdown.clone()));
     tasks.spawn(decision_loop(shared.clone(), shutdown.clone()));
     info!(watcher = %me, nodes = config.nodes.len(), api = ?addr, "ha watcher started");
     Ok(Watcher {
@@ -208,6 +212,32 @@ async fn follow_pointer(shared: Arc<Shared>, shutdown: CancellationToken) {
     while rx.changed().await.is_ok() {
         refresh_pointer(&shared).await;
         shared.wake.notify_one();
+    }
+}
+
+/// Wakes the decision loop when a failover or consistency-check request is written
+/// (from the CLI, the API, another watcher's API), so the lease holder answers it at
+/// once, not at its next round. The rounds stay the safety net.
+async fn follow_requests(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let keys = [FAILOVER_REQUEST_KEY.to_string(), sync_request_key()];
+    loop {
+        match shared.store.kv().watch_many(keys.iter()).await {
+            Ok(mut watch) => loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = watch.next() => next,
+                };
+                match next {
+                    Some(Ok(e)) if e.operation == kv::Operation::Put => shared.wake.notify_one(),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                }
+            },
+            Err(e) => warn!(error = %e, "cannot watch the ha requests; answering them each round"),
+        }
+        if !pause(shared.config.check_interval(), &shutdown).await {
+            return;
+        }
     }
 }
 

@@ -111,21 +111,32 @@ pub struct NodeSync {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailoverRequest {
-    /// Node to promote (default: the best healthy standby).
+    /// Node to promote (default: the standby, when there is exactly one).
     #[serde(default)]
     pub target: Option<String>,
     /// Why, for the failover history.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Promote the target even if it lags behind the stream (the HA watcher refuses a
+    /// lagging target otherwise).
+    #[serde(default)]
+    pub force: bool,
 }
 
-/// `202` answer to a failover (once an HA watcher runs).
+/// `200` answer to a failover: the HA watcher holding the lease made the target the
+/// primary; the new pointer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FailoverAccepted {
-    /// The old primary.
-    pub from: String,
+pub struct FailoverDone {
     /// The new primary.
-    pub to: String,
-    /// The new epoch.
-    pub epoch: i64,
+    pub primary: String,
+    /// Its fencing epoch (strictly above the previous primary's).
+    pub epoch: u64,
+    /// Why, as recorded in the pointer and the failover history.
+    pub reason: String,
+    /// When the watcher wrote the pointer.
+    pub at: DateTime<Utc>,
+    /// The primary before.
+    pub previous: Option<String>,
+    /// The watcher that carried the failover out.
+    pub watcher: String,
 }

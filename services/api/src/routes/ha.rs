@@ -1,4 +1,5 @@
-//! `GET /api/ha-status`, `GET /api/ha/sync-status`, `POST /api/ha/failover`.
+//! `GET /api/ha-status`, `GET /api/ha/sync-status` (`POST /api/ha/failover` is in
+//! [`super::failover`]).
 //!
 //! The nodes are this server's (see [`crate::nodes`]): in `single` mode the configured
 //! database, always the primary; in `watched` mode the HA nodes, the primary being the
@@ -6,9 +7,7 @@
 //! 1` within `check_timeout_ms` (reachable or not), then its checkpoint row (the last
 //! stream sequence it applied, the fencing epoch it recorded) and from those its lag:
 //! the stream's last sequence minus the checkpoint while an event the index applies is
-//! waiting, and that event's age. Failovers are the HA watcher's: with one node there
-//! is nothing to fail over to; with HA nodes the request is refused with 409
-//! `watcher_required`, naming the watcher's command.
+//! waiting, and that event's age.
 
 use std::sync::Arc;
 
@@ -18,12 +17,8 @@ use chrono::Utc;
 use futures::future::join_all;
 
 use crate::db::{endpoint, lag, ping};
-use crate::error::{ErrorBody, HttpError, HttpResult};
-use crate::extract::RawBody;
-use crate::model::ha::{
-    FailoverAccepted, FailoverRequest, HaNode, HaPointer, HaStatus, NodeSync, StreamState,
-    SyncStatus,
-};
+use crate::error::{ErrorBody, HttpResult};
+use crate::model::ha::{HaNode, HaPointer, HaStatus, NodeSync, StreamState, SyncStatus};
 use crate::nodes::{NodeConn, Primary};
 use crate::state::AppState;
 
@@ -164,62 +159,4 @@ pub async fn sync_status(State(state): State<AppState>) -> HttpResult<Json<SyncS
         stream,
         checked_at: Utc::now(),
     }))
-}
-
-/// Asks for a failover to `target` (or the best standby). With a single node there is
-/// nothing to fail over to; with HA nodes the HA watcher carries failovers out (its
-/// `POST /api/failover`, `imgcrawl ha failover`): both 409.
-#[utoipa::path(post, path = "/api/ha/failover", tag = "ha",
-    request_body(content = Option<FailoverRequest>, description = "Optional; an empty body picks the best standby"),
-    security(("bearer" = [])),
-    responses(
-        (status = 202, description = "Failover published (once an HA watcher runs)", body = FailoverAccepted),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No bearer token", body = ErrorBody),
-        (status = 403, description = "Wrong bearer token", body = ErrorBody),
-        (status = 404, description = "Unknown target node", body = ErrorBody),
-        (status = 409, description = "No standby to fail over to, the target is already primary, or the HA watcher must be asked", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid body", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-    ))]
-pub async fn failover(
-    State(state): State<AppState>,
-    RawBody(body): RawBody,
-) -> HttpResult<Json<FailoverAccepted>> {
-    let req: FailoverRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        FailoverRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                HttpError::unprocessable("invalid_body", e.to_string())
-            }
-            _ => HttpError::bad_request("malformed_json", e.to_string()),
-        })?
-    };
-    let p = state.nodes.primary();
-    let primary = p.name();
-    let names: Vec<&str> = state.nodes.list().iter().map(|n| n.name.as_str()).collect();
-    match req.target.as_deref() {
-        Some(t) if t == primary => Err(HttpError::conflict(
-            "already_primary",
-            format!("{t} is already the primary"),
-        )),
-        Some(t) if !names.contains(&t) => Err(HttpError::not_found(format!(
-            "unknown node {t:?}; the nodes are: {}",
-            names.join(", ")
-        ))
-        .field("target")),
-        _ if names.len() < 2 => Err(HttpError::conflict(
-            "no_standby",
-            format!("single node ({primary}): there is no standby to fail over to"),
-        )),
-        target => Err(HttpError::conflict(
-            "watcher_required",
-            format!(
-                "failovers are carried out by the HA watcher: run `imgcrawl ha failover {}` or POST /api/failover on a watcher",
-                target.unwrap_or("<node>")
-            ),
-        )),
-    }
 }

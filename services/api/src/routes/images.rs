@@ -18,8 +18,8 @@ use crate::model::images::{
 use crate::routes::publish_failed;
 use crate::state::AppState;
 
-/// Longest deletion reason.
-const MAX_REASON: usize = 500;
+/// Longest reason of a deletion or a failover.
+pub(crate) const MAX_REASON: usize = 500;
 
 fn bad_filter(field: &str, msg: impl Into<String>) -> HttpError {
     HttpError::bad_request("bad_filter", msg).field(field)

@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod crawl;
+pub mod failover;
 pub mod ha;
 pub mod health;
 pub mod images;
