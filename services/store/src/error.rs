@@ -6,33 +6,9 @@ use imgcrawl_bus::BusError;
 /// Why the store stage (or opening its bucket) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The `target` setting is not a usable location.
-    #[error("invalid store target {target:?}: {detail}")]
-    Target {
-        /// The target as configured.
-        target: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-    /// The object store backend could not be opened.
-    #[error("open object store {target:?}: {detail}")]
-    Open {
-        /// The target as configured.
-        target: String,
-        /// The backend's error.
-        detail: String,
-    },
-    /// An object operation failed.
-    #[error("object {key}: {detail}")]
-    Object {
-        /// The key (or folder) involved.
-        key: String,
-        /// The backend's error.
-        detail: String,
-    },
-    /// A hash that is not 64 lowercase hex digits cannot name an object.
-    #[error("not a lowercase hex sha256: {0:?}")]
-    InvalidSha(String),
+    /// Opening the bucket, or an object operation in it, failed.
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
     /// Reading the event stream failed.
     #[error("event stream: {0}")]
     Stream(String),
@@ -49,16 +25,4 @@ pub enum StoreError {
     /// The consumer could not be created or the pull loop failed.
     #[error(transparent)]
     Bus(#[from] BusError),
-}
-
-/// A bucket error is the store error of the same name (same message).
-impl From<BucketError> for StoreError {
-    fn from(e: BucketError) -> Self {
-        match e {
-            BucketError::Target { target, detail } => StoreError::Target { target, detail },
-            BucketError::Open { target, detail } => StoreError::Open { target, detail },
-            BucketError::Object { key, detail } => StoreError::Object { key, detail },
-            BucketError::InvalidSha(sha) => StoreError::InvalidSha(sha),
-        }
-    }
 }

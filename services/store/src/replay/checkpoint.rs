@@ -25,10 +25,10 @@ pub struct ObjectCheckpoint {
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Object {
+    StoreError::Bucket(imgcrawl_bucket::BucketError::Object {
         key: CHECKPOINT_KEY.into(),
         detail: e.to_string(),
-    }
+    })
 }
 
 /// Reads the checkpoint, if there is one.

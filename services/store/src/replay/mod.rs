@@ -242,10 +242,10 @@ impl Run {
                 }
                 Ok(_) => self.stats.skipped += 1,
                 Err(CopyError::Failed(detail)) => {
-                    return Err(StoreError::Object {
+                    return Err(StoreError::Bucket(imgcrawl_bucket::BucketError::Object {
                         key: format!("image of event {seq}"),
                         detail,
-                    })
+                    }))
                 }
                 Err(e) => {
                     warn!(seq, error = %e, "cannot rebuild this image from the blob store");
