@@ -103,6 +103,7 @@ def main():
     if set(crawlers) - {"scrapy"}:
         imgcrawl = args.binary.resolve() if args.binary else prepare.build_imgcrawl()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    runners.empty_trash(args.workdir)  # a previous bench's runs
     nginx = prepare.Nginx(nginx_bin, args.site / "www")
     results = {c: [] for c in crawlers}
     try:
@@ -127,6 +128,7 @@ def main():
                 results[c].append(r)
     finally:
         nginx.stop()
+        runners.empty_trash(args.workdir)
     med = {c: medians(rs) for c, rs in results.items()}
     summary = {
         "medians": med,

@@ -26,18 +26,30 @@ from prepare import HERE, ROOT, free_port, log, psql_binary
 
 RUN_TIMEOUT = 1800
 
-# ext4 will not reuse an inode for a while after its file was deleted (the kernel's
-# dirty_expire interval, 30 s by default), and allocating new inodes right after
-# 20,000 deletions walks past all of them: measured, a fifth of imgcrawl's CPU went to
-# it. Every run therefore starts at least this long after the previous run's files
-# were deleted.
-SETTLE_S = float(os.environ.get("BENCH_SETTLE_S", "35"))
+# ext4 skips recently deleted inodes when it allocates new ones, and checking them costs:
+# profiled 35 s after the previous run's 20,000 files were deleted, 36% of the store
+# stage's CPU was ext4's `recently_deleted()` under file and directory creation. So no
+# run deletes anything: a finished run's files are moved aside (a rename) and the pile
+# is deleted when the bench starts (followed by one long settle) and when it ends.
+SETTLE_S = float(os.environ.get("BENCH_SETTLE_S", "65"))
 _last_delete = [0.0]
 
 
-def _rmtree(path):
-    shutil.rmtree(path, ignore_errors=True)
-    _last_delete[0] = time.monotonic()
+def _discard(path):
+    """Moves a run's files out of the way, into `<workdir>/trash`, without deleting."""
+    if path.exists():
+        dest = path.parent / "trash" / f"{path.name}-{time.monotonic_ns()}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(dest)
+
+
+def empty_trash(workdir):
+    """Deletes the files of finished runs (at the start and the end of a bench)."""
+    trash = workdir / "trash"
+    if trash.exists():
+        shutil.rmtree(trash, ignore_errors=True)
+        os.sync()
+        _last_delete[0] = time.monotonic()
 
 
 def _settle():
@@ -129,7 +141,7 @@ STAGE_SETS = {
 def run_imgcrawl(binary, url, shas, workdir, mode):
     """One run of imgcrawl (`mode` = imgcrawl: one process, scaleout: one per stage)."""
     home = workdir / f"{mode}-home"
-    _rmtree(home)
+    _discard(home)
     home.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items()
            if k not in ("NATS_URL", "DATABASE_URL", "IMGCRAWL_BUCKET", "IMGCRAWL_CONFIG",
@@ -165,7 +177,7 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
         keep.mkdir()
         for f in home.glob("*.log"):
             shutil.copy(f, keep)
-        _rmtree(home)
+        _discard(home)
 
 
 def _start_nats_with_pprof(home, env):
@@ -288,7 +300,7 @@ def _measure_imgcrawl(env, home, workers, url, shas):
 def run_scrapy(scrapy, url, expected_images, workdir):
     """One run of Scrapy's CrawlSpider + ImagesPipeline, from a clean output directory."""
     out = workdir / "scrapy"
-    _rmtree(out)
+    _discard(out)
     out.mkdir(parents=True)
     stats_file = out / "stats.json"
     cmd = [str(scrapy), "runspider", str(HERE / "scrapy_spider.py"), "-a", f"start_url={url}",
@@ -325,5 +337,5 @@ def run_scrapy(scrapy, url, expected_images, workdir):
             "ok": stored == expected_images,
         },
     }
-    _rmtree(out / "images")
+    _discard(out / "images")
     return result
