@@ -112,8 +112,9 @@ def psql_binary():
 
 
 def build_imgcrawl():
+    """Builds the release `imgcrawl`; returns its path (under CARGO_TARGET_DIR if set)."""
     run(["cargo", "build", "--release", "-q", "-p", "imgcrawl"], cwd=ROOT)
-    return ROOT / "target/release/imgcrawl"
+    return ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release/imgcrawl"
 
 
 NGINX_CONF = """\
