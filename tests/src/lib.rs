@@ -11,6 +11,7 @@
 
 mod error;
 pub mod nats;
+pub mod nodes;
 pub mod pg_setup;
 pub mod pipeline;
 pub mod postgres;
@@ -21,6 +22,7 @@ pub mod wait;
 pub use error::HarnessError;
 pub use imgcrawl_sitegen as sitegen;
 pub use nats::NatsServer;
+pub use nodes::pg_nodes;
 pub use pipeline::{Pipeline, Stage};
 pub use postgres::Postgres;
 pub use process::{target_dir, workspace_root};

@@ -27,7 +27,8 @@ use imgcrawl_bus::ha::{current_primary, HaStore, Node, POSTGRES};
 use imgcrawl_bus::ha_requests::{FailoverRequest, FAILOVER_REQUEST_KEY};
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_tests::{
-    free_port, wait_for, wait_until, workspace_root, NatsServer, Pipeline, Postgres, Stage,
+    free_port, pg_nodes, wait_for, wait_until, workspace_root, NatsServer, Pipeline, Postgres,
+    Stage,
 };
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -99,18 +100,7 @@ async fn the_api_follows_the_ha_pointer_without_a_restart() {
     assert!(applied, "pg1 has the images");
 
     // the watcher elects pg1; failovers only on request
-    let nodes = vec![
-        Node {
-            name: "pg1".into(),
-            url: p.db_url.clone(),
-            priority: 1,
-        },
-        Node {
-            name: "pg2".into(),
-            url: url2.clone(),
-            priority: 2,
-        },
-    ];
+    let nodes = pg_nodes(&[p.db_url.clone(), url2.clone()]);
     let stop = CancellationToken::new();
     let ha = imgcrawl_ha::Config {
         nodes: nodes.clone(),

@@ -21,7 +21,7 @@ use imgcrawl_events::EventKind;
 use imgcrawl_ha::Watcher;
 use imgcrawl_index::Fence;
 use imgcrawl_tests::pipeline::serve;
-use imgcrawl_tests::{sitegen, wait_for, wait_until, Pipeline, Postgres, Stage};
+use imgcrawl_tests::{pg_nodes, sitegen, wait_for, wait_until, Pipeline, Postgres, Stage};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -48,18 +48,7 @@ impl Rig {
         }
         let pg2 = Postgres::start().await;
         let url2 = pg2.fresh_db().await;
-        let nodes = vec![
-            Node {
-                name: "pg1".into(),
-                url: p.db_url.clone(),
-                priority: 1,
-            },
-            Node {
-                name: "pg2".into(),
-                url: url2,
-                priority: 2,
-            },
-        ];
+        let nodes = pg_nodes(&[p.db_url.clone(), url2]);
         let index = imgcrawl_index::Config {
             max_backoff_ms: 300,
             ..p.configs.index.clone()

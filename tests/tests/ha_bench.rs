@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use imgcrawl_bus::ha::{current_primary, Node, POSTGRES};
+use imgcrawl_bus::ha::{current_primary, POSTGRES};
 use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_events::{CrawlStopped, Event, EventKind};
 use imgcrawl_tests::pipeline::serve;
 use imgcrawl_tests::sitegen::{synthetic_with, SyntheticSpec};
-use imgcrawl_tests::{wait_for, wait_until, Pipeline, Postgres, Stage};
+use imgcrawl_tests::{pg_nodes, wait_for, wait_until, Pipeline, Postgres, Stage};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -100,18 +100,7 @@ async fn scenario(label: &'static str, interval_ms: u64) -> Outcome {
         p.start_stage(s);
     }
     let pg2 = Postgres::start().await;
-    let nodes = vec![
-        Node {
-            name: "pg1".into(),
-            url: p.db_url.clone(),
-            priority: 1,
-        },
-        Node {
-            name: "pg2".into(),
-            url: pg2.fresh_db().await,
-            priority: 2,
-        },
-    ];
+    let nodes = pg_nodes(&[p.db_url.clone(), pg2.fresh_db().await]);
     let stop = CancellationToken::new();
     let (bus, index, ns, t) = (
         p.bus.clone(),
