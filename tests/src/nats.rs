@@ -194,7 +194,11 @@ fn wait_stopped(pid: u32) {
             .map(|tasks| {
                 tasks.flatten().all(|t| {
                     std::fs::read_to_string(t.path().join("stat"))
-                        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
+                        .map(|s| {
+                            s.rsplit(')')
+                                .next()
+                                .is_some_and(|r| r.trim_start().starts_with('T'))
+                        })
                         .unwrap_or(true)
                 })
             })

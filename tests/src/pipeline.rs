@@ -66,7 +66,10 @@ pub struct RawEvent {
 impl RawEvent {
     /// The value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -104,7 +107,9 @@ impl Pipeline {
         let pg = Postgres::start().await;
         let db_url = pg.fresh_db().await;
         let bucket = tempfile::tempdir().expect("bucket dir");
-        let bus = Bus::connect(BusConfig::with_url(nats.url())).await.expect("connect bus");
+        let bus = Bus::connect(BusConfig::with_url(nats.url()))
+            .await
+            .expect("connect bus");
         let mut crawl = imgcrawl_crawl::Config::default();
         crawl.fetch.allow_loopback = true;
         crawl.ack_wait_secs = 3;
@@ -117,14 +122,22 @@ impl Pipeline {
             ack_wait_secs: 3,
             ..Default::default()
         };
-        let index = imgcrawl_index::Config { database_url: db_url.clone(), ..Default::default() };
+        let index = imgcrawl_index::Config {
+            database_url: db_url.clone(),
+            ..Default::default()
+        };
         Pipeline {
             nats,
             pg,
             db_url,
             bucket,
             bus,
-            configs: Configs { crawl, download, store, index },
+            configs: Configs {
+                crawl,
+                download,
+                store,
+                index,
+            },
             shutdown: CancellationToken::new(),
             tasks: HashMap::new(),
         }
@@ -136,10 +149,18 @@ impl Pipeline {
         let (bus, t, c) = (self.bus.clone(), token.clone(), self.configs.clone());
         let handle = tokio::spawn(async move {
             let r = match stage {
-                Stage::Crawl => imgcrawl_crawl::run(bus, c.crawl, t).await.map_err(|e| e.to_string()),
-                Stage::Download => imgcrawl_download::run(bus, c.download, t).await.map_err(|e| e.to_string()),
-                Stage::Store => imgcrawl_store::run(bus, c.store, t).await.map_err(|e| e.to_string()),
-                Stage::Index => imgcrawl_index::run(bus, c.index, t).await.map_err(|e| e.to_string()),
+                Stage::Crawl => imgcrawl_crawl::run(bus, c.crawl, t)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Stage::Download => imgcrawl_download::run(bus, c.download, t)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Stage::Store => imgcrawl_store::run(bus, c.store, t)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Stage::Index => imgcrawl_index::run(bus, c.index, t)
+                    .await
+                    .map_err(|e| e.to_string()),
             };
             if let Err(e) = &r {
                 eprintln!("stage {stage:?} failed: {e}");
@@ -170,16 +191,28 @@ impl Pipeline {
 
     /// A pool on the index database.
     pub async fn db(&self) -> PgPool {
-        sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&self.db_url).await.expect("connect index db")
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&self.db_url)
+            .await
+            .expect("connect index db")
     }
 
     /// Publishes a crawl request for `url` with a fresh job id and the given tweaks.
     pub async fn request(&self, url: &str, tweak: impl FnOnce(&mut CrawlRequested)) -> Uuid {
         let job = Uuid::now_v7();
-        let mut req =
-            CrawlRequested { job_id: Some(job), url: Some(url.to_string()), occurred_at: Some(Utc::now()), ..Default::default() };
+        let mut req = CrawlRequested {
+            job_id: Some(job),
+            url: Some(url.to_string()),
+            occurred_at: Some(Utc::now()),
+            ..Default::default()
+        };
         tweak(&mut req);
-        self.bus.publisher().publish(&Event::CrawlRequested(req)).await.expect("publish request");
+        self.bus
+            .publisher()
+            .publish(&Event::CrawlRequested(req))
+            .await
+            .expect("publish request");
         job
     }
 
@@ -189,12 +222,13 @@ impl Pipeline {
         let status = wait_for(timeout, || {
             let db = db.clone();
             async move {
-                let s: Option<String> = sqlx::query_scalar("select status from jobs where job_id = $1")
-                    .bind(job)
-                    .fetch_optional(&db)
-                    .await
-                    .ok()
-                    .flatten();
+                let s: Option<String> =
+                    sqlx::query_scalar("select status from jobs where job_id = $1")
+                        .bind(job)
+                        .fetch_optional(&db)
+                        .await
+                        .ok()
+                        .flatten();
                 s.filter(|s| s == "completed" || s == "stopped")
             }
         })
@@ -204,7 +238,12 @@ impl Pipeline {
 
     /// Every message in the event stream, in order.
     pub async fn events(&self) -> Vec<RawEvent> {
-        let stream = self.bus.js.get_stream(&self.bus.config.stream).await.expect("stream");
+        let stream = self
+            .bus
+            .js
+            .get_stream(&self.bus.config.stream)
+            .await
+            .expect("stream");
         let last = stream.get_info().await.expect("info").state.last_sequence;
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
@@ -222,9 +261,18 @@ impl Pipeline {
             let headers = m
                 .headers
                 .as_ref()
-                .map(|h| h.iter().flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string()))).collect())
+                .map(|h| {
+                    h.iter()
+                        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
+                        .collect()
+                })
                 .unwrap_or_default();
-            out.push(RawEvent { seq: info.stream_sequence, subject: m.subject.to_string(), headers, payload: m.payload.clone() });
+            out.push(RawEvent {
+                seq: info.stream_sequence,
+                subject: m.subject.to_string(),
+                headers,
+                payload: m.payload.clone(),
+            });
         }
         out
     }
@@ -249,5 +297,7 @@ impl Drop for Pipeline {
 
 /// Serves a site on a free loopback port.
 pub async fn serve(site: imgcrawl_sitegen::Site) -> imgcrawl_sitegen::SiteServer {
-    imgcrawl_sitegen::serve(Arc::new(site), "127.0.0.1:0".parse().expect("addr")).await.expect("serve site")
+    imgcrawl_sitegen::serve(Arc::new(site), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("serve site")
 }

@@ -11,8 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_crawl::Config;
-use imgcrawl_tests::NatsServer;
 use imgcrawl_events::{decode, CrawlRequested, Event, PageFailure};
+use imgcrawl_tests::NatsServer;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

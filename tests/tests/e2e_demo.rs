@@ -16,7 +16,10 @@ fn schema_for(subject: &str) -> serde_json::Value {
     let name = if subject.starts_with("imgcrawl.dlq.") {
         "dlq".to_string()
     } else {
-        EventKind::from_subject(subject).unwrap_or_else(|| panic!("unknown subject {subject}")).name().to_string()
+        EventKind::from_subject(subject)
+            .unwrap_or_else(|| panic!("unknown subject {subject}"))
+            .name()
+            .to_string()
     };
     let path = workspace_root().join(format!("schemas/events/{name}.v1.json"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
@@ -45,24 +48,51 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
 
     // pages: fetched and failed exactly as expected (robots, scope, redirects, loops)
     let pages: Vec<(String, String, Option<String>)> =
-        sqlx::query("select url, status, failure from pages where job_id = $1").bind(job).fetch_all(&db).await.unwrap()
+        sqlx::query("select url, status, failure from pages where job_id = $1")
+            .bind(job)
+            .fetch_all(&db)
+            .await
+            .unwrap()
             .iter()
             .map(|r| (r.get("url"), r.get("status"), r.get("failure")))
             .collect();
-    let fetched: BTreeSet<String> = pages.iter().filter(|p| p.1 == "fetched").map(|p| p.0.clone()).collect();
-    let want_fetched: BTreeSet<String> = expected.pages_fetched.iter().map(|p| server.url(&p.path)).collect();
+    let fetched: BTreeSet<String> = pages
+        .iter()
+        .filter(|p| p.1 == "fetched")
+        .map(|p| p.0.clone())
+        .collect();
+    let want_fetched: BTreeSet<String> = expected
+        .pages_fetched
+        .iter()
+        .map(|p| server.url(&p.path))
+        .collect();
     assert_eq!(fetched, want_fetched, "fetched pages");
-    let failed: BTreeSet<(String, String)> =
-        pages.iter().filter(|p| p.1 == "failed").map(|p| (p.0.clone(), p.2.clone().unwrap_or_default())).collect();
+    let failed: BTreeSet<(String, String)> = pages
+        .iter()
+        .filter(|p| p.1 == "failed")
+        .map(|p| (p.0.clone(), p.2.clone().unwrap_or_default()))
+        .collect();
     let want_failed: BTreeSet<(String, String)> = expected
         .pages_failed
         .iter()
-        .map(|f| (server.url(&f.path), serde_json::to_value(f.reason).unwrap().as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                server.url(&f.path),
+                serde_json::to_value(f.reason)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
         .collect();
     assert_eq!(failed, want_failed, "failed pages");
     let failure_reasons: BTreeSet<&str> = want_failed.iter().map(|(_, r)| r.as_str()).collect();
     for r in ["robots", "redirect_loop", "not_html"] {
-        assert!(failure_reasons.contains(r), "the demo covers page failure {r}");
+        assert!(
+            failure_reasons.contains(r),
+            "the demo covers page failure {r}"
+        );
     }
 
     // nothing disallowed or out of scope was requested, under either host
@@ -74,11 +104,27 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
     common::assert_bucket(p.bucket.path(), &expected);
 
     // the job's counters agree with the rows
-    let r = sqlx::query("select * from jobs where job_id = $1").bind(job).fetch_one(&db).await.unwrap();
-    assert_eq!(r.get::<i64, _>("images_stored") as usize, expected.images.len());
-    assert_eq!(r.get::<i64, _>("images_rejected") as usize, expected.rejected.len());
-    assert_eq!(r.get::<i64, _>("pages_fetched") as usize, expected.pages_fetched.len());
-    assert_eq!(r.get::<i64, _>("pages_failed") as usize, expected.pages_failed.len());
+    let r = sqlx::query("select * from jobs where job_id = $1")
+        .bind(job)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get::<i64, _>("images_stored") as usize,
+        expected.images.len()
+    );
+    assert_eq!(
+        r.get::<i64, _>("images_rejected") as usize,
+        expected.rejected.len()
+    );
+    assert_eq!(
+        r.get::<i64, _>("pages_fetched") as usize,
+        expected.pages_fetched.len()
+    );
+    assert_eq!(
+        r.get::<i64, _>("pages_failed") as usize,
+        expected.pages_failed.len()
+    );
 
     // every event: headers, schema, and the completion/indexed outputs
     let events = wait_for_outputs(&p, expected.images.len()).await;
@@ -88,16 +134,40 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
         let schema = schema_for(&e.subject);
         let body: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&body).map(|er| er.to_string()).collect();
-        assert!(errors.is_empty(), "seq {} {} violates its schema: {errors:?}\n{body}", e.seq, e.subject);
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|er| er.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "seq {} {} violates its schema: {errors:?}\n{body}",
+            e.seq,
+            e.subject
+        );
         let kind = EventKind::from_subject(&e.subject).unwrap();
         kinds.insert(kind);
-        assert_eq!(e.header(HEADER_EVENT), Some(kind.header_value().as_str()), "seq {}", e.seq);
-        assert!(e.header(HEADER_MSG_ID).is_some_and(|m| !m.is_empty()), "seq {} has a msg id", e.seq);
-        assert!(traceparent.is_match(e.header(HEADER_TRACEPARENT).unwrap_or("")), "seq {} traceparent", e.seq);
+        assert_eq!(
+            e.header(HEADER_EVENT),
+            Some(kind.header_value().as_str()),
+            "seq {}",
+            e.seq
+        );
+        assert!(
+            e.header(HEADER_MSG_ID).is_some_and(|m| !m.is_empty()),
+            "seq {} has a msg id",
+            e.seq
+        );
+        assert!(
+            traceparent.is_match(e.header(HEADER_TRACEPARENT).unwrap_or("")),
+            "seq {} traceparent",
+            e.seq
+        );
         if kind != EventKind::ImageDeleted {
             let tp = e.header(HEADER_TRACEPARENT).unwrap();
-            assert!(tp.contains(&job.simple().to_string()), "one trace per job: {tp}");
+            assert!(
+                tp.contains(&job.simple().to_string()),
+                "one trace per job: {tp}"
+            );
         }
     }
     for k in [
@@ -114,9 +184,16 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
     ] {
         assert!(kinds.contains(&k), "the run emitted {k}");
     }
-    let completed = events.iter().filter(|e| e.subject == EventKind::CrawlCompleted.subject()).count();
+    let completed = events
+        .iter()
+        .filter(|e| e.subject == EventKind::CrawlCompleted.subject())
+        .count();
     assert_eq!(completed, 1, "one crawl.completed");
-    assert_eq!(common::checkpoint(&db).await, common::last_applied_seq(&events), "checkpoint = last applied sequence");
+    assert_eq!(
+        common::checkpoint(&db).await,
+        common::last_applied_seq(&events),
+        "checkpoint = last applied sequence"
+    );
     p.shutdown().await;
 }
 
@@ -125,8 +202,13 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
 async fn wait_for_outputs(p: &Pipeline, stored: usize) -> Vec<imgcrawl_tests::pipeline::RawEvent> {
     for _ in 0..100 {
         let events = p.events().await;
-        let indexed = events.iter().filter(|e| e.subject == EventKind::ImageIndexed.subject()).count();
-        let done = events.iter().any(|e| e.subject == EventKind::CrawlCompleted.subject());
+        let indexed = events
+            .iter()
+            .filter(|e| e.subject == EventKind::ImageIndexed.subject())
+            .count();
+        let done = events
+            .iter()
+            .any(|e| e.subject == EventKind::CrawlCompleted.subject());
         if indexed >= stored && done {
             return events;
         }
@@ -147,10 +229,15 @@ async fn filters_produce_too_small_too_large_and_format_rejections() {
         ..Default::default()
     };
     let f = filters.clone();
-    let job = p.request(&server.seed_url(), move |r| r.images = Some(f)).await;
+    let job = p
+        .request(&server.seed_url(), move |r| r.images = Some(f))
+        .await;
     assert_eq!(p.wait_job(job, Duration::from_secs(90)).await, "completed");
     let db = p.db().await;
-    let expected = server.site().truth.for_job(&imgcrawl_events::Scope::default(), &filters);
+    let expected = server
+        .site()
+        .truth
+        .for_job(&imgcrawl_events::Scope::default(), &filters);
     common::assert_images(&db, job, &server, &expected).await;
     let got = common::rejections(&db, job).await;
     let want = common::expected_rejections(&server, &expected);

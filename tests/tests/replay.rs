@@ -39,9 +39,19 @@ async fn settle(p: &Pipeline) {
     let db = p.db().await;
     let settled = wait_until(Duration::from_secs(30), || async {
         let events = p.events().await;
-        let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&db).await.unwrap_or(-1);
-        let completed = events.iter().filter(|e| e.subject == EventKind::CrawlCompleted.subject()).count();
-        let cp = read_checkpoint(&db, "postgres").await.ok().flatten().map_or(0, |c| c.last_seq);
+        let jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
+            .fetch_one(&db)
+            .await
+            .unwrap_or(-1);
+        let completed = events
+            .iter()
+            .filter(|e| e.subject == EventKind::CrawlCompleted.subject())
+            .count();
+        let cp = read_checkpoint(&db, "postgres")
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.last_seq);
         completed as i64 == jobs && cp == common::last_applied_seq(&events)
     })
     .await;
@@ -49,7 +59,11 @@ async fn settle(p: &Pipeline) {
 }
 
 fn config(url: &str, batch: usize) -> imgcrawl_index::Config {
-    imgcrawl_index::Config { database_url: url.to_string(), replay_batch_size: batch, ..Default::default() }
+    imgcrawl_index::Config {
+        database_url: url.to_string(),
+        replay_batch_size: batch,
+        ..Default::default()
+    }
 }
 
 async fn pool(url: &str) -> PgPool {
@@ -64,7 +78,10 @@ async fn last_seq(p: &Pipeline) -> u64 {
 async fn drop_database(pg: &Postgres, url: &str) {
     let name = url.rsplit('/').next().unwrap();
     let mut c = sqlx::PgConnection::connect(&pg.admin_url()).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut c).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut c)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +90,10 @@ async fn a_dropped_projection_is_rebuilt_identically_by_a_replay() {
     let live = p.db().await;
     let before = digest(&live, "postgres", None).await.unwrap();
     let images = before.tables.iter().find(|t| t.table == "images").unwrap();
-    assert!(images.rows > 5 && images.id_range.is_some() && images.latest.is_some(), "{images:?}");
+    assert!(
+        images.rows > 5 && images.id_range.is_some() && images.latest.is_some(),
+        "{images:?}"
+    );
 
     // drop the projection: the index stops, its database is gone
     p.stop_stage(Stage::Index).await.unwrap();
@@ -83,26 +103,47 @@ async fn a_dropped_projection_is_rebuilt_identically_by_a_replay() {
 
     let url = p.pg.fresh_db().await;
     let (tx, rx) = watch::channel(ReplayProgress::default());
-    let done = replay(p.bus.clone(), config(&url, 100), ReplayOptions::default(), Some(tx), CancellationToken::new())
-        .await
-        .unwrap();
-    assert!(done.caught_up && done.events > 0 && done.bytes > 0, "{done:?}");
+    let done = replay(
+        p.bus.clone(),
+        config(&url, 100),
+        ReplayOptions::default(),
+        Some(tx),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        done.caught_up && done.events > 0 && done.bytes > 0,
+        "{done:?}"
+    );
     assert_eq!((done.start, done.checkpoint), (0, before.checkpoint));
-    assert_eq!(rx.borrow().clone(), done, "the last progress report is the summary");
+    assert_eq!(
+        rx.borrow().clone(),
+        done,
+        "the last progress report is the summary"
+    );
     assert_eq!(last_seq(&p).await, end, "a replay publishes nothing");
 
     let rebuilt = pool(&url).await;
     let after = digest(&rebuilt, "postgres", None).await.unwrap();
     assert_eq!(after.checkpoint, before.checkpoint);
-    assert!(compare(&before, &after).is_empty(), "{:#?}", compare(&before, &after));
+    assert!(
+        compare(&before, &after).is_empty(),
+        "{:#?}",
+        compare(&before, &after)
+    );
 
     // verify against a fresh replay: identical, and the scratch database is gone
-    let (c, _) = against_replay(&p.bus, &config(&url, 1000), None, CancellationToken::new()).await.unwrap();
-    assert!(c.identical(), "{:#?}", c.differences);
-    let scratch: i64 = sqlx::query_scalar("select count(*) from pg_database where datname like 'imgcrawl_verify_%'")
-        .fetch_one(&rebuilt)
+    let (c, _) = against_replay(&p.bus, &config(&url, 1000), None, CancellationToken::new())
         .await
         .unwrap();
+    assert!(c.identical(), "{:#?}", c.differences);
+    let scratch: i64 = sqlx::query_scalar(
+        "select count(*) from pg_database where datname like 'imgcrawl_verify_%'",
+    )
+    .fetch_one(&rebuilt)
+    .await
+    .unwrap();
     assert_eq!(scratch, 0, "the scratch database is dropped");
 
     // one changed value is found, and named
@@ -110,8 +151,14 @@ async fn a_dropped_projection_is_rebuilt_identically_by_a_replay() {
         .execute(&rebuilt)
         .await
         .unwrap();
-    let (c, _) = against_replay(&p.bus, &config(&url, 1000), None, CancellationToken::new()).await.unwrap();
-    let checks: Vec<(&str, &str)> = c.differences.iter().map(|d| (d.table.as_str(), d.check)).collect();
+    let (c, _) = against_replay(&p.bus, &config(&url, 1000), None, CancellationToken::new())
+        .await
+        .unwrap();
+    let checks: Vec<(&str, &str)> = c
+        .differences
+        .iter()
+        .map(|d| (d.table.as_str(), d.check))
+        .collect();
     assert_eq!(checks, vec![("images", "digest")], "{:#?}", c.differences);
 }
 
@@ -121,7 +168,13 @@ async fn a_replay_killed_half_way_resumes_from_its_checkpoint() {
     let live = p.db().await;
     let url = p.pg.fresh_db().await;
     let (tx, mut rx) = watch::channel(ReplayProgress::default());
-    let task = tokio::spawn(replay(p.bus.clone(), config(&url, 5), ReplayOptions::default(), Some(tx), CancellationToken::new()));
+    let task = tokio::spawn(replay(
+        p.bus.clone(),
+        config(&url, 5),
+        ReplayOptions::default(),
+        Some(tx),
+        CancellationToken::new(),
+    ));
     let end = common::checkpoint(&live).await;
     loop {
         rx.changed().await.expect("the replay reports progress");
@@ -131,31 +184,80 @@ async fn a_replay_killed_half_way_resumes_from_its_checkpoint() {
     }
     task.abort();
     let _ = task.await;
-    let killed_at = read_checkpoint(&pool(&url).await, "postgres").await.unwrap().unwrap().last_seq;
-    assert!(killed_at > 0 && killed_at < end, "killed half-way: {killed_at} of {end}");
+    let killed_at = read_checkpoint(&pool(&url).await, "postgres")
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seq;
+    assert!(
+        killed_at > 0 && killed_at < end,
+        "killed half-way: {killed_at} of {end}"
+    );
 
-    let done = replay(p.bus.clone(), config(&url, 5), ReplayOptions::default(), None, CancellationToken::new())
+    let done = replay(
+        p.bus.clone(),
+        config(&url, 5),
+        ReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(done.caught_up, "{done:?}");
+    assert_eq!(
+        done.start, killed_at,
+        "resumed from the checkpoint, not from the start"
+    );
+    assert_eq!(done.skipped, 0, "nothing applied twice");
+    let c = compare_databases(&live, &pool(&url).await, "postgres", false)
         .await
         .unwrap();
-    assert!(done.caught_up, "{done:?}");
-    assert_eq!(done.start, killed_at, "resumed from the checkpoint, not from the start");
-    assert_eq!(done.skipped, 0, "nothing applied twice");
-    let c = compare_databases(&live, &pool(&url).await, "postgres", false).await.unwrap();
     assert!(c.identical(), "{:#?}", c.differences);
 
     // caught up: the stream ends with the index's own outputs, which are not applied;
     // another replay knows it has nothing to do and returns at once
-    assert!(last_seq(&p).await > end, "the stream ends with crawl.completed");
-    let again = replay(p.bus.clone(), config(&url, 5), ReplayOptions::default(), None, CancellationToken::new());
-    let again = tokio::time::timeout(Duration::from_secs(10), again).await.expect("returns at once").unwrap();
-    assert!(again.caught_up && again.events == 0 && again.checkpoint == end, "{again:?}");
+    assert!(
+        last_seq(&p).await > end,
+        "the stream ends with crawl.completed"
+    );
+    let again = replay(
+        p.bus.clone(),
+        config(&url, 5),
+        ReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    );
+    let again = tokio::time::timeout(Duration::from_secs(10), again)
+        .await
+        .expect("returns at once")
+        .unwrap();
+    assert!(
+        again.caught_up && again.events == 0 && again.checkpoint == end,
+        "{again:?}"
+    );
 
     // a replay up to a sequence stops there; verify refuses different checkpoints
     let partial = p.pg.fresh_db().await;
-    let until = ReplayOptions { until: Some(end / 3), follow: false };
-    let done = replay(p.bus.clone(), config(&partial, 1000), until, None, CancellationToken::new()).await.unwrap();
-    assert!(done.caught_up && done.checkpoint <= end / 3 && done.checkpoint > 0, "{done:?}");
-    let e = compare_databases(&live, &pool(&partial).await, "postgres", false).await.unwrap_err();
+    let until = ReplayOptions {
+        until: Some(end / 3),
+        follow: false,
+    };
+    let done = replay(
+        p.bus.clone(),
+        config(&partial, 1000),
+        until,
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        done.caught_up && done.checkpoint <= end / 3 && done.checkpoint > 0,
+        "{done:?}"
+    );
+    let e = compare_databases(&live, &pool(&partial).await, "postgres", false)
+        .await
+        .unwrap_err();
     assert!(matches!(e, IndexError::CheckpointsDiffer { .. }), "{e}");
 }
 
@@ -163,7 +265,11 @@ async fn a_replay_killed_half_way_resumes_from_its_checkpoint() {
 async fn publish_job(bus: &imgcrawl_bus::Bus, page: &str) {
     let job = Uuid::now_v7();
     let events = [
-        Event::CrawlRequested(CrawlRequested { job_id: Some(job), url: Some(page.into()), ..Default::default() }),
+        Event::CrawlRequested(CrawlRequested {
+            job_id: Some(job),
+            url: Some(page.into()),
+            ..Default::default()
+        }),
         Event::PageDiscovered(PageDiscovered {
             job_id: job,
             url: page.into(),
@@ -179,45 +285,98 @@ async fn publish_job(bus: &imgcrawl_bus::Bus, page: &str) {
 async fn a_database_of_another_stream_is_refused_not_mixed() {
     let pg = Postgres::start().await;
     let (one, two) = (NatsServer::start().await, NatsServer::start().await);
-    let connect = |n: &NatsServer| imgcrawl_bus::Bus::connect(imgcrawl_bus::BusConfig::with_url(n.url()));
+    let connect =
+        |n: &NatsServer| imgcrawl_bus::Bus::connect(imgcrawl_bus::BusConfig::with_url(n.url()));
     let (bus1, bus2) = (connect(&one).await.unwrap(), connect(&two).await.unwrap());
     publish_job(&bus1, "https://one.test/").await;
     publish_job(&bus2, "https://two.test/").await;
     let url = pg.fresh_db().await;
-    let done = replay(bus1.clone(), config(&url, 100), ReplayOptions::default(), None, CancellationToken::new()).await.unwrap();
+    let done = replay(
+        bus1.clone(),
+        config(&url, 100),
+        ReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(done.events, 2);
 
-    let err = replay(bus2.clone(), config(&url, 100), ReplayOptions::default(), None, CancellationToken::new())
-        .await
-        .unwrap_err();
+    let err = replay(
+        bus2.clone(),
+        config(&url, 100),
+        ReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, IndexError::ForeignStream { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("another stream") && msg.contains("IMGCRAWL created"), "{msg}");
+    assert!(
+        msg.contains("another stream") && msg.contains("IMGCRAWL created"),
+        "{msg}"
+    );
     let live = imgcrawl_index::run(bus2.clone(), config(&url, 100), CancellationToken::new());
-    let err = tokio::time::timeout(Duration::from_secs(30), live).await.expect("refused at once").unwrap_err();
+    let err = tokio::time::timeout(Duration::from_secs(30), live)
+        .await
+        .expect("refused at once")
+        .unwrap_err();
     assert!(matches!(err, IndexError::ForeignStream { .. }), "{err}");
 
     let db = pool(&url).await;
-    let seeds: Vec<String> = sqlx::query_scalar("select seeds[1] from jobs").fetch_all(&db).await.unwrap();
-    assert_eq!(seeds, vec!["https://one.test/".to_string()], "nothing of the other stream");
+    let seeds: Vec<String> = sqlx::query_scalar("select seeds[1] from jobs")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        seeds,
+        vec!["https://one.test/".to_string()],
+        "nothing of the other stream"
+    );
     // the stream it belongs to still replays into it (resuming: nothing new)
-    let again = replay(bus1.clone(), config(&url, 100), ReplayOptions::default(), None, CancellationToken::new()).await.unwrap();
+    let again = replay(
+        bus1.clone(),
+        config(&url, 100),
+        ReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!((again.events, again.checkpoint), (0, done.checkpoint));
 
     // following: new events keep arriving, nothing is published, shutdown ends it
     let stop = CancellationToken::new();
-    let follow = ReplayOptions { until: None, follow: true };
-    let task = tokio::spawn(replay(bus1.clone(), config(&url, 100), follow, None, stop.clone()));
+    let follow = ReplayOptions {
+        until: None,
+        follow: true,
+    };
+    let task = tokio::spawn(replay(
+        bus1.clone(),
+        config(&url, 100),
+        follow,
+        None,
+        stop.clone(),
+    ));
     publish_job(&bus1, "https://three.test/").await;
     let followed = wait_until(Duration::from_secs(30), || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from jobs").fetch_one(&db).await.unwrap() == 2
+        sqlx::query_scalar::<_, i64>("select count(*) from jobs")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            == 2
     });
     assert!(followed.await, "a following replay applies new events");
     stop.cancel();
     let done = task.await.unwrap().unwrap();
     assert!(done.caught_up && done.events == 2, "{done:?}");
     let mut s1 = bus1.js.get_stream("IMGCRAWL").await.unwrap();
-    assert_eq!(s1.info().await.unwrap().state.last_sequence, 4, "two jobs of two events: a replay publishes nothing");
+    assert_eq!(
+        s1.info().await.unwrap().state.last_sequence,
+        4,
+        "two jobs of two events: a replay publishes nothing"
+    );
 }
 
 fn store_config(p: &Pipeline) -> imgcrawl_store::Config {
@@ -239,14 +398,32 @@ async fn a_deleted_bucket_is_rebuilt_from_the_blob_store_and_verified() {
     std::fs::remove_dir_all(&dir).unwrap();
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     assert_eq!(report.problem_count, distinct);
-    assert!(report.problems.iter().all(|x| x.kind == "missing"), "{:#?}", report.problems);
+    assert!(
+        report.problems.iter().all(|x| x.kind == "missing"),
+        "{:#?}",
+        report.problems
+    );
 
     // replay half, then the rest (resumed from the checkpoint object)
     let end = last_seq(&p).await;
-    let half = ObjectReplayOptions { until: Some(end / 2), concurrency: Some(4), restart: false };
-    let first = replay_objects(&p.bus, &store, half, None, CancellationToken::new()).await.unwrap();
+    let half = ObjectReplayOptions {
+        until: Some(end / 2),
+        concurrency: Some(4),
+        restart: false,
+    };
+    let first = replay_objects(&p.bus, &store, half, None, CancellationToken::new())
+        .await
+        .unwrap();
     assert!(first.caught_up && first.position <= end / 2, "{first:?}");
-    let rest = replay_objects(&p.bus, &store, ObjectReplayOptions::default(), None, CancellationToken::new()).await.unwrap();
+    let rest = replay_objects(
+        &p.bus,
+        &store,
+        ObjectReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(rest.start, first.position, "resumed");
     assert_eq!(first.written + rest.written, distinct, "{first:?} {rest:?}");
     assert_eq!(rest.missing, 0);
@@ -256,33 +433,77 @@ async fn a_deleted_bucket_is_rebuilt_from_the_blob_store_and_verified() {
 
     // without a checkpoint, everything is found already there
     std::fs::remove_dir_all(dir.join("_imgcrawl")).unwrap();
-    let again = replay_objects(&p.bus, &store, ObjectReplayOptions::default(), None, CancellationToken::new()).await.unwrap();
-    assert_eq!((again.written, again.skipped, again.start), (0, again.events, 0), "{again:?}");
+    let again = replay_objects(
+        &p.bus,
+        &store,
+        ObjectReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.written, again.skipped, again.start),
+        (0, again.events, 0),
+        "{again:?}"
+    );
     assert!(again.events >= distinct);
 
     // corruption and strays are found
     let victim = common_first_object(&dir.join("images"));
     let len = std::fs::metadata(&victim).unwrap().len() as usize;
     std::fs::write(&victim, vec![0u8; len]).unwrap();
-    let stray = dir.join("images/00/00").join(format!("{}.png", "0".repeat(64)));
+    let stray = dir
+        .join("images/00/00")
+        .join(format!("{}.png", "0".repeat(64)));
     std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
     std::fs::write(&stray, b"stray").unwrap();
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     let mut kinds: Vec<&str> = report.problems.iter().map(|x| x.kind).collect();
     kinds.sort();
-    assert_eq!(kinds, vec!["content", "unexpected"], "{:#?}", report.problems);
+    assert_eq!(
+        kinds,
+        vec!["content", "unexpected"],
+        "{:#?}",
+        report.problems
+    );
     std::fs::remove_file(&stray).unwrap();
     std::fs::remove_file(&victim).unwrap();
 
     // a tombstone: the live store stage is down, so the object stays until a replay
     p.stop_stage(Stage::Store).await.unwrap();
     let victim_sha = victim.file_stem().unwrap().to_string_lossy().to_string();
-    let sha = expected.distinct_sha256().into_iter().find(|s| *s != victim_sha).unwrap().to_string();
-    let deletion = ImageDeleted { sha256: sha.clone(), reason: Some("test".into()), occurred_at: chrono::Utc::now() };
-    p.bus.publisher().publish(&Event::ImageDeleted(deletion)).await.unwrap();
+    let sha = expected
+        .distinct_sha256()
+        .into_iter()
+        .find(|s| *s != victim_sha)
+        .unwrap()
+        .to_string();
+    let deletion = ImageDeleted {
+        sha256: sha.clone(),
+        reason: Some("test".into()),
+        occurred_at: chrono::Utc::now(),
+    };
+    p.bus
+        .publisher()
+        .publish(&Event::ImageDeleted(deletion))
+        .await
+        .unwrap();
     std::fs::remove_dir_all(dir.join("_imgcrawl")).unwrap(); // from the start: the victim too
-    let done = replay_objects(&p.bus, &store, ObjectReplayOptions::default(), None, CancellationToken::new()).await.unwrap();
-    assert_eq!((done.deleted, done.written), (1, 1), "the tombstoned image goes, the victim comes back");
+    let done = replay_objects(
+        &p.bus,
+        &store,
+        ObjectReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (done.deleted, done.written),
+        (1, 1),
+        "the tombstoned image goes, the victim comes back"
+    );
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     assert!(report.identical(), "{:#?}", report.problems);
     assert_eq!(report.expected, distinct - 1);
@@ -292,7 +513,12 @@ async fn a_deleted_bucket_is_rebuilt_from_the_blob_store_and_verified() {
 fn common_first_object(dir: &std::path::Path) -> std::path::PathBuf {
     let mut d = dir.to_path_buf();
     loop {
-        let next = std::fs::read_dir(&d).unwrap().flatten().map(|e| e.path()).min().unwrap();
+        let next = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .min()
+            .unwrap();
         if next.is_file() {
             return next;
         }
@@ -318,16 +544,40 @@ async fn a_schema_change_is_rolled_out_by_replaying_into_a_new_database() {
     .unwrap();
 
     // 2. replay into it, up to where the live projection is
-    let until = ReplayOptions { until: Some(common::checkpoint(&old).await), follow: false };
-    let done = replay(p.bus.clone(), config(&new_url, 1000), until, None, CancellationToken::new()).await.unwrap();
+    let until = ReplayOptions {
+        until: Some(common::checkpoint(&old).await),
+        follow: false,
+    };
+    let done = replay(
+        p.bus.clone(),
+        config(&new_url, 1000),
+        until,
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert!(done.caught_up, "{done:?}");
 
     // 3. verify: the schemas differ, the common columns are identical
-    let strict = compare_databases(&old, &new, "postgres", false).await.unwrap();
-    assert!(strict.differences.iter().any(|d| d.table == "images" && d.check == "columns"), "{strict:#?}");
-    let c = compare_databases(&old, &new, "postgres", true).await.unwrap();
+    let strict = compare_databases(&old, &new, "postgres", false)
+        .await
+        .unwrap();
+    assert!(
+        strict
+            .differences
+            .iter()
+            .any(|d| d.table == "images" && d.check == "columns"),
+        "{strict:#?}"
+    );
+    let c = compare_databases(&old, &new, "postgres", true)
+        .await
+        .unwrap();
     assert!(c.identical(), "{:#?}", c.differences);
-    assert_eq!(c.notes, vec!["column images.megapixels only on the right".to_string()]);
+    assert_eq!(
+        c.notes,
+        vec!["column images.megapixels only on the right".to_string()]
+    );
 
     // 4. switch: the index now writes the new database, from its checkpoint on
     p.stop_stage(Stage::Index).await.unwrap();
@@ -335,15 +585,24 @@ async fn a_schema_change_is_rolled_out_by_replaying_into_a_new_database() {
     p.db_url = new_url.clone();
     p.start_stage(Stage::Index);
     let second = p.request(&server.seed_url(), |_| {}).await;
-    assert_eq!(p.wait_job(second, Duration::from_secs(120)).await, "completed");
-    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&new).await.unwrap();
+    assert_eq!(
+        p.wait_job(second, Duration::from_secs(120)).await,
+        "completed"
+    );
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&new)
+        .await
+        .unwrap();
     assert_eq!(jobs, 2);
     let unset: i64 = sqlx::query_scalar("select count(*) from images where megapixels is null")
         .fetch_one(&new)
         .await
         .unwrap();
     assert_eq!(unset, 0);
-    let old_jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&old).await.unwrap();
+    let old_jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&old)
+        .await
+        .unwrap();
     assert_eq!(old_jobs, 1, "the old database is no longer written");
 }
 
@@ -358,10 +617,25 @@ async fn a_bucket_on_a_real_s3_server_is_rebuilt_with_content_types_and_verified
     };
     let distinct = server.site().expected.distinct_sha256().len() as u64;
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
-    assert_eq!((report.problem_count, report.ok), (distinct, 0), "an empty bucket misses everything");
+    assert_eq!(
+        (report.problem_count, report.ok),
+        (distinct, 0),
+        "an empty bucket misses everything"
+    );
 
-    let done = replay_objects(&p.bus, &store, ObjectReplayOptions::default(), None, CancellationToken::new()).await.unwrap();
-    assert!(done.caught_up && done.written == distinct && done.missing == 0, "{done:?}");
+    let done = replay_objects(
+        &p.bus,
+        &store,
+        ObjectReplayOptions::default(),
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        done.caught_up && done.written == distinct && done.missing == 0,
+        "{done:?}"
+    );
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     assert!(report.content_types_checked);
     assert!(report.identical(), "{:#?}", report.problems);
@@ -371,19 +645,32 @@ async fn a_bucket_on_a_real_s3_server_is_rebuilt_with_content_types_and_verified
     // start (--restart), it is back as it should be
     let img = &server.site().expected.images[0];
     let ext = imgcrawl_store::extension(img.format.name(), "");
-    let key = object_store::path::Path::from(imgcrawl_store::object_key("images", &img.sha256, ext).unwrap());
+    let key = object_store::path::Path::from(
+        imgcrawl_store::object_key("images", &img.sha256, ext).unwrap(),
+    );
     let bucket = imgcrawl_store::open_store(&store).unwrap();
     let body = bucket.get(&key).await.unwrap().bytes().await.unwrap();
     let mut attributes = object_store::Attributes::new();
-    attributes.insert(object_store::Attribute::ContentType, "application/octet-stream".into());
-    let opts = object_store::PutOptions { attributes, ..Default::default() };
+    attributes.insert(
+        object_store::Attribute::ContentType,
+        "application/octet-stream".into(),
+    );
+    let opts = object_store::PutOptions {
+        attributes,
+        ..Default::default()
+    };
     bucket.put_opts(&key, body.into(), opts).await.unwrap();
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     let kinds: Vec<&str> = report.problems.iter().map(|x| x.kind).collect();
     assert_eq!(kinds, vec!["content-type"], "{:#?}", report.problems);
     bucket.delete(&key).await.unwrap();
-    let again = ObjectReplayOptions { restart: true, ..Default::default() };
-    let done = replay_objects(&p.bus, &store, again, None, CancellationToken::new()).await.unwrap();
+    let again = ObjectReplayOptions {
+        restart: true,
+        ..Default::default()
+    };
+    let done = replay_objects(&p.bus, &store, again, None, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!((done.start, done.written), (0, 1), "{done:?}");
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     assert!(report.identical(), "{:#?}", report.problems);

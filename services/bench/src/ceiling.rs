@@ -104,7 +104,11 @@ pub async fn unnest_inserts(url: &str, rows: u64, batch: u64) -> Result<f64> {
 /// Reads every image of `images` (key, bytes) back from the blob store with the
 /// object-store client's `get` (info request, then an ordered consumer per image),
 /// `in_flight` at a time. Returns `(bytes, seconds)`.
-pub async fn blob_reads(bus: &Bus, images: &[(String, Bytes)], in_flight: usize) -> Result<(u64, f64)> {
+pub async fn blob_reads(
+    bus: &Bus,
+    images: &[(String, Bytes)],
+    in_flight: usize,
+) -> Result<(u64, f64)> {
     let started = Instant::now();
     let sizes: Vec<u64> = futures::stream::iter(images)
         .map(|(key, _)| async move {
@@ -174,7 +178,10 @@ pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Res
     let probe = std::panic::AssertUnwindSafe(blob_reads(bus, images, 16));
     match futures::FutureExt::catch_unwind(probe).await {
         Ok(Ok((bytes, secs))) => {
-            eprintln!("ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
+            eprintln!(
+                "ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s",
+                images.len()
+            );
             out.insert(
                 "blob_reads_16_in_flight".into(),
                 json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
@@ -186,7 +193,10 @@ pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Res
         Err(_) => eprintln!("ceiling blob_reads failed: the client panicked"),
     }
     let (bytes, secs) = blob_direct_reads(bus, images, 16).await?;
-    eprintln!("ceiling blob_direct_reads: {} images, {bytes} bytes in {secs:.2} s", images.len());
+    eprintln!(
+        "ceiling blob_direct_reads: {} images, {bytes} bytes in {secs:.2} s",
+        images.len()
+    );
     out.insert(
         "blob_direct_gets_16_in_flight".into(),
         json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),

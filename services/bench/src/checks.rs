@@ -17,8 +17,8 @@ pub async fn databases(urls: &[String]) -> Result<Value> {
     let left = imgcrawl_index::connect(first).await?;
     for other in &urls[1..] {
         let right = imgcrawl_index::connect(other).await?;
-        let cmp = imgcrawl_index::verify::compare_databases(&left, &right, "postgres", false)
-            .await?;
+        let cmp =
+            imgcrawl_index::verify::compare_databases(&left, &right, "postgres", false).await?;
         ensure!(
             cmp.identical(),
             "two replays of one stream differ: {:?}",

@@ -107,7 +107,12 @@ pub fn load() -> (f64, f64, f64) {
 
 /// Replays the stream into the fresh database `url` with the index's replay (default
 /// configuration; `batch_size` events per transaction if given).
-pub async fn postgres(pids: Pids, nats_url: &str, url: &str, batch_size: Option<usize>) -> Result<Run> {
+pub async fn postgres(
+    pids: Pids,
+    nats_url: &str,
+    url: &str,
+    batch_size: Option<usize>,
+) -> Result<Run> {
     let bus = Bus::connect(BusConfig::with_url(nats_url)).await?;
     let defaults = imgcrawl_index::Config::default();
     let config = imgcrawl_index::Config {
@@ -118,7 +123,9 @@ pub async fn postgres(pids: Pids, nats_url: &str, url: &str, batch_size: Option<
     let options = imgcrawl_index::ReplayOptions::default();
     if std::env::var_os("BENCH_PGSS").is_some() {
         let pool = imgcrawl_index::connect(url).await?;
-        sqlx::query("create extension pg_stat_statements").execute(&pool).await?;
+        sqlx::query("create extension pg_stat_statements")
+            .execute(&pool)
+            .await?;
     }
     let started = Start::now(pids);
     let p = imgcrawl_index::replay(bus, config, options, None, CancellationToken::new())
@@ -129,8 +136,12 @@ pub async fn postgres(pids: Pids, nats_url: &str, url: &str, batch_size: Option<
     if std::env::var_os("BENCH_PGSS").is_some() {
         let pool = imgcrawl_index::connect(url).await?;
         let rows: Vec<(f64, i64, String)> = sqlx::query_as("select total_exec_time, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) from pg_stat_statements order by 1 desc limit 15").fetch_all(&pool).await?;
-        for (t, c, q) in rows { eprintln!("{t:>10.0} ms {c:>6} {q}"); }
-        sqlx::query("select pg_stat_statements_reset()").execute(&pool).await?;
+        for (t, c, q) in rows {
+            eprintln!("{t:>10.0} ms {c:>6} {q}");
+        }
+        sqlx::query("select pg_stat_statements_reset()")
+            .execute(&pool)
+            .await?;
     }
     Ok(run)
 }
@@ -185,5 +196,10 @@ pub async fn raw_put(pids: Pids, images: &[(String, Bytes)], dir: &Path) -> Resu
         .try_collect()
         .await?;
     let total = bytes.iter().sum();
-    Ok(Run::finish(started, images.len() as u64, total, images.len() as u64))
+    Ok(Run::finish(
+        started,
+        images.len() as u64,
+        total,
+        images.len() as u64,
+    ))
 }

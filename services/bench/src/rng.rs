@@ -60,7 +60,10 @@ mod tests {
     fn same_seed_same_numbers_and_ranges_hold() {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
         assert_eq!(a.next_u64(), b.next_u64());
-        assert_ne!(Rng::for_item(7, 1).next_u64(), Rng::for_item(7, 2).next_u64());
+        assert_ne!(
+            Rng::for_item(7, 1).next_u64(),
+            Rng::for_item(7, 2).next_u64()
+        );
         for _ in 0..1000 {
             let n = a.range(5, 9);
             assert!((5..=9).contains(&n));

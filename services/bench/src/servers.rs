@@ -16,7 +16,9 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 fn spawn(cmd: &mut Command, log: &Path) -> Result<Child> {
@@ -33,7 +35,9 @@ fn spawn(cmd: &mut Command, log: &Path) -> Result<Child> {
 /// Stops `child` with `signal` (by name, e.g. `INT`), then kills it after 10 s.
 fn stop(child: &mut Child, signal: &str) {
     let pid = child.id().to_string();
-    let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -55,13 +59,19 @@ pub struct Nats {
 impl Nats {
     /// Starts `bin` on a free port; waits until JetStream answers.
     pub async fn start(bin: &Path) -> Result<Nats> {
-        let dir = tempfile::Builder::new().prefix("imgcrawl-bench-nats-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("imgcrawl-bench-nats-")
+            .tempdir()?;
         let port = free_port()?;
         let mut cmd = Command::new(bin);
         cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir.path().join("store"));
         let child = spawn(&mut cmd, &dir.path().join("nats.log"))?;
-        let nats = Nats { child, port, _dir: dir };
+        let nats = Nats {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(c) = async_nats::connect(nats.url()).await {
@@ -120,7 +130,9 @@ impl Postgres {
     pub async fn start(settings: &[(&str, &str)]) -> Result<Postgres> {
         let bin = pg_bindir()?;
         let ident = unprivileged()?;
-        let dir = tempfile::Builder::new().prefix("imgcrawl-bench-pg-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("imgcrawl-bench-pg-")
+            .tempdir()?;
         let data = dir.path().join("data");
         if let Some((uid, gid)) = ident {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
@@ -130,13 +142,24 @@ impl Postgres {
             if let Some((uid, gid)) = ident {
                 c.uid(uid).gid(gid);
             }
-            c.env_remove("PGDATA").env("LC_ALL", "C").current_dir(dir.path());
+            c.env_remove("PGDATA")
+                .env("LC_ALL", "C")
+                .current_dir(dir.path());
             c
         };
         let init = command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-A", "trust", "-U", "imgcrawl", "--no-sync", "-E", "UTF8", "--locale=C"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "imgcrawl",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
             .output()
             .context("initdb")?;
         if !init.status.success() {
@@ -144,12 +167,19 @@ impl Postgres {
         }
         let port = free_port()?;
         let mut cmd = command("postgres");
-        cmd.arg("-D").arg(&data).args(["-p", &port.to_string(), "-k"]).arg(dir.path());
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(dir.path());
         for (k, v) in settings {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
         let child = spawn(&mut cmd, &dir.path().join("postgres.log"))?;
-        let pg = Postgres { child, port, _dir: dir };
+        let pg = Postgres {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while PgConnection::connect(&pg.url("postgres")).await.is_err() {
             if Instant::now() > deadline {
@@ -173,7 +203,9 @@ impl Postgres {
     /// Creates database `name` (letters, digits, `_`) and returns its URL.
     pub async fn create_db(&self, name: &str) -> Result<String> {
         let mut c = PgConnection::connect(&self.url("postgres")).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut c).await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut c)
+            .await?;
         c.close().await?;
         Ok(self.url(name))
     }

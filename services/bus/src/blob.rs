@@ -18,9 +18,7 @@
 use std::collections::HashMap;
 
 use async_nats::jetstream::context::PublishAckFuture;
-use async_nats::jetstream::object_store::{
-    ObjectInfo, ObjectMetadata, ObjectOptions, ObjectStore,
-};
+use async_nats::jetstream::object_store::{ObjectInfo, ObjectMetadata, ObjectOptions, ObjectStore};
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
@@ -117,9 +115,7 @@ impl BlobStore {
     async fn read_through_client(&self, name: &str) -> Result<Option<Bytes>, BusError> {
         let mut object = match self.store.get(name).await {
             Ok(o) => o,
-            Err(e)
-                if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound =>
-            {
+            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
                 return Ok(None)
             }
             Err(e) => return Err(blob_err(name, e)),
@@ -158,7 +154,10 @@ impl BlobStore {
         let mut acks: Vec<PublishAckFuture> = Vec::new();
         for at in (0..body.len()).step_by(CHUNK_BYTES) {
             let end = (at + CHUNK_BYTES).min(body.len());
-            acks.push(self.send(sha, chunk_subject.clone(), body.slice(at..end)).await?);
+            acks.push(
+                self.send(sha, chunk_subject.clone(), body.slice(at..end))
+                    .await?,
+            );
         }
         acks.push(self.send(sha, self.meta_subject(sha), meta.into()).await?);
         try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
@@ -241,7 +240,11 @@ pub fn base64url(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for group in data.chunks(3) {
-        let b = [group[0], *group.get(1).unwrap_or(&0), *group.get(2).unwrap_or(&0)];
+        let b = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= group.len() {

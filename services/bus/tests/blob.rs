@@ -58,7 +58,10 @@ async fn blobs_round_trip_between_the_fast_paths_and_the_client() {
     let name = sha(&small);
     bus.blobs.delete(&name).await.unwrap();
     assert_eq!(blobs.read(&name).await.unwrap(), None);
-    assert!(blobs.put_if_absent(&name, &small, "image/png").await.unwrap());
+    assert!(blobs
+        .put_if_absent(&name, &small, "image/png")
+        .await
+        .unwrap());
     assert_eq!(read_with_client(&bus, &name).await, small.to_vec());
     assert_eq!(blobs.read(&name).await.unwrap(), Some(small));
 }

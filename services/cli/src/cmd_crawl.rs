@@ -84,7 +84,10 @@ impl CrawlArgs {
         scope.subdomains = self.subdomains;
         scope.include = self.include.clone();
         scope.exclude = self.exclude.clone();
-        let mut politeness = Politeness { obey_robots: !self.ignore_robots, ..Default::default() };
+        let mut politeness = Politeness {
+            obey_robots: !self.ignore_robots,
+            ..Default::default()
+        };
         if let Some(d) = self.delay_ms {
             politeness.delay_ms = d;
         }

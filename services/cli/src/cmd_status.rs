@@ -42,7 +42,11 @@ pub async fn status(settings: &Settings) -> Result<()> {
     );
     for c in consumers {
         // The index reads with an ordered (ephemeral) consumer from its checkpoint.
-        let index = c.config.description.as_deref().is_some_and(|d| d.starts_with("imgcrawl index-"));
+        let index = c
+            .config
+            .description
+            .as_deref()
+            .is_some_and(|d| d.starts_with("imgcrawl index-"));
         let name = if c.config.durable_name.is_none() && index {
             "index (ordered)".to_string()
         } else {
@@ -50,18 +54,24 @@ pub async fn status(settings: &Settings) -> Result<()> {
         };
         println!(
             "  {:<18} {:>10} {:>12} {:>12} {:>10}",
-            name,
-            c.num_pending,
-            c.num_ack_pending,
-            c.num_redelivered,
-            c.delivered.stream_sequence
+            name, c.num_pending, c.num_ack_pending, c.num_redelivered, c.delivered.stream_sequence
         );
     }
-    let mut dead: Vec<(String, usize)> = stream.info_with_subjects("imgcrawl.dlq.>").await?.try_collect().await?;
+    let mut dead: Vec<(String, usize)> = stream
+        .info_with_subjects("imgcrawl.dlq.>")
+        .await?
+        .try_collect()
+        .await?;
     dead.sort();
     let total: usize = dead.iter().map(|(_, n)| n).sum();
     if total > 0 {
-        println!("  dead letters: {total} ({})", dead.iter().map(|(s, n)| format!("{s}: {n}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "  dead letters: {total} ({})",
+            dead.iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     } else {
         println!("  dead letters: none");
     }

@@ -29,21 +29,38 @@ fn text(b: &[u8]) -> String {
 async fn errors_are_clear_when_the_stack_is_down_or_a_url_is_bad() {
     let env = [
         ("NATS_URL", format!("nats://127.0.0.1:{}", free_port())),
-        ("DATABASE_URL", format!("postgres://imgcrawl@127.0.0.1:{}/imgcrawl", free_port())),
+        (
+            "DATABASE_URL",
+            format!("postgres://imgcrawl@127.0.0.1:{}/imgcrawl", free_port()),
+        ),
     ];
     let out = imgcrawl(&env, &["status"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("cannot connect to nats") && err.contains("imgcrawl up"), "{err}");
+    assert!(
+        err.contains("cannot connect to nats") && err.contains("imgcrawl up"),
+        "{err}"
+    );
 
-    for (url, says) in [("not-a-url", "seed url"), ("ftp://example.org/", "only http(s)")] {
+    for (url, says) in [
+        ("not-a-url", "seed url"),
+        ("ftp://example.org/", "only http(s)"),
+    ] {
         let out = imgcrawl(&env, &["crawl", url]);
         assert!(!out.status.success(), "{url}");
-        assert!(text(&out.stderr).contains(says), "{url}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{url}: {}",
+            text(&out.stderr)
+        );
     }
     let out = imgcrawl(&env, &["images", "--job", "nope"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("invalid value"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid value"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Kills the child on drop (a failed assertion must not leak a worker).
@@ -67,7 +84,9 @@ async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
         ("IMGCRAWL_BUCKET", bucket.path().display().to_string()),
     ];
     let mut run = Command::new(BIN);
-    run.args(["run", "--allow-loopback"]).stdout(Stdio::null()).stderr(Stdio::null());
+    run.args(["run", "--allow-loopback"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for (k, v) in &env {
         run.env(k, v);
     }
@@ -75,36 +94,85 @@ async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
 
     let server = serve(sitegen::demo()).await;
     let expected = server.site().expected.clone();
-    let out = imgcrawl(&env, &["crawl", &server.seed_url(), "--wait", "--json", "--timeout", "90"]);
+    let out = imgcrawl(
+        &env,
+        &[
+            "crawl",
+            &server.seed_url(),
+            "--wait",
+            "--json",
+            "--timeout",
+            "90",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["images"]["stored"], expected.images.len());
-    assert_eq!(summary["images"]["distinct"], expected.distinct_sha256().len());
+    assert_eq!(
+        summary["images"]["distinct"],
+        expected.distinct_sha256().len()
+    );
     let job = summary["job_id"].as_str().unwrap().to_string();
 
     let out = imgcrawl(&env, &["images", "--job", &job, "--jsonl"]);
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), expected.images.len());
     for l in &lines {
-        for k in ["url", "page_url", "sha256", "bytes", "width", "height", "format", "object_key"] {
+        for k in [
+            "url",
+            "page_url",
+            "sha256",
+            "bytes",
+            "width",
+            "height",
+            "format",
+            "object_key",
+        ] {
             assert!(!l[k].is_null(), "{k} in {l}");
         }
     }
-    let got: BTreeSet<(String, String)> =
-        lines.iter().map(|l| (l["url"].as_str().unwrap().into(), l["sha256"].as_str().unwrap().into())).collect();
+    let got: BTreeSet<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["url"].as_str().unwrap().into(),
+                l["sha256"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
     let want: BTreeSet<(String, String)> = expected
         .images
         .iter()
-        .map(|i| (if i.alt_host { server.alt_url(&i.url_path) } else { server.url(&i.url_path) }, i.sha256.clone()))
+        .map(|i| {
+            (
+                if i.alt_host {
+                    server.alt_url(&i.url_path)
+                } else {
+                    server.url(&i.url_path)
+                },
+                i.sha256.clone(),
+            )
+        })
         .collect();
     assert_eq!(got, want);
 
     let out = imgcrawl(&env, &["status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    for needle in ["stream IMGCRAWL", "crawl", "download", "store", "dead letters: none", &job, "completed"] {
+    for needle in [
+        "stream IMGCRAWL",
+        "crawl",
+        "download",
+        "store",
+        "dead letters: none",
+        &job,
+        "completed",
+    ] {
         assert!(s.contains(needle), "status shows {needle}:\n{s}");
     }
 
@@ -116,7 +184,10 @@ async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
         if let Some(st) = worker.0.try_wait().unwrap() {
             break st;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "imgcrawl run did not exit after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "imgcrawl run did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exit after SIGTERM: {status:?}");
@@ -133,7 +204,10 @@ async fn the_local_stack_is_idempotent_and_keeps_data_across_down_and_up() {
         ("IMGCRAWL_NATS_PORT", free_port().to_string()),
         ("IMGCRAWL_NATS_MONITOR_PORT", free_port().to_string()),
         ("IMGCRAWL_PG_PORT", free_port().to_string()),
-        ("IMGCRAWL_NATS_SERVER", nats_binary().unwrap().display().to_string()),
+        (
+            "IMGCRAWL_NATS_SERVER",
+            nats_binary().unwrap().display().to_string(),
+        ),
     ];
     let down = |env: &Vec<(&str, String)>| {
         let out = imgcrawl(env, &["down"]);
@@ -151,15 +225,34 @@ async fn the_local_stack_is_idempotent_and_keeps_data_across_down_and_up() {
     let _guard = Down(&cleanup);
 
     let out = imgcrawl(&env, &["up"]);
-    assert!(out.status.success(), "up: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "up: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let pid = std::fs::read_to_string(home.path().join("nats.pid")).unwrap();
     let out = imgcrawl(&env, &["up"]);
     assert!(out.status.success(), "second up: {}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(home.path().join("nats.pid")).unwrap(), pid, "up twice starts nothing new");
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("nats.pid")).unwrap(),
+        pid,
+        "up twice starts nothing new"
+    );
 
     let server = serve(sitegen::demo()).await;
     let n = server.site().expected.images.len();
-    let out = imgcrawl(&env, &["crawl", &server.seed_url(), "--wait", "--json", "--timeout", "90"]);
+    let out = imgcrawl(
+        &env,
+        &[
+            "crawl",
+            &server.seed_url(),
+            "--wait",
+            "--json",
+            "--timeout",
+            "90",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["images"]["stored"], n);
@@ -172,16 +265,28 @@ async fn the_local_stack_is_idempotent_and_keeps_data_across_down_and_up() {
     assert!(out.status.success(), "up again: {}", text(&out.stderr));
     let out = imgcrawl(&env, &["images", "--job", &job, "--jsonl"]);
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout).lines().count(), n, "the index survived down/up");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        n,
+        "the index survived down/up"
+    );
     let objects = walk(&home.path().join("bucket")).len();
-    assert_eq!(objects, server.site().expected.distinct_sha256().len(), "the bucket survived down/up");
+    assert_eq!(
+        objects,
+        server.site().expected.distinct_sha256().len(),
+        "the bucket survived down/up"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -194,50 +299,116 @@ async fn replay_and_verify_rebuild_both_projections_and_report_differences() {
     let bucket = tempfile::tempdir().unwrap();
     let env = vec![("NATS_URL", nats.url()), ("DATABASE_URL", live.clone())];
     let mut run = Command::new(BIN);
-    run.args(["run", "--allow-loopback"]).stdout(Stdio::null()).stderr(Stdio::null());
-    run.env("IMGCRAWL_BUCKET", bucket.path()).env("NATS_URL", nats.url()).env("DATABASE_URL", &live);
+    run.args(["run", "--allow-loopback"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    run.env("IMGCRAWL_BUCKET", bucket.path())
+        .env("NATS_URL", nats.url())
+        .env("DATABASE_URL", &live);
     let _worker = Reap(run.spawn().unwrap());
     // no wait for the index's schema: `crawl --wait` must cope with a fresh database
     let server = serve(sitegen::demo()).await;
-    let out = imgcrawl(&env, &["crawl", &server.seed_url(), "--wait", "--json", "--timeout", "90"]);
+    let out = imgcrawl(
+        &env,
+        &[
+            "crawl",
+            &server.seed_url(),
+            "--wait",
+            "--json",
+            "--timeout",
+            "90",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let out = imgcrawl(&env, &["verify"]);
-    assert!(!out.status.success() && text(&out.stderr).contains("nothing to verify"), "{}", text(&out.stderr));
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("nothing to verify"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // stderr is not a terminal here: no bar, one JSON line
-    let out = imgcrawl(&env, &["replay", "--projection", "postgres", "--database-url", &rebuilt]);
+    let out = imgcrawl(
+        &env,
+        &[
+            "replay",
+            "--projection",
+            "postgres",
+            "--database-url",
+            &rebuilt,
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["caught_up"], true, "{summary}");
-    assert!(summary["events"].as_u64().unwrap() > 0 && summary["rows"]["images"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        summary["events"].as_u64().unwrap() > 0 && summary["rows"]["images"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
 
     let against = ["verify", "--against-database-url", &rebuilt];
     let out = imgcrawl(&env, &against);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("identical"), "{}", text(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("identical"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = imgcrawl(&env, &["verify", "--against-replay", "--json"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["identical"], true, "{report}");
 
     let db = sqlx::PgPool::connect(&rebuilt).await.unwrap();
-    sqlx::query("update pages set title = 'changed' where seq = (select max(seq) from pages)").execute(&db).await.unwrap();
+    sqlx::query("update pages set title = 'changed' where seq = (select max(seq) from pages)")
+        .execute(&db)
+        .await
+        .unwrap();
     let out = imgcrawl(&env, &against);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.contains("DIFFERS pages digest") && s.contains("DIFFERS pages latest record"), "{s}");
+    assert!(
+        s.contains("DIFFERS pages digest") && s.contains("DIFFERS pages latest record"),
+        "{s}"
+    );
 
     let copy = tempfile::tempdir().unwrap();
     let to = copy.path().display().to_string();
-    let out = imgcrawl(&env, &["replay", "--projection", "objects", "--to", &to, "--json"]);
+    let out = imgcrawl(
+        &env,
+        &["replay", "--projection", "objects", "--to", &to, "--json"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["written"], server.site().expected.distinct_sha256().len(), "{summary}");
+    assert_eq!(
+        summary["written"],
+        server.site().expected.distinct_sha256().len(),
+        "{summary}"
+    );
     let out = imgcrawl(&env, &["verify", "--bucket", &to]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     std::fs::remove_dir_all(copy.path().join("images")).unwrap();
     let out = imgcrawl(&env, &["verify", "--bucket", &to]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("missing"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("missing"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -116,7 +116,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &byte in data {
         c ^= u32::from(byte);
         for _ in 0..8 {
-            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c

@@ -117,5 +117,9 @@ fn byte_ranges_are_met_by_re_encoding_or_padding() {
         assert_eq!((d.width(), d.height()), (i.width, i.height));
         assert!((64..=800).contains(&i.width) && (64..=800).contains(&i.height));
     }
-    assert_eq!(synthetic_with(&spec).unwrap().truth, site.truth, "deterministic");
+    assert_eq!(
+        synthetic_with(&spec).unwrap().truth,
+        site.truth,
+        "deterministic"
+    );
 }

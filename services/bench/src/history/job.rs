@@ -46,7 +46,9 @@ struct Crawl<'a> {
 pub(super) fn crawl(ctx: &JobCtx<'_>, k: u64, start_ms: i64) -> Vec<Timed> {
     let mut rng = Rng::for_item(ctx.seed ^ 0x10B, k);
     let job = Uuid::from_u64_pair(ctx.seed, k);
-    let budget = rng.range(ctx.pages_per_job / 2, ctx.pages_per_job * 3 / 2).max(1);
+    let budget = rng
+        .range(ctx.pages_per_job / 2, ctx.pages_per_job * 3 / 2)
+        .max(1);
     let mut c = Crawl {
         ctx,
         rng,
@@ -218,7 +220,10 @@ impl Crawl<'_> {
             18 => FoundBy::PictureSource,
             _ => FoundBy::OgImage,
         };
-        let alt = self.rng.chance(0.7).then(|| format!("photo {}", self.images));
+        let alt = self
+            .rng
+            .chance(0.7)
+            .then(|| format!("photo {}", self.images));
         let d = ImageDiscovered {
             job_id: self.job,
             url: url.clone(),

@@ -65,7 +65,10 @@ impl<'a> History<'a> {
         History {
             shape,
             blobs,
-            epoch: Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).single().unwrap_or_default(),
+            epoch: Utc
+                .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
+                .single()
+                .unwrap_or_default(),
             rng: Rng::new(shape.seed ^ 0x415),
             next_job: 0,
             clock_ms: 0,
@@ -118,7 +121,9 @@ impl<'a> History<'a> {
         }
         let i = self.rng.range(0, self.downloaded.len() as u64 - 1) as usize;
         let blob = &self.blobs[self.downloaded.swap_remove(i)];
-        let ms = self.rng.range(self.clock_ms as u64, end.max(self.clock_ms) as u64) as i64;
+        let ms = self
+            .rng
+            .range(self.clock_ms as u64, end.max(self.clock_ms) as u64) as i64;
         let event = Event::ImageDeleted(ImageDeleted {
             sha256: blob.sha256.clone(),
             reason: Some("takedown request (synthetic)".into()),
@@ -135,7 +140,10 @@ impl<'a> History<'a> {
             .map(|(i, b)| (b.sha256.as_str(), i))
             .collect();
         for t in wave {
-            *self.counts.entry(t.event.kind().name().to_string()).or_default() += 1;
+            *self
+                .counts
+                .entry(t.event.kind().name().to_string())
+                .or_default() += 1;
             if let Event::ImageDownloaded(e) = &t.event {
                 if let Some(&i) = index.get(e.sha256.as_str()) {
                     if self.noted.insert(i) {

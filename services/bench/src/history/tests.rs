@@ -53,8 +53,17 @@ fn the_history_is_long_enough_valid_and_counted() {
         assert_eq!(back.as_ref(), Ok(e), "{}", enc.subject);
     }
     let ids: HashSet<String> = events.iter().map(Event::msg_id).collect();
-    assert_eq!(ids.len(), events.len(), "no event is a duplicate of another");
-    for kind in ["image.deleted", "image.rejected", "page.failed", "crawl.completed"] {
+    assert_eq!(
+        ids.len(),
+        events.len(),
+        "no event is a duplicate of another"
+    );
+    for kind in [
+        "image.deleted",
+        "image.rejected",
+        "page.failed",
+        "crawl.completed",
+    ] {
         assert!(h.counts.get(kind).copied().unwrap_or(0) > 0, "{kind}");
     }
     let again = all(&mut History::new(shape(5_000), &b));
@@ -90,7 +99,9 @@ fn every_event_follows_its_cause_and_downloads_match_their_blob() {
                 shas.insert(i.sha256.clone());
             }
             Event::ImageStored(s) => assert!(downloads.contains(&(s.job_id, s.url.clone()))),
-            Event::ImageDeleted(d) => assert!(shas.contains(&d.sha256), "deleted before any download"),
+            Event::ImageDeleted(d) => {
+                assert!(shas.contains(&d.sha256), "deleted before any download")
+            }
             _ => {}
         }
     }

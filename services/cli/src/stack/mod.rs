@@ -36,7 +36,10 @@ pub fn pg_port() -> u16 {
 }
 
 fn port_from_env(var: &str, default: u16) -> u16 {
-    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 /// Database name and user of the local stack.
 pub const PG_DB: &str = "imgcrawl";

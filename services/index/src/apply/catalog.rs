@@ -115,7 +115,8 @@ pub(crate) async fn stored<'a>(
     progress: &mut Progress,
 ) -> Result<Vec<(u64, ImageIndexed)>, IndexError> {
     let applied: HashSet<u64> = folded.iter().map(|i| i.seq).collect();
-    let items: Vec<&Item<&ImageStored>> = items.iter().filter(|i| !applied.contains(&i.seq)).collect();
+    let items: Vec<&Item<&ImageStored>> =
+        items.iter().filter(|i| !applied.contains(&i.seq)).collect();
     let mut done = move_to_stored(c, &items, progress).await?;
     done.extend(folded);
     done.sort_by_key(|i| i.seq);

@@ -28,7 +28,10 @@ use crate::progress::Progress;
 pub(crate) fn split_discoveries<'a>(
     found: &[Item<&'a ImageDiscovered>],
     outcomes: &[Item<ImageOutcome<'_>>],
-) -> (Vec<Item<&'a ImageDiscovered>>, Vec<Item<&'a ImageDiscovered>>) {
+) -> (
+    Vec<Item<&'a ImageDiscovered>>,
+    Vec<Item<&'a ImageDiscovered>>,
+) {
     let later: HashMap<(Uuid, String), u64> =
         outcomes.iter().map(|o| (o.ev.key(), o.seq)).collect();
     found.iter().copied().partition(|d| {
@@ -150,7 +153,10 @@ pub(crate) async fn outcomes<'a>(
     let store_of: Vec<Option<&Item<&ImageStored>>> = rows
         .iter()
         .zip(&downloaded)
-        .map(|(r, ok)| ok.then(|| stores.get(&(r.job_id, r.url.clone())).copied()).flatten())
+        .map(|(r, ok)| {
+            ok.then(|| stores.get(&(r.job_id, r.url.clone())).copied())
+                .flatten()
+        })
         .collect();
     let returned: Vec<(Uuid, String, i64)> = sqlx::query_as(
         "INSERT INTO image_sources AS s (job_id, url, sha256, page_url, alt, found_by, final_url, status, seq,

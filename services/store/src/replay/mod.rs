@@ -28,9 +28,9 @@ use tracing::{info, warn};
 
 use crate::copy::{copy_image, Copied, CopyError};
 use crate::{open_store, Bucket, Config, StoreError};
-use imgcrawl_bus::blob::BlobStore;
 use checkpoint::ObjectCheckpoint;
 use feed::Feed;
+use imgcrawl_bus::blob::BlobStore;
 use reader::Reader;
 pub use reader::{stream_info, StreamInfo};
 
