@@ -72,7 +72,7 @@ def ensure_site(site_dir):
     if not truth.is_file():
         run(["cargo", "build", "--release", "-q", "-p", "imgcrawl-sitegen", "--bin", "sitegen"],
             cwd=ROOT)
-        run([str(ROOT / "target/release/sitegen"), "--out", str(site_dir)], cwd=ROOT,
+        run([str(release_binary("sitegen")), "--out", str(site_dir)], cwd=ROOT,
             stdout=subprocess.DEVNULL)
     shas = set((site_dir / "sha256.txt").read_text().split())
     return json.loads(truth.read_text()), shas
@@ -111,10 +111,15 @@ def psql_binary():
     return str(cands[-1])
 
 
+def release_binary(name):
+    """Where cargo puts release binary `name` (under CARGO_TARGET_DIR if set)."""
+    return ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / name
+
+
 def build_imgcrawl():
-    """Builds the release `imgcrawl`; returns its path (under CARGO_TARGET_DIR if set)."""
+    """Builds the release `imgcrawl`; returns its path."""
     run(["cargo", "build", "--release", "-q", "-p", "imgcrawl"], cwd=ROOT)
-    return ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release/imgcrawl"
+    return release_binary("imgcrawl")
 
 
 NGINX_CONF = """\
