@@ -225,7 +225,7 @@ fn object_info(
 
 /// Bytes of a lowercase or uppercase hex string of even length.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

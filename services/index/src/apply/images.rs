@@ -36,7 +36,7 @@ pub(crate) fn split_discoveries<'a>(
         outcomes.iter().map(|o| (o.ev.key(), o.seq)).collect();
     found.iter().copied().partition(|d| {
         let key = (d.ev.job_id, text(&d.ev.url));
-        !later.get(&key).is_some_and(|&outcome| outcome > d.seq)
+        later.get(&key).is_none_or(|&outcome| outcome <= d.seq)
     })
 }
 
