@@ -7,60 +7,26 @@
 //!   restart, and `/api/ha-status` lists both nodes with the right primary, epoch and
 //!   health;
 //! * without a watcher, a failover answers 503 `no_watcher` within the configured wait
-//!   and the request is withdrawn; several standbys and no target is 422;
-//! * with the database stopped, reads answer 503 with a JSON error well under 2 s,
-//!   `/readyz` says which dependency failed, `/healthz` stays 200, and everything
-//!   recovers when the database is back;
-//! * the size-sort index (`images_bytes_id`) is created on a fresh database and on one
-//!   at the previous schema version that holds rows, and the API's own `largest` and
-//!   `smallest` statements use it (EXPLAIN).
+//!   and the request is withdrawn; several standbys and no target is 422.
+//!
+//! The database-down and size-index tests are in `api_db.rs`.
 
 mod api_common;
 
 use std::time::{Duration, Instant};
 
+use api_common::synthetic::{listed, migrated, stored};
 use api_common::{config, synthetic, ApiServer, Auth, Resp};
-use imgcrawl_api::cursor::Cursor;
-use imgcrawl_api::db::images::{list_query, ImageFilter};
-use imgcrawl_api::model::images::Sort;
 use imgcrawl_bus::ha::{current_primary, HaStore, Node, POSTGRES};
 use imgcrawl_bus::ha_requests::{FailoverRequest, FAILOVER_REQUEST_KEY};
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_tests::{
-    free_port, pg_nodes, wait_for, wait_until, workspace_root, NatsServer, Pipeline, Postgres,
-    Stage,
+    free_port, pg_nodes, wait_for, wait_until, NatsServer, Pipeline, Postgres, Stage,
 };
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 const IMAGES: usize = 40;
-
-async fn migrated(url: &str) -> PgPool {
-    let pool = imgcrawl_index::connect(url).await.expect("connect");
-    imgcrawl_index::migrate(&pool).await.expect("migrate");
-    pool
-}
-
-async fn stored(db: &PgPool) -> usize {
-    sqlx::query_scalar::<_, i64>("select count(*) from images where object_key is not null")
-        .fetch_one(db)
-        .await
-        .map_or(0, |n| n as usize)
-}
-
-/// The ids `GET /api/images` lists (one page of up to 500).
-async fn listed(api: &ApiServer) -> Vec<i64> {
-    let r = api.get("/api/images", "/api/images?limit=500").await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let page = r.json();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_i64().unwrap())
-        .collect()
-}
 
 async fn ha_status(api: &ApiServer) -> Value {
     let r = api.get("/api/ha-status", "/api/ha-status").await;
@@ -362,160 +328,4 @@ async fn without_a_watcher_a_failover_answers_503_within_the_wait() {
     assert_eq!((r.status, r.code().as_str()), (422, "target_required"));
     let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(msg.contains("pg2, pg3"), "{msg}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_database_down_reads_fail_fast_and_recover() {
-    let mut p = Pipeline::start_without_stages().await;
-    p.start_stage(Stage::Index);
-    synthetic::publish_images(&p.bus, 5).await;
-    let db = p.db().await;
-    let applied = wait_until(Duration::from_secs(60), || async { stored(&db).await == 5 }).await;
-    assert!(applied, "the index has the images");
-    db.close().await;
-    let api = ApiServer::for_pipeline(&p, |_| {}).await;
-    assert_eq!(listed(&api).await.len(), 5);
-
-    p.kill_stage(Stage::Index).await;
-    p.pg.stop().await;
-    for path in ["/api/images", "/api/images?sort=largest", "/api/images"] {
-        let start = Instant::now();
-        let r = api.get("/api/images", path).await;
-        let took = start.elapsed();
-        assert_eq!(
-            (r.status, r.code().as_str()),
-            (503, "unavailable"),
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
-        assert!(msg.contains("the index database is unavailable"), "{msg}");
-        assert!(r.header("retry-after").is_some());
-        assert!(took < Duration::from_millis(1500), "{path} took {took:?}");
-        eprintln!("{path} with the database down: 503 in {took:?}");
-    }
-    let start = Instant::now();
-    let r = api.get("/api/images/{id}", "/api/images/1").await;
-    assert_eq!(r.status, 503);
-    assert!(start.elapsed() < Duration::from_millis(1500));
-    let start = Instant::now();
-    let ready = api.get("/readyz", "/readyz").await;
-    let took = start.elapsed();
-    assert_eq!(ready.status, 503);
-    let v = ready.json();
-    assert_eq!(
-        (
-            v["status"].as_str(),
-            v["nats"]["ok"].as_bool(),
-            v["postgres"]["ok"].as_bool(),
-            v["primary"].as_str()
-        ),
-        (Some("not_ready"), Some(true), Some(false), Some("postgres"))
-    );
-    assert!(v["postgres"]["error"].is_string(), "{v}");
-    assert!(took < Duration::from_millis(1500), "/readyz took {took:?}");
-    assert_eq!(api.get("/healthz", "/healthz").await.status, 200);
-
-    p.pg.start_again().await.expect("postgres starts again");
-    let back = wait_until(Duration::from_secs(15), || async {
-        api.get("/api/images", "/api/images").await.status == 200
-    })
-    .await;
-    assert!(back, "reads recover once the database is back");
-    assert_eq!(listed(&api).await.len(), 5);
-    assert_eq!(api.get("/readyz", "/readyz").await.status, 200);
-}
-
-async fn has_size_index(db: &PgPool) -> bool {
-    let def: Option<String> = sqlx::query_scalar(
-        "select indexdef from pg_indexes where tablename = 'images' and indexname = 'images_bytes_id'",
-    )
-    .fetch_optional(db)
-    .await
-    .unwrap();
-    def.is_some_and(|d| d.contains("(bytes, id)"))
-}
-
-/// The plan of the API's own listing statement.
-async fn plan(db: &PgPool, sort: Sort, after: Option<Cursor>) -> String {
-    let filter = ImageFilter::default();
-    let mut q = list_query("EXPLAIN ", &filter, sort, after, 100);
-    let lines: Vec<String> = q.build_query_scalar().fetch_all(db).await.unwrap();
-    lines.join("\n")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_size_sorts_use_an_index_on_fresh_and_existing_databases() {
-    let pg = Postgres::start().await;
-    let fresh = migrated(&pg.fresh_db().await).await;
-    assert!(
-        has_size_index(&fresh).await,
-        "a fresh database gets the index"
-    );
-
-    // a database at the previous schema version, holding rows, then upgraded
-    let db = imgcrawl_index::connect(&pg.fresh_db().await).await.unwrap();
-    let old = tempfile::tempdir().unwrap();
-    let dir = workspace_root().join("services/index/migrations");
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.as_str() < "0004" {
-            std::fs::copy(&path, old.path().join(&name)).unwrap();
-        }
-    }
-    sqlx::migrate::Migrator::new(old.path())
-        .await
-        .unwrap()
-        .run(&db)
-        .await
-        .unwrap();
-    assert!(!has_size_index(&db).await);
-    sqlx::query(
-        "insert into images (sha256, id, url, bytes, width, height, format, content_type,
-                             first_seen_at, last_seen_at, object_key, deleted)
-         select md5(g::text) || md5(g::text), g, 'https://x.example/' || g, 2000 + (g * 7919) % 60000,
-                100, 100, 'png', 'image/png', now(), now(), 'images/' || g, g % 50 = 0
-         from generate_series(1, 20000) g",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
-    imgcrawl_index::migrate(&db).await.expect("upgrade");
-    assert!(has_size_index(&db).await, "the upgrade adds the index");
-    let version: i64 = sqlx::query_scalar("select max(version) from _sqlx_migrations")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(version, 4);
-    sqlx::query("analyze images").execute(&db).await.unwrap();
-
-    let cursor = |sort| Cursor {
-        sort,
-        bytes: 31_000,
-        id: 10_000,
-    };
-    for (sort, after) in [
-        (Sort::Largest, None),
-        (Sort::Largest, Some(cursor(Sort::Largest))),
-        (Sort::Smallest, None),
-        (Sort::Smallest, Some(cursor(Sort::Smallest))),
-    ] {
-        let plan = plan(&db, sort, after).await;
-        eprintln!("{sort:?}, cursor {}:\n{plan}\n", after.is_some());
-        assert!(plan.contains("images_bytes_id"), "{sort:?}: {plan}");
-        assert!(
-            !plan.lines().any(|l| l.trim_start().starts_with("Sort")),
-            "{sort:?} sorts rows: {plan}"
-        );
-        if matches!(sort, Sort::Largest) {
-            assert!(plan.contains("Index Scan Backward"), "{plan}");
-        }
-        if after.is_some() {
-            assert!(
-                plan.contains("Index Cond"),
-                "the keyset is an index condition: {plan}"
-            );
-        }
-    }
 }

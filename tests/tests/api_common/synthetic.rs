@@ -3,6 +3,9 @@
 
 use chrono::Utc;
 use imgcrawl_bus::Bus;
+use sqlx::PgPool;
+
+use super::ApiServer;
 use imgcrawl_events::{CrawlRequested, Event, FoundBy, ImageDownloaded, ImageStored};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -68,4 +71,32 @@ pub async fn publish_images(bus: &Bus, count: usize) -> Uuid {
         publisher.publish_all(&batch).await.expect("publish images");
     }
     job
+}
+
+/// A pool on `url` with the index's migrations applied.
+pub async fn migrated(url: &str) -> PgPool {
+    let pool = imgcrawl_index::connect(url).await.expect("connect");
+    imgcrawl_index::migrate(&pool).await.expect("migrate");
+    pool
+}
+
+/// Images with an object key (stored and indexed).
+pub async fn stored(db: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("select count(*) from images where object_key is not null")
+        .fetch_one(db)
+        .await
+        .map_or(0, |n| n as usize)
+}
+
+/// The ids `GET /api/images` lists (one page of up to 500).
+pub async fn listed(api: &ApiServer) -> Vec<i64> {
+    let r = api.get("/api/images", "/api/images?limit=500").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let page = r.json();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect()
 }
