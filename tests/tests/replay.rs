@@ -66,6 +66,17 @@ fn config(url: &str, batch: usize) -> imgcrawl_index::Config {
     }
 }
 
+/// The index's replay of `bus`'s stream into `url`, `batch` events per transaction.
+async fn replay_to(
+    bus: &imgcrawl_bus::Bus,
+    url: &str,
+    batch: usize,
+    options: ReplayOptions,
+) -> Result<ReplayProgress, IndexError> {
+    let shutdown = CancellationToken::new();
+    replay(bus.clone(), config(url, batch), options, None, shutdown).await
+}
+
 async fn pool(url: &str) -> PgPool {
     imgcrawl_index::connect(url).await.expect("connect")
 }
@@ -194,15 +205,9 @@ async fn a_replay_killed_half_way_resumes_from_its_checkpoint() {
         "killed half-way: {killed_at} of {end}"
     );
 
-    let done = replay(
-        p.bus.clone(),
-        config(&url, 5),
-        ReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let done = replay_to(&p.bus, &url, 5, ReplayOptions::default())
+        .await
+        .unwrap();
     assert!(done.caught_up, "{done:?}");
     assert_eq!(
         done.start, killed_at,
@@ -220,13 +225,7 @@ async fn a_replay_killed_half_way_resumes_from_its_checkpoint() {
         last_seq(&p).await > end,
         "the stream ends with crawl.completed"
     );
-    let again = replay(
-        p.bus.clone(),
-        config(&url, 5),
-        ReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    );
+    let again = replay_to(&p.bus, &url, 5, ReplayOptions::default());
     let again = tokio::time::timeout(Duration::from_secs(10), again)
         .await
         .expect("returns at once")
@@ -242,15 +241,7 @@ async fn a_replay_killed_half_way_resumes_from_its_checkpoint() {
         until: Some(end / 3),
         follow: false,
     };
-    let done = replay(
-        p.bus.clone(),
-        config(&partial, 1000),
-        until,
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let done = replay_to(&p.bus, &partial, 1000, until).await.unwrap();
     assert!(
         done.caught_up && done.checkpoint <= end / 3 && done.checkpoint > 0,
         "{done:?}"
@@ -291,26 +282,14 @@ async fn a_database_of_another_stream_is_refused_not_mixed() {
     publish_job(&bus1, "https://one.test/").await;
     publish_job(&bus2, "https://two.test/").await;
     let url = pg.fresh_db().await;
-    let done = replay(
-        bus1.clone(),
-        config(&url, 100),
-        ReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let done = replay_to(&bus1, &url, 100, ReplayOptions::default())
+        .await
+        .unwrap();
     assert_eq!(done.events, 2);
 
-    let err = replay(
-        bus2.clone(),
-        config(&url, 100),
-        ReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = replay_to(&bus2, &url, 100, ReplayOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, IndexError::ForeignStream { .. }), "{err}");
     let msg = err.to_string();
     assert!(
@@ -335,15 +314,9 @@ async fn a_database_of_another_stream_is_refused_not_mixed() {
         "nothing of the other stream"
     );
     // the stream it belongs to still replays into it (resuming: nothing new)
-    let again = replay(
-        bus1.clone(),
-        config(&url, 100),
-        ReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let again = replay_to(&bus1, &url, 100, ReplayOptions::default())
+        .await
+        .unwrap();
     assert_eq!((again.events, again.checkpoint), (0, done.checkpoint));
 
     // following: new events keep arriving, nothing is published, shutdown ends it
@@ -548,15 +521,7 @@ async fn a_schema_change_is_rolled_out_by_replaying_into_a_new_database() {
         until: Some(common::checkpoint(&old).await),
         follow: false,
     };
-    let done = replay(
-        p.bus.clone(),
-        config(&new_url, 1000),
-        until,
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let done = replay_to(&p.bus, &new_url, 1000, until).await.unwrap();
     assert!(done.caught_up, "{done:?}");
 
     // 3. verify: the schemas differ, the common columns are identical
