@@ -132,7 +132,7 @@ async fn the_projection_holds_what_the_events_say() {
             effects.applied.orphans,
             effects.applied.outputs
         ),
-        (40, 1, 2)
+        (45, 1, 2)
     );
     assert!(effects.invalid.is_empty(), "{:?}", effects.invalid);
 
@@ -226,10 +226,12 @@ async fn the_projection_holds_what_the_events_say() {
     .unwrap();
     let statuses: Vec<&str> = sources.iter().map(|s| s.1.as_str()).collect();
     assert_eq!(statuses, ["stored", "stored", "rejected"]);
-    let rejections: Vec<(String, String)> = sqlx::query_as("SELECT url, reason FROM rejections")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rejections: Vec<(String, String)> =
+        sqlx::query_as("SELECT url, reason FROM rejections WHERE job_id = $1")
+            .bind(A)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(
         rejections,
         vec![(
@@ -293,14 +295,52 @@ async fn the_projection_holds_what_the_events_say() {
     assert_eq!(effects.events(false).len(), 4);
 }
 
+/// The first discovery of a URL in a job wins, also when a later duplicate and the
+/// outcome share its batch (the outcome's upsert writes the discovery's columns).
+#[tokio::test]
+async fn the_first_discovery_wins_in_any_batch() {
+    let pg = Postgres::start().await;
+    let events = stream();
+    let at = |seq: u64| events.iter().position(|e| e.seq == seq).unwrap();
+    let (first, outcome) = (at(43), at(45));
+    for batches in [
+        vec![&events[..]],
+        vec![&events[..first], &events[first..=outcome]],
+        vec![&events[..=first], &events[first + 1..=outcome]],
+    ] {
+        let pool = fresh_pool(&pg).await;
+        for b in &batches {
+            apply(&pool, b).await;
+        }
+        let row: (String, i64, String) = sqlx::query_as(
+            "select page_url, seq, status from image_sources where job_id = $1 and url = $2",
+        )
+        .bind(F)
+        .bind("https://f.test/a.png")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+        assert_eq!(
+            row,
+            ("https://f.test/".to_string(), 43, "rejected".to_string()),
+            "batches of {sizes:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn reapplying_applied_events_changes_nothing() {
     let pg = Postgres::start().await;
     let pool = fresh_pool(&pg).await;
     let events = stream();
+    let n = events.len();
     apply(&pool, &events[..30]).await;
     let overlap = apply(&pool, &events[20..]).await;
-    assert_eq!((overlap.applied.skipped, overlap.applied.applied), (10, 10));
+    assert_eq!(
+        (overlap.applied.skipped, overlap.applied.applied),
+        (10, n - 30)
+    );
     let before = digests(&pool).await;
     let again = apply(&pool, &events).await;
     assert_eq!(
@@ -309,7 +349,7 @@ async fn reapplying_applied_events_changes_nothing() {
             again.applied.applied,
             again.applied.checkpoint
         ),
-        (40, 0, 40)
+        (n, 0, n as u64)
     );
     assert!(again.completed.is_empty() && again.indexed.is_empty());
     assert_eq!(digests(&pool).await, before);

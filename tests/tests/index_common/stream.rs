@@ -10,6 +10,7 @@ pub const A: Uuid = Uuid::from_u128(0xA);
 pub const D: Uuid = Uuid::from_u128(0xD);
 pub const E: Uuid = Uuid::from_u128(0xE);
 pub const C: Uuid = Uuid::from_u128(0xC);
+pub const F: Uuid = Uuid::from_u128(0xF);
 pub const X: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 pub const Y: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 pub const Z: &str = "3333333333333333333333333333333333333333333333333333333333333333";
@@ -205,6 +206,11 @@ pub fn events() -> Vec<Event> {
         failed(E, "https://e.test/", PageFailure::Stopped, 38), // 38: E ends stopped
         downloaded(D, "https://d.test/late.png", "https://d.test/", Z, 39), // 39: never discovered, after D completed
         rejected(A, COPY, A0, 40), // 40: second outcome: ignored
+        req(Some(F), "https://f.test/", Some(t(41))), // 41
+        page(F, "https://f.test/", 0, None, 42), // 42
+        image(F, "https://f.test/a.png", "https://f.test/", 43), // 43: first discovery wins
+        image(F, "https://f.test/a.png", "https://f.test/b", 44), // 44: duplicate discovery
+        rejected(F, "https://f.test/a.png", "https://f.test/", 45), // 45: its outcome
     ]
 }
 
