@@ -178,6 +178,11 @@ impl IntoResponse for HttpError {
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was never read, so the connection cannot carry another
+            // request: say so, or a client reusing it gets a reset on its next request.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
@@ -189,6 +194,15 @@ pub type HttpResult<T> = Result<T, HttpError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_too_large_closes_the_connection() {
+        let e = HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "too large");
+        let res = e.into_response();
+        assert_eq!(res.headers()[header::CONNECTION], "close");
+        let ok = HttpError::bad_request("malformed_json", "x").into_response();
+        assert!(ok.headers().get(header::CONNECTION).is_none());
+    }
 
     #[test]
     fn internal_errors_hide_their_detail() {
