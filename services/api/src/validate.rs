@@ -1,6 +1,7 @@
 //! Validating a crawl request before it is published: seed URLs (http(s), a host, no
 //! credentials, not a refused address: the same guard as the crawler), scope,
-//! politeness, filters. Every refusal is a 422 naming the field.
+//! politeness, filters. Every refusal is a 422 naming the field. Also the reason a
+//! stop, a deletion or a failover may carry.
 
 use std::time::Duration;
 
@@ -24,6 +25,18 @@ const MAX_PATTERNS: usize = 100;
 const MAX_PATTERN: usize = 500;
 /// How long resolving a seed's host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest reason a stop, a deletion or a failover may carry (characters).
+pub const MAX_REASON: usize = 500;
+
+/// Refuses (422, field `reason`) a reason longer than [`MAX_REASON`] characters.
+pub fn reason(reason: Option<&str>) -> Result<(), HttpError> {
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON) {
+        let msg = format!("reasons are at most {MAX_REASON} characters");
+        return Err(HttpError::unprocessable("invalid_reason", msg).field("reason"));
+    }
+    Ok(())
+}
 
 /// Formats the pipeline detects, by their event names.
 pub const FORMATS: [&str; 10] = [

@@ -119,3 +119,15 @@ fn unknown_request_fields_are_refused() {
     );
     assert!(serde_json::from_str::<StartCrawl>(r#"{"uri":"http://a/"}"#).is_err());
 }
+
+#[test]
+fn reasons_are_counted_in_characters_and_capped() {
+    assert!(reason(None).is_ok());
+    assert!(
+        reason(Some(&"é".repeat(MAX_REASON))).is_ok(),
+        "500 two-byte characters"
+    );
+    let err = reason(Some(&"x".repeat(MAX_REASON + 1))).unwrap_err();
+    assert_eq!(err.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err.code, "invalid_reason");
+}

@@ -22,9 +22,6 @@ use crate::routes::publish_failed;
 use crate::state::{AppState, RecentJob};
 use crate::validate;
 
-/// Longest stop reason.
-const MAX_REASON: usize = 500;
-
 /// Starts a crawl: validates the request, publishes `crawl.requested` with a new
 /// UUIDv7 job id, answers 202 with the id.
 #[utoipa::path(post, path = "/api/crawl/start", tag = "crawl", request_body = StartCrawl,
@@ -212,17 +209,7 @@ pub async fn stop(
     JsonBody(body): JsonBody<StopCrawl>,
 ) -> HttpResult<(StatusCode, Json<CrawlStopping>)> {
     let job = body.job_id;
-    if body
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON)
-    {
-        return Err(HttpError::unprocessable(
-            "invalid_reason",
-            format!("reasons are at most {MAX_REASON} characters"),
-        )
-        .field("reason"));
-    }
+    crate::validate::reason(body.reason.as_deref())?;
     match jobs::state_of(&state.db(), job)
         .await
         .map_err(|e| HttpError::db("read job", e))?

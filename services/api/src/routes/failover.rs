@@ -20,7 +20,6 @@ use tracing::{info, warn};
 use crate::error::{ErrorBody, HttpError, HttpResult};
 use crate::extract::RawBody;
 use crate::model::ha::{FailoverDone, FailoverRequest};
-use crate::routes::images::MAX_REASON;
 use crate::state::AppState;
 
 /// The body: empty (the one standby), or a [`FailoverRequest`].
@@ -34,14 +33,7 @@ fn parse(body: &[u8]) -> HttpResult<FailoverRequest> {
         }
         _ => HttpError::bad_request("malformed_json", e.to_string()),
     })?;
-    if req
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON)
-    {
-        let msg = format!("reasons are at most {MAX_REASON} characters");
-        return Err(HttpError::unprocessable("invalid_reason", msg).field("reason"));
-    }
+    crate::validate::reason(req.reason.as_deref())?;
     Ok(req)
 }
 

@@ -18,9 +18,6 @@ use crate::model::images::{
 use crate::routes::publish_failed;
 use crate::state::AppState;
 
-/// Longest reason of a deletion or a failover.
-pub(crate) const MAX_REASON: usize = 500;
-
 fn bad_filter(field: &str, msg: impl Into<String>) -> HttpError {
     HttpError::bad_request("bad_filter", msg).field(field)
 }
@@ -157,16 +154,7 @@ pub async fn delete(
     PathParams(id): PathParams<i64>,
     QueryParams(q): QueryParams<DeleteQuery>,
 ) -> HttpResult<(StatusCode, Json<ImageDeleting>)> {
-    if q.reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON)
-    {
-        return Err(HttpError::unprocessable(
-            "invalid_reason",
-            format!("reasons are at most {MAX_REASON} characters"),
-        )
-        .field("reason"));
-    }
+    crate::validate::reason(q.reason.as_deref())?;
     let row = live_image(&state, id).await?;
     let event = Event::ImageDeleted(ImageDeleted {
         sha256: row.sha256.clone(),
