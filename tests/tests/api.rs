@@ -9,7 +9,7 @@ mod api_common;
 
 use std::time::Duration;
 
-use api_common::{ApiServer, Auth, Resp};
+use api_common::{expect, ApiServer, Auth};
 use imgcrawl_tests::pipeline::serve;
 use imgcrawl_tests::{sitegen, wait_for, wait_until, Pipeline};
 use serde_json::{json, Value};
@@ -27,23 +27,6 @@ async fn wait_finished(api: &ApiServer, job: &str, timeout: Duration) -> Value {
     .unwrap_or_else(|| panic!("job {job} did not finish within {timeout:?}"))
 }
 
-fn expect(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.code(), code, "{}", String::from_utf8_lossy(&r.body));
-}
-
-async fn start(api: &ApiServer, auth: Auth, body: Value) -> Resp {
-    api.call(
-        "POST",
-        "/api/crawl/start",
-        "/api/crawl/start",
-        auth,
-        Some(body),
-        &[],
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawls_are_started_watched_and_stopped_through_the_api() {
     let p = Pipeline::start().await;
@@ -52,7 +35,9 @@ async fn crawls_are_started_watched_and_stopped_through_the_api() {
     let seed = server.seed_url();
 
     // a crawl, started and watched through the API
-    let r = start(&api, Auth::Good, json!({"url": seed, "label": "demo"})).await;
+    let r = api
+        .start_crawl(Auth::Good, json!({"url": seed, "label": "demo"}))
+        .await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let started = r.json();
     let job = started["job_id"].as_str().unwrap().to_string();
@@ -175,13 +160,13 @@ async fn crawls_are_started_watched_and_stopped_through_the_api() {
         "not_found",
     );
     expect(&stop(Auth::Good, job.clone()).await, 409, "job_finished");
-    let slow = start(
-        &api,
-        Auth::Good,
-        json!({"url": seed, "politeness": {"delay_ms": 3000}}),
-    )
-    .await
-    .json();
+    let slow = api
+        .start_crawl(
+            Auth::Good,
+            json!({"url": seed, "politeness": {"delay_ms": 3000}}),
+        )
+        .await
+        .json();
     let slow_job = slow["job_id"].as_str().unwrap().to_string();
     let r = stop(Auth::Good, slow_job.clone()).await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));

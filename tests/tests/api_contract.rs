@@ -8,27 +8,10 @@ mod api_common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use api_common::{config, ApiServer, Auth, Resp};
+use api_common::{config, expect, ApiServer, Auth};
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_tests::{free_port, NatsServer};
 use serde_json::{json, Value};
-
-fn expect(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.code(), code, "{}", String::from_utf8_lossy(&r.body));
-}
-
-async fn start(api: &ApiServer, auth: Auth, body: Value) -> Resp {
-    api.call(
-        "POST",
-        "/api/crawl/start",
-        "/api/crawl/start",
-        auth,
-        Some(body),
-        &[],
-    )
-    .await
-}
 
 /// A server on a real nats-server and a database that is not there.
 async fn server_without_database(
@@ -53,11 +36,11 @@ async fn requests_are_authenticated_and_validated() {
     let seed = "http://127.0.0.1:9/";
 
     // auth: none is 401 with a challenge, a wrong token 403
-    let r = start(&api, Auth::None, json!({"url": seed})).await;
+    let r = api.start_crawl(Auth::None, json!({"url": seed})).await;
     expect(&r, 401, "unauthorized");
     assert_eq!(r.header("www-authenticate").as_deref(), Some("Bearer"));
     expect(
-        &start(&api, Auth::Bad, json!({"url": seed})).await,
+        &api.start_crawl(Auth::Bad, json!({"url": seed})).await,
         403,
         "forbidden",
     );
@@ -82,7 +65,7 @@ async fn requests_are_authenticated_and_validated() {
         (json!({"urls": "http://example.org/"}), "invalid_body"),
     ];
     for (body, code) in cases {
-        let r = start(&api, Auth::Good, body.clone()).await;
+        let r = api.start_crawl(Auth::Good, body.clone()).await;
         expect(&r, 422, code);
         assert!(
             !r.json()["error"]["message"].as_str().unwrap().is_empty(),

@@ -66,6 +66,12 @@ impl Resp {
     }
 }
 
+/// Asserts an answer's status and error code (the body is shown if not).
+pub fn expect(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.code(), code, "{}", String::from_utf8_lossy(&r.body));
+}
+
 /// A running API server.
 pub struct ApiServer {
     /// `http://127.0.0.1:port`.
@@ -231,6 +237,12 @@ impl ApiServer {
         };
         self.check(method, template, &resp);
         resp
+    }
+
+    /// `POST /api/crawl/start` with `body`.
+    pub async fn start_crawl(&self, auth: Auth, body: Value) -> Resp {
+        let path = "/api/crawl/start";
+        self.call("POST", path, path, auth, Some(body), &[]).await
     }
 
     /// `GET path` (route `template`) without a token.
