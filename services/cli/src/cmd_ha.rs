@@ -97,7 +97,7 @@ pub async fn ha(settings: &Settings, args: HaArgs) -> Result<()> {
         None => {
             let cfg = load(settings, &args)?;
             let shutdown = CancellationToken::new();
-            on_signal(shutdown.clone());
+            crate::signals::cancel_on_signal(shutdown.clone());
             imgcrawl_ha::run(bus, cfg, shutdown).await?;
             Ok(())
         }
@@ -114,22 +114,6 @@ pub async fn ha(settings: &Settings, args: HaArgs) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Cancels `token` on SIGINT or SIGTERM.
-fn on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        token.cancel();
-    });
 }
 
 async fn failover(

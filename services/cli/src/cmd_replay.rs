@@ -68,22 +68,6 @@ pub(crate) fn stage_configs(settings: &Settings, config: Option<PathBuf>) -> Res
     StagesConfig::load(settings, &args)
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
-pub(crate) fn cancel_on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        token.cancel();
-    });
-}
-
 /// A progress bar over stream sequences (hidden when not drawing).
 pub(crate) fn bar(draw: bool, what: &str) -> ProgressBar {
     let bar = if draw {
@@ -144,7 +128,7 @@ async fn postgres(settings: &Settings, args: ReplayArgs, draw: bool) -> Result<(
     }
     let bus = settings.connect_bus("imgcrawl-replay").await?;
     let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
+    crate::signals::cancel_on_signal(shutdown.clone());
     let (tx, rx) = watch::channel(imgcrawl_index::ReplayProgress::default());
     let drawer = tokio::spawn(draw_postgres(rx, bar(draw, "replay postgres")));
     let options = imgcrawl_index::ReplayOptions {
@@ -221,7 +205,7 @@ async fn objects(settings: &Settings, args: ReplayArgs, draw: bool) -> Result<()
     config.target = to.clone();
     let bus = settings.connect_bus("imgcrawl-replay").await?;
     let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
+    crate::signals::cancel_on_signal(shutdown.clone());
     let (tx, mut rx) = watch::channel(imgcrawl_store::ObjectReplayProgress::default());
     let bar = bar(draw, "replay objects");
     let drawer = tokio::spawn(async move {

@@ -99,20 +99,6 @@ async fn connect(settings: &Settings) -> Result<imgcrawl_bus::Bus> {
     Err(last.expect("at least one attempt"))
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
-fn on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        info!("shutting down: draining in-flight work");
-        token.cancel();
-    });
-}
-
 /// Runs `imgcrawl run`.
 pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
     let cfg = StagesConfig::load(settings, &args)?;
@@ -123,7 +109,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
     };
     let bus = connect(settings).await?;
     let shutdown = CancellationToken::new();
-    on_signal(shutdown.clone());
+    crate::signals::cancel_on_signal(shutdown.clone());
     let mut set: JoinSet<(Stage, Result<()>)> = JoinSet::new();
     for stage in stages {
         let (bus, sd) = (bus.clone(), shutdown.clone());

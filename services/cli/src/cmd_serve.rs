@@ -117,19 +117,7 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<()> {
         "imgcrawl api and gallery on http://{addr}/ (openapi: http://{addr}/api/openapi.json)"
     );
     let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        token.cancel();
-    });
+    crate::signals::cancel_on_signal(shutdown.clone());
     server.serve(shutdown).await?;
     Ok(())
 }

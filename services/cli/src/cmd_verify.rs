@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd_replay::{bar, cancel_on_signal, draw_postgres, stage_configs};
+use crate::cmd_replay::{bar, draw_postgres, stage_configs};
 use crate::settings::{redact, Settings};
+use crate::signals::cancel_on_signal;
 
 /// Arguments of `imgcrawl verify`. The first database is `--database-url` (or
 /// `DATABASE_URL`); the bucket to check is `--bucket` (or `IMGCRAWL_BUCKET`).

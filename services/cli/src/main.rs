@@ -12,6 +12,7 @@ mod cmd_status;
 mod cmd_verify;
 mod progress;
 mod settings;
+mod signals;
 mod stack;
 
 use std::io::IsTerminal;
