@@ -12,6 +12,15 @@ use imgcrawl_tests::{free_port, nats::nats_binary, sitegen, NatsServer, Postgres
 
 const BIN: &str = env!("CARGO_BIN_EXE_imgcrawl");
 
+/// `imgcrawl crawl URL --wait --json` (90 s at most): asserts it succeeded and returns
+/// its JSON summary.
+fn crawl_and_wait(env: &[(&str, String)], url: &str) -> serde_json::Value {
+    let args = ["crawl", url, "--wait", "--json", "--timeout", "90"];
+    let out = imgcrawl(env, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn imgcrawl(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut c = Command::new(BIN);
     c.args(args).env("RUST_LOG", "warn");
@@ -94,19 +103,7 @@ async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
 
     let server = serve(sitegen::demo()).await;
     let expected = server.site().expected.clone();
-    let out = imgcrawl(
-        &env,
-        &[
-            "crawl",
-            &server.seed_url(),
-            "--wait",
-            "--json",
-            "--timeout",
-            "90",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = crawl_and_wait(&env, &server.seed_url());
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["images"]["stored"], expected.images.len());
     assert_eq!(
@@ -242,19 +239,7 @@ async fn the_local_stack_is_idempotent_and_keeps_data_across_down_and_up() {
 
     let server = serve(sitegen::demo()).await;
     let n = server.site().expected.images.len();
-    let out = imgcrawl(
-        &env,
-        &[
-            "crawl",
-            &server.seed_url(),
-            "--wait",
-            "--json",
-            "--timeout",
-            "90",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = crawl_and_wait(&env, &server.seed_url());
     assert_eq!(summary["images"]["stored"], n);
     let job = summary["job_id"].as_str().unwrap().to_string();
 
@@ -308,18 +293,7 @@ async fn replay_and_verify_rebuild_both_projections_and_report_differences() {
     let _worker = Reap(run.spawn().unwrap());
     // no wait for the index's schema: `crawl --wait` must cope with a fresh database
     let server = serve(sitegen::demo()).await;
-    let out = imgcrawl(
-        &env,
-        &[
-            "crawl",
-            &server.seed_url(),
-            "--wait",
-            "--json",
-            "--timeout",
-            "90",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    crawl_and_wait(&env, &server.seed_url());
 
     let out = imgcrawl(&env, &["verify"]);
     assert!(
