@@ -12,7 +12,7 @@ use std::time::Duration;
 use imgcrawl_events::{CrawlRequested, Event, EventKind, ImageDeleted, PageDiscovered};
 use imgcrawl_index::verify::{against_replay, compare, compare_databases, digest};
 use imgcrawl_index::{read_checkpoint, replay, IndexError, ReplayOptions, ReplayProgress};
-use imgcrawl_store::{replay_objects, verify_bucket, ObjectReplayOptions};
+use imgcrawl_store::{replay_objects, verify_bucket, ObjectReplayOptions, ObjectReplayProgress};
 use imgcrawl_tests::pipeline::serve;
 use imgcrawl_tests::sitegen::{Expected, SiteServer};
 use imgcrawl_tests::{sitegen, wait_until, NatsServer, Pipeline, Postgres, S3Server, Stage};
@@ -75,6 +75,18 @@ async fn replay_to(
 ) -> Result<ReplayProgress, IndexError> {
     let shutdown = CancellationToken::new();
     replay(bus.clone(), config(url, batch), options, None, shutdown).await
+}
+
+/// The object replay of `bus`'s stream into the bucket `store` describes.
+async fn objects_to(
+    bus: &imgcrawl_bus::Bus,
+    store: &imgcrawl_store::Config,
+    options: ObjectReplayOptions,
+) -> ObjectReplayProgress {
+    let shutdown = CancellationToken::new();
+    replay_objects(bus, store, options, None, shutdown)
+        .await
+        .expect("object replay")
 }
 
 async fn pool(url: &str) -> PgPool {
@@ -384,19 +396,9 @@ async fn a_deleted_bucket_is_rebuilt_from_the_blob_store_and_verified() {
         concurrency: Some(4),
         restart: false,
     };
-    let first = replay_objects(&p.bus, &store, half, None, CancellationToken::new())
-        .await
-        .unwrap();
+    let first = objects_to(&p.bus, &store, half).await;
     assert!(first.caught_up && first.position <= end / 2, "{first:?}");
-    let rest = replay_objects(
-        &p.bus,
-        &store,
-        ObjectReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let rest = objects_to(&p.bus, &store, ObjectReplayOptions::default()).await;
     assert_eq!(rest.start, first.position, "resumed");
     assert_eq!(first.written + rest.written, distinct, "{first:?} {rest:?}");
     assert_eq!(rest.missing, 0);
@@ -406,15 +408,7 @@ async fn a_deleted_bucket_is_rebuilt_from_the_blob_store_and_verified() {
 
     // without a checkpoint, everything is found already there
     std::fs::remove_dir_all(dir.join("_imgcrawl")).unwrap();
-    let again = replay_objects(
-        &p.bus,
-        &store,
-        ObjectReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let again = objects_to(&p.bus, &store, ObjectReplayOptions::default()).await;
     assert_eq!(
         (again.written, again.skipped, again.start),
         (0, again.events, 0),
@@ -463,15 +457,7 @@ async fn a_deleted_bucket_is_rebuilt_from_the_blob_store_and_verified() {
         .await
         .unwrap();
     std::fs::remove_dir_all(dir.join("_imgcrawl")).unwrap(); // from the start: the victim too
-    let done = replay_objects(
-        &p.bus,
-        &store,
-        ObjectReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let done = objects_to(&p.bus, &store, ObjectReplayOptions::default()).await;
     assert_eq!(
         (done.deleted, done.written),
         (1, 1),
@@ -588,15 +574,7 @@ async fn a_bucket_on_a_real_s3_server_is_rebuilt_with_content_types_and_verified
         "an empty bucket misses everything"
     );
 
-    let done = replay_objects(
-        &p.bus,
-        &store,
-        ObjectReplayOptions::default(),
-        None,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let done = objects_to(&p.bus, &store, ObjectReplayOptions::default()).await;
     assert!(
         done.caught_up && done.written == distinct && done.missing == 0,
         "{done:?}"
@@ -633,9 +611,7 @@ async fn a_bucket_on_a_real_s3_server_is_rebuilt_with_content_types_and_verified
         restart: true,
         ..Default::default()
     };
-    let done = replay_objects(&p.bus, &store, again, None, CancellationToken::new())
-        .await
-        .unwrap();
+    let done = objects_to(&p.bus, &store, again).await;
     assert_eq!((done.start, done.written), (0, 1), "{done:?}");
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     assert!(report.identical(), "{:#?}", report.problems);
