@@ -616,3 +616,67 @@ async fn a_bucket_on_a_real_s3_server_is_rebuilt_with_content_types_and_verified
     let report = verify_bucket(&p.bus, &store, None, 8).await.unwrap();
     assert!(report.identical(), "{:#?}", report.problems);
 }
+
+/// An `image.downloaded` for `body` under the name `sha` (which may not be its hash).
+fn downloaded_event(job: Uuid, n: usize, sha: &str, bytes: usize) -> Event {
+    let url = format!("https://blobs.test/{n}.png");
+    Event::ImageDownloaded(imgcrawl_events::ImageDownloaded {
+        job_id: job,
+        url: url.clone(),
+        final_url: url,
+        page_url: "https://blobs.test/".into(),
+        alt: None,
+        found_by: imgcrawl_events::FoundBy::ImgSrc,
+        sha256: sha.into(),
+        bytes: bytes as u64,
+        format: "png".into(),
+        width: 1,
+        height: 1,
+        content_type: "image/png".into(),
+        occurred_at: chrono::Utc::now(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_whose_blob_is_gone_or_corrupt_are_counted_and_never_written() {
+    use sha2::{Digest, Sha256};
+    let p = Pipeline::start_without_stages().await;
+    let blobs = imgcrawl_bus::blob::BlobStore::open(&p.bus).await.unwrap();
+    let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+    let good = bytes::Bytes::from_static(b"the bytes the name says");
+    let liar = bytes::Bytes::from_static(b"other bytes under that name");
+    let (good_sha, liar_sha) = (sha(&good), sha(b"what the name promises"));
+    let ghost_sha = sha(b"never stored");
+    blobs
+        .put_if_absent(&good_sha, &good, "image/png")
+        .await
+        .unwrap();
+    blobs
+        .put_if_absent(&liar_sha, &liar, "image/png")
+        .await
+        .unwrap();
+    let job = Uuid::now_v7();
+    let events = [
+        downloaded_event(job, 1, &ghost_sha, 10),
+        downloaded_event(job, 2, &liar_sha, liar.len()),
+        downloaded_event(job, 3, &good_sha, good.len()),
+    ];
+    p.bus.publisher().publish_all(&events).await.unwrap();
+
+    let store = store_config(&p);
+    let done = objects_to(&p.bus, &store, ObjectReplayOptions::default()).await;
+    assert_eq!(
+        (done.written, done.missing, done.caught_up),
+        (1, 2, true),
+        "{done:?}"
+    );
+    let bucket = imgcrawl_store::open_store(&store).unwrap();
+    let keys: Vec<String> = futures::StreamExt::collect::<Vec<_>>(bucket.list(None))
+        .await
+        .into_iter()
+        .map(|m| m.unwrap().location.to_string())
+        .filter(|k| !k.starts_with("_imgcrawl"))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].contains(&good_sha), "{keys:?}");
+}
