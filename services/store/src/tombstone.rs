@@ -3,8 +3,8 @@
 //!
 //! `image.deleted` writes a tombstone (KV `imgcrawl-tombstones`, see
 //! `imgcrawl_bus::tombstones`) *before* removing the objects; `image.downloaded` checks
-//! for a tombstone before the put and again after it, removing what it just wrote if a
-//! deletion arrived meanwhile. Whichever of a concurrent put and delete runs second
+//! for a tombstone before the put and again after it (when it wrote), removing what it
+//! just wrote if a deletion arrived meanwhile. Whichever of a concurrent put and delete runs second
 //! sees the other, so the object cannot survive. A tombstoned image is not written but
 //! its `image.stored` is still published, so the job's counters and completion work as
 //! for any other image (the index keeps the image deleted).
@@ -45,11 +45,14 @@ pub(crate) async fn copy_unless_deleted(
         Err(CopyError::Corrupt(reason)) => return Err(Outcome::Poison(reason)),
         Err(err) => return Err(Outcome::retry(err.to_string())),
     };
-    if stage
-        .tombstones
-        .contains(&e.sha256)
-        .await
-        .map_err(deleted)?
+    // Only a put can undo a deletion; an object that was already there is the writer's
+    // to re-check (the first check above stands for this delivery).
+    if copied.wrote
+        && stage
+            .tombstones
+            .contains(&e.sha256)
+            .await
+            .map_err(deleted)?
     {
         stage
             .bucket
