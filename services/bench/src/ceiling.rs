@@ -153,6 +153,15 @@ fn sha_of(key: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// Prints and returns one blob-read figure: `images` images of `bytes` in all in `secs`.
+fn blob_figure(name: &str, images: usize, bytes: u64, secs: f64) -> Value {
+    eprintln!("ceiling {name}: {images} images, {bytes} bytes in {secs:.2} s");
+    let secs_nz = secs.max(1e-9);
+    json!({ "images": images, "bytes": bytes, "seconds": round(secs),
+            "per_sec": round(images as f64 / secs_nz),
+            "mb_per_sec": round(bytes as f64 / 1e6 / secs_nz) })
+}
+
 /// Every ceiling, as JSON.
 pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Result<Value> {
     let consumed = imgcrawl_index::consumed_subjects();
@@ -178,31 +187,15 @@ pub async fn all(bus: &Bus, scratch_db: &str, images: &[(String, Bytes)]) -> Res
     let probe = std::panic::AssertUnwindSafe(blob_reads(bus, images, 16));
     match futures::FutureExt::catch_unwind(probe).await {
         Ok(Ok((bytes, secs))) => {
-            eprintln!(
-                "ceiling blob_reads: {} images, {bytes} bytes in {secs:.2} s",
-                images.len()
-            );
-            out.insert(
-                "blob_reads_16_in_flight".into(),
-                json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
-                        "per_sec": round(images.len() as f64 / secs.max(1e-9)),
-                        "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),
-            );
+            let figure = blob_figure("blob_reads", images.len(), bytes, secs);
+            out.insert("blob_reads_16_in_flight".into(), figure);
         }
         Ok(Err(e)) => eprintln!("ceiling blob_reads failed: {e:#}"),
         Err(_) => eprintln!("ceiling blob_reads failed: the client panicked"),
     }
     let (bytes, secs) = blob_direct_reads(bus, images, 16).await?;
-    eprintln!(
-        "ceiling blob_direct_reads: {} images, {bytes} bytes in {secs:.2} s",
-        images.len()
-    );
-    out.insert(
-        "blob_direct_gets_16_in_flight".into(),
-        json!({ "images": images.len(), "bytes": bytes, "seconds": round(secs),
-                "per_sec": round(images.len() as f64 / secs.max(1e-9)),
-                "mb_per_sec": round(bytes as f64 / 1e6 / secs.max(1e-9)) }),
-    );
+    let figure = blob_figure("blob_direct_reads", images.len(), bytes, secs);
+    out.insert("blob_direct_gets_16_in_flight".into(), figure);
     let rows = 1_000_000;
     let secs = unnest_inserts(scratch_db, rows, 5000).await?;
     eprintln!("ceiling unnest_insert: {rows} rows in {secs:.2} s");
