@@ -305,7 +305,7 @@ async fn a_database_of_another_stream_is_refused_not_mixed() {
     assert!(matches!(err, IndexError::ForeignStream { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("another stream") && msg.contains("IMGCRAWL created"),
+        msg.contains("another stream") && msg.contains("IMGCRAWL (id "),
         "{msg}"
     );
     let live = imgcrawl_index::run(bus2.clone(), config(&url, 100), CancellationToken::new());
@@ -679,4 +679,56 @@ async fn images_whose_blob_is_gone_or_corrupt_are_counted_and_never_written() {
         .collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].contains(&good_sha), "{keys:?}");
+}
+
+/// A database recorded by an earlier release names its stream by creation time only,
+/// and that time drifted across nats-server restarts. Such a database is recognised by
+/// its first job (the request at the same sequence of the stream) and given the id; a
+/// database of another stream is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_an_earlier_release_is_recognised_by_its_first_job() {
+    let pg = Postgres::start().await;
+    let (one, two) = (NatsServer::start().await, NatsServer::start().await);
+    let connect =
+        |n: &NatsServer| imgcrawl_bus::Bus::connect(imgcrawl_bus::BusConfig::with_url(n.url()));
+    let (bus1, bus2) = (connect(&one).await.unwrap(), connect(&two).await.unwrap());
+    publish_job(&bus1, "https://one.test/").await;
+    publish_job(&bus2, "https://two.test/").await;
+    let (ours, theirs) = (pg.fresh_db().await, pg.fresh_db().await);
+    for url in [&ours, &theirs] {
+        replay_to(&bus1, url, 100, ReplayOptions::default())
+            .await
+            .unwrap();
+        // as an earlier release left it: no id, a creation time the stream no longer reports
+        sqlx::query(
+            "update projection_meta set stream_id = null, stream_created = '2026-01-01T00:00:00Z'",
+        )
+        .execute(&pool(url).await)
+        .await
+        .unwrap();
+    }
+    publish_job(&bus1, "https://one.test/more").await;
+    let done = replay_to(&bus1, &ours, 100, ReplayOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.events, 2, "the new job's events are applied");
+    let id: Option<String> = sqlx::query_scalar("select stream_id from projection_meta")
+        .fetch_one(&pool(&ours).await)
+        .await
+        .unwrap();
+    let stream = imgcrawl_index::stream_position(&bus1).await.unwrap();
+    assert_eq!(
+        id.as_deref(),
+        Some(stream.identity.id.as_str()),
+        "the id is recorded"
+    );
+
+    let err = replay_to(&bus2, &theirs, 100, ReplayOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::ForeignStream { .. }), "{err}");
+    assert!(
+        err.to_string().contains("IMGCRAWL created 2026-01-01"),
+        "{err}"
+    );
 }

@@ -135,18 +135,13 @@ pub struct HaStore {
 impl HaStore {
     /// Opens the bucket, creating it if needed (idempotent).
     pub async fn open(bus: &Bus) -> Result<HaStore, BusError> {
-        let kv = bus
-            .js
-            .create_or_update_key_value(kv::Config {
-                bucket: HA_BUCKET.into(),
-                description: "HA pointers (primary, epoch), watcher lease, requests".into(),
-                history: 16,
-                storage: async_nats::jetstream::stream::StorageType::File,
-                num_replicas: bus.config.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::Topology(format!("create ha bucket: {e}")))?;
+        let config = kv::Config {
+            bucket: HA_BUCKET.into(),
+            description: "HA pointers (primary, epoch), watcher lease, requests".into(),
+            history: 16,
+            ..Default::default()
+        };
+        let kv = crate::topology::ensure_kv(&bus.js, &bus.config, config).await?;
         Ok(HaStore { kv })
     }
 

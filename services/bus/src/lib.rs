@@ -6,6 +6,8 @@
 //!   are awaited in batches.
 //! * [`worker`]: the pull loop every stage runs: decode, handle, and map the
 //!   [`Outcome`] to Ack / Nak(delay) / Term, dead-lettering poison with a reason.
+//! * [`identity`]: the stream's id, written once into its metadata; what projections
+//!   record to refuse another stream's data.
 //! * [`blob`]: the blob store (image bytes by SHA-256) on direct gets and pipelined
 //!   publishes.
 //! * [`dlq`]: dead letters on `imgcrawl.dlq.<stage>`.
@@ -22,6 +24,7 @@ pub mod dlq;
 pub mod error;
 pub mod ha;
 pub mod ha_requests;
+pub mod identity;
 pub mod jobs;
 pub mod publish;
 pub mod seen;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{kv, stream};
+use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -41,19 +41,14 @@ fn kv_err(e: impl std::fmt::Display) -> BusError {
 impl Tombstones {
     /// Opens the bucket, creating it if needed (idempotent).
     pub async fn open(bus: &Bus) -> Result<Tombstones, BusError> {
-        let kv = bus
-            .js
-            .create_or_update_key_value(kv::Config {
-                bucket: TOMBSTONE_BUCKET.into(),
-                description: "sha256 of deleted images".into(),
-                history: 1,
-                max_age: Duration::ZERO,
-                storage: stream::StorageType::File,
-                num_replicas: bus.config.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(kv_err)?;
+        let config = kv::Config {
+            bucket: TOMBSTONE_BUCKET.into(),
+            description: "sha256 of deleted images".into(),
+            history: 1,
+            max_age: Duration::ZERO,
+            ..Default::default()
+        };
+        let kv = crate::topology::ensure_kv(&bus.js, &bus.config, config).await?;
         Ok(Tombstones { kv })
     }
 

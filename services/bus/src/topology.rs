@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use imgcrawl_events::SUBJECT_PREFIX;
 
-use crate::{BusConfig, BusError};
+use crate::{identity, BusConfig, BusError};
 
 /// Handles to the buckets [`ensure`] created or found.
 pub struct Topology {
@@ -47,14 +47,18 @@ pub fn stream_config(cfg: &BusConfig) -> stream::Config {
     }
 }
 
-/// Creates or updates the stream and the buckets; safe to call from every process.
+/// Creates what is missing (the stream, the buckets) and leaves what exists alone;
+/// safe to call from every process.
+///
+/// A starting process never changes existing topology: an operator's R3 stream stays
+/// R3 whatever this process's [`BusConfig`] says, and a weaker existing setting is
+/// only logged as a warning. The one write to an existing stream is adopting an id for
+/// a stream made by an earlier release ([`crate::identity`]).
 pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology, BusError> {
-    js.create_or_update_stream(stream_config(cfg))
-        .await
-        .map_err(topo("create stream"))?;
+    ensure_stream(js, cfg).await?;
     let blobs = match js.get_object_store(&cfg.blob_bucket).await {
         Ok(b) => b,
-        Err(_) => js
+        Err(_) => match js
             .create_object_store(object_store::Config {
                 bucket: cfg.blob_bucket.clone(),
                 description: Some("image bytes by sha256".into()),
@@ -63,32 +67,140 @@ pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology
                 ..Default::default()
             })
             .await
-            .map_err(topo("create blob store"))?,
+        {
+            Ok(b) => b,
+            // another process created it meanwhile
+            Err(e) => js
+                .get_object_store(&cfg.blob_bucket)
+                .await
+                .map_err(|_| topo("create blob store")(e))?,
+        },
     };
-    let seen = js
-        .create_or_update_key_value(kv::Config {
+    let seen = ensure_kv(
+        js,
+        cfg,
+        kv::Config {
             bucket: cfg.seen_bucket.clone(),
             description: "urls seen per job: first create wins".into(),
             history: 1,
             max_age: Duration::from_secs(cfg.seen_max_age_secs),
-            storage: stream::StorageType::File,
-            num_replicas: cfg.replicas,
             ..Default::default()
-        })
-        .await
-        .map_err(topo("create seen-set"))?;
-    let jobs = js
-        .create_or_update_key_value(kv::Config {
+        },
+    )
+    .await?;
+    let jobs = ensure_kv(
+        js,
+        cfg,
+        kv::Config {
             bucket: cfg.jobs_bucket.clone(),
             description: "resolved job specs and run state".into(),
             history: 5,
-            storage: stream::StorageType::File,
-            num_replicas: cfg.replicas,
             ..Default::default()
-        })
-        .await
-        .map_err(topo("create jobs bucket"))?;
+        },
+    )
+    .await?;
     Ok(Topology { blobs, seen, jobs })
+}
+
+/// Makes sure the event stream exists and has an id; returns its info.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    cfg: &BusConfig,
+) -> Result<stream::Info, BusError> {
+    let info = match stream_info(js, &cfg.stream).await? {
+        Some(info) => info,
+        None => {
+            let mut config = stream_config(cfg);
+            config.metadata = identity::new_metadata();
+            match js.create_stream(config).await {
+                Ok(mut s) => s.info().await.map_err(topo("stream info"))?.clone(),
+                // another process created it meanwhile (with its own id)
+                Err(e) => stream_info(js, &cfg.stream)
+                    .await?
+                    .ok_or_else(|| topo("create stream")(e))?,
+            }
+        }
+    };
+    warn_if_weaker(
+        "stream",
+        &cfg.stream,
+        info.config.num_replicas,
+        cfg.replicas,
+    );
+    let Some(metadata) = identity::adoption(&info) else {
+        return Ok(info);
+    };
+    let mut config = info.config.clone();
+    config.metadata = metadata;
+    let updated = js
+        .update_stream(config)
+        .await
+        .map_err(topo("record the stream id"))?;
+    tracing::info!(
+        stream = %cfg.stream,
+        id = updated.config.metadata.get(identity::STREAM_ID_KEY).map(String::as_str).unwrap_or(""),
+        "adopted a stream id for a stream made by an earlier release"
+    );
+    Ok(updated)
+}
+
+/// The stream's info, or none if it does not exist.
+pub async fn stream_info(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<Option<stream::Info>, BusError> {
+    match js.get_stream(name).await {
+        Ok(mut s) => Ok(Some(s.info().await.map_err(topo("stream info"))?.clone())),
+        Err(e) => match e.kind() {
+            jetstream::context::GetStreamErrorKind::JetStream(j)
+                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+            {
+                Ok(None)
+            }
+            _ => Err(topo("get stream")(e)),
+        },
+    }
+}
+
+/// Opens a KV bucket, creating it with `config` (file storage, the configured
+/// replicas) only if it does not exist: an existing bucket is never updated.
+pub async fn ensure_kv(
+    js: &jetstream::Context,
+    cfg: &BusConfig,
+    config: kv::Config,
+) -> Result<kv::Store, BusError> {
+    let bucket = config.bucket.clone();
+    if let Ok(store) = js.get_key_value(&bucket).await {
+        if let Ok(mut s) = js.get_stream(format!("KV_{bucket}")).await {
+            if let Ok(info) = s.info().await {
+                warn_if_weaker("kv bucket", &bucket, info.config.num_replicas, cfg.replicas);
+            }
+        }
+        return Ok(store);
+    }
+    let config = kv::Config {
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..config
+    };
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        // another process created it meanwhile
+        Err(e) => js
+            .get_key_value(&bucket)
+            .await
+            .map_err(|_| topo(&format!("create kv bucket {bucket}"))(e)),
+    }
+}
+
+/// Logs a warning when existing topology has fewer replicas than configured.
+fn warn_if_weaker(what: &str, name: &str, found: usize, wanted: usize) {
+    if found < wanted {
+        tracing::warn!(
+            "{what} {name} has {found} replica(s) but the configuration asks for {wanted}; \
+             existing topology is never changed at start: change it with an explicit operator command"
+        );
+    }
 }
 
 /// A durable pull consumer on the event stream.

@@ -25,8 +25,13 @@ pub async fn status(settings: &Settings) -> Result<()> {
     let bus = settings.connect_bus("imgcrawl-status").await?;
     let mut stream = bus.js.get_stream(&bus.config.stream).await?;
     let info = stream.info().await?.clone();
+    let id = info
+        .config
+        .metadata
+        .get(imgcrawl_bus::identity::STREAM_ID_KEY)
+        .map_or("none", String::as_str);
     println!(
-        "stream {}: {} events, {}, sequences {}..{}",
+        "stream {} (id {id}): {} events, {}, sequences {}..{}",
         info.config.name,
         info.state.messages,
         human_bytes(info.state.bytes),

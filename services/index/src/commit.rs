@@ -17,9 +17,10 @@ use tracing::warn;
 use crate::effects::{BatchEffects, Invalid};
 use crate::error::{db as db_err, IndexError};
 use crate::fencing::{self, Fence};
-use crate::meta::{self, StreamIdentity};
+use crate::meta;
 use crate::source::consumed_subjects;
 use crate::{apply_batch_through, Config, Sourced};
+use imgcrawl_bus::identity::StreamIdentity;
 
 /// Runs `f` until it succeeds, backing off (doubling up to `max`) between failures;
 /// `None` if `shutdown` fired first.

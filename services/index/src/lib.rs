@@ -14,8 +14,8 @@
 //!   `crawl.completed`), dead letters for poison, retries while the database is down.
 //! * [`replay`] rebuilds a projection from the stream with the same loop (the `stage`
 //!   module), publishing nothing, in large batches, up to the stream's end or `until`.
-//! * Every database records the stream it projects (`projection_meta`, see
-//!   [`StreamIdentity`]); the live stage and replays refuse a database of another
+//! * Every database records the stream it projects (`projection_meta`: the stream's
+//!   id, see [`StreamIdentity`]); the live stage and replays refuse a database of another
 //!   stream ([`IndexError::ForeignStream`]).
 //! * HA: [`run_nodes`] runs one writer per PostgreSQL node, each following the HA
 //!   pointer; only the primary's writer publishes, and every transaction is fenced by
@@ -51,7 +51,8 @@ pub use db::{connect, migrate, read_checkpoint, MIGRATOR};
 pub use effects::{Applied, BatchEffects, Invalid};
 pub use error::IndexError;
 pub use fencing::{run_fenced, run_node, run_nodes, stamp, Fence};
-pub use meta::{recorded_stream, stream_position, StreamIdentity, StreamPosition};
+pub use imgcrawl_bus::identity::StreamIdentity;
+pub use meta::{recorded_stream, stream_position, RecordedStream, StreamPosition};
 pub use progress::{Counters, JobStatus};
 pub use replay::{replay, ReplayOptions, ReplayProgress};
 pub use republish::recent_completions;

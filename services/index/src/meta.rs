@@ -1,38 +1,27 @@
 //! Which stream a database projects: the `projection_meta` row.
 //!
-//! The first committed batch records the stream's name and creation time; every batch
-//! (live or replay) checks it in the same transaction, and the writers check it at
-//! start, so a database that holds the projection of another stream (a stream deleted
-//! and created again, another cluster's) is refused instead of mixed.
+//! The first committed batch records the stream's name and id (see
+//! [`imgcrawl_bus::identity`]); every batch (live or replay) checks it in the same
+//! transaction, and the writers check it at start, so a database that holds the
+//! projection of another stream (a stream deleted and created again, another
+//! cluster's) is refused instead of mixed.
+//!
+//! Databases recorded by earlier releases hold the stream's creation time instead of
+//! its id. A writer recognises such a database ([`recognise_legacy`]) when the time
+//! is the one the stream's metadata kept at adoption, or, since that time drifted
+//! across nats-server restarts, when the database's first job is the request stored at
+//! the same sequence of the stream; it then records the id and goes on.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use imgcrawl_bus::identity::{micros, StreamIdentity};
+use imgcrawl_bus::topology;
 use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_bus::Bus;
+use imgcrawl_events::{decode, job_id_from_sequence, Event, HEADER_EVENT};
 use sqlx::{PgConnection, PgPool};
+use tracing::info;
 
 use crate::error::{db, IndexError};
-
-/// The identity of a stream: its name and when the server created it (to the
-/// microsecond, PostgreSQL's resolution).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamIdentity {
-    /// Stream name, e.g. `IMGCRAWL`.
-    pub stream: String,
-    /// Creation time from the server's stream info.
-    pub created: DateTime<Utc>,
-}
-
-impl std::fmt::Display for StreamIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} created {}",
-            self.stream,
-            self.created
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-        )
-    }
-}
 
 /// Where a stream is: its identity and last sequence, as the server reports them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,72 +32,175 @@ pub struct StreamPosition {
     pub last_seq: u64,
 }
 
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+/// What a database records about the stream it projects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedStream {
+    /// Stream name.
+    pub stream: String,
+    /// The stream's id (none in a row recorded by an earlier release and not yet
+    /// recognised).
+    pub id: Option<String>,
+    /// The creation time an earlier release recorded (none in newer databases).
+    pub created: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Display for RecordedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.id, self.created) {
+            (Some(id), _) => write!(f, "{} (id {id})", self.stream),
+            (None, Some(t)) => write!(
+                f,
+                "{} created {}",
+                self.stream,
+                t.to_rfc3339_opts(SecondsFormat::Micros, true)
+            ),
+            (None, None) => write!(f, "{}", self.stream),
+        }
+    }
 }
 
 /// Reads the identity and last sequence of the bus's event stream.
 pub async fn stream_position(bus: &Bus) -> Result<StreamPosition, IndexError> {
     let name = &bus.config.stream;
-    let mut stream = bus
-        .js
-        .get_stream(name)
+    let info = topology::stream_info(&bus.js, name)
         .await
-        .map_err(|e| IndexError::Stream(format!("get stream {name}: {e}")))?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| IndexError::Stream(format!("stream info {name}: {e}")))?;
+        .map_err(|e| IndexError::Stream(e.to_string()))?
+        .ok_or_else(|| IndexError::Stream(format!("stream {name} does not exist")))?;
+    let identity = StreamIdentity::of(&info).ok_or_else(|| {
+        IndexError::Stream(format!(
+            "stream {name} has no id in its metadata yet (any imgcrawl worker adopts one at start)"
+        ))
+    })?;
     Ok(StreamPosition {
-        identity: StreamIdentity {
-            stream: info.config.name.clone(),
-            created: micros(to_chrono(info.created)),
-        },
+        identity,
         last_seq: info.state.last_sequence,
     })
 }
 
-/// The identity recorded in the database, if any (the table exists once migrated).
-pub async fn recorded_stream(pool: &PgPool) -> Result<Option<StreamIdentity>, IndexError> {
-    let row: Option<(String, DateTime<Utc>)> =
-        sqlx::query_as("SELECT stream, stream_created FROM projection_meta")
-            .fetch_optional(pool)
+/// What the database records, if anything (the table exists once migrated).
+pub async fn recorded_stream(pool: &PgPool) -> Result<Option<RecordedStream>, IndexError> {
+    let mut c = pool.acquire().await.map_err(db("acquire"))?;
+    read(&mut c).await
+}
+
+async fn read(c: &mut PgConnection) -> Result<Option<RecordedStream>, IndexError> {
+    let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT stream, stream_id, stream_created FROM projection_meta")
+            .fetch_optional(c)
             .await
             .map_err(db("read projection meta"))?;
-    Ok(row.map(|(stream, created)| StreamIdentity { stream, created }))
+    Ok(row.map(|(stream, id, created)| RecordedStream {
+        stream,
+        id,
+        created,
+    }))
 }
 
 /// Refuses `found` (what the database records) unless it is `ours` (or nothing yet).
-pub fn check(found: Option<&StreamIdentity>, ours: &StreamIdentity) -> Result<(), IndexError> {
-    match found {
-        Some(f) if f != ours => Err(IndexError::ForeignStream {
+/// A row of an earlier release is accepted when its creation time is the one the
+/// stream kept at adoption ([`StreamIdentity::matches_legacy`]).
+pub fn check(found: Option<&RecordedStream>, ours: &StreamIdentity) -> Result<(), IndexError> {
+    let Some(f) = found else { return Ok(()) };
+    let same = match (&f.id, f.created) {
+        (Some(id), _) => f.stream == ours.stream && *id == ours.id,
+        (None, Some(t)) => ours.matches_legacy(&f.stream, t),
+        (None, None) => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(IndexError::ForeignStream {
             database: f.to_string(),
             stream: ours.to_string(),
-        }),
-        _ => Ok(()),
+        })
     }
+}
+
+/// For a database recorded by an earlier release (no stream id): decides whether it
+/// belongs to `ours` and, if so, records the id. Returns what the database records
+/// afterwards. A row with an id, or none, is returned as it is.
+pub async fn recognise_legacy(
+    bus: &Bus,
+    pool: &PgPool,
+    ours: &StreamIdentity,
+) -> Result<Option<RecordedStream>, IndexError> {
+    let recorded = recorded_stream(pool).await?;
+    let Some(r) = &recorded else { return Ok(None) };
+    if r.id.is_some() || r.stream != ours.stream {
+        return Ok(recorded);
+    }
+    let by_time = r.created.is_some_and(|t| ours.matches_legacy(&r.stream, t));
+    if !by_time && !first_job_matches(bus, pool).await? {
+        return Ok(recorded);
+    }
+    sqlx::query(
+        "UPDATE projection_meta SET stream_id = $1 WHERE stream_id IS NULL AND stream = $2",
+    )
+    .bind(&ours.id)
+    .bind(&ours.stream)
+    .execute(pool)
+    .await
+    .map_err(db("record the stream id"))?;
+    info!(stream = %ours, by_time, "recognised a projection recorded by an earlier release");
+    recorded_stream(pool).await
+}
+
+/// Whether the database's first job is the crawl request stored at the same sequence
+/// of the bus's stream: the same job id, and, for a request published without one
+/// (whose id derives from the sequence alone), the same request time. A database with
+/// no job holds nothing of any stream and matches.
+async fn first_job_matches(bus: &Bus, pool: &PgPool) -> Result<bool, IndexError> {
+    let first: Option<(uuid::Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT job_id, request_seq, requested_at FROM jobs ORDER BY request_seq LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(db("read the first job"))?;
+    let Some((job, seq, requested_at)) = first else {
+        return Ok(true);
+    };
+    let Ok(seq) = u64::try_from(seq) else {
+        return Ok(false);
+    };
+    let stream = bus
+        .js
+        .get_stream(&bus.config.stream)
+        .await
+        .map_err(|e| IndexError::Stream(e.to_string()))?;
+    // A message that is gone (purged, aged out) proves nothing: not recognised.
+    let Ok(msg) = stream.get_raw_message(seq).await else {
+        return Ok(false);
+    };
+    let header = msg
+        .headers
+        .get(HEADER_EVENT)
+        .map(|v| v.as_str().to_string());
+    let Ok(Event::CrawlRequested(r)) = decode(&msg.subject, header.as_deref(), &msg.payload) else {
+        return Ok(false);
+    };
+    Ok(match r.job_id {
+        Some(id) => id == job,
+        None => {
+            let at = r.occurred_at.unwrap_or_else(|| to_chrono(msg.time));
+            job_id_from_sequence(&bus.config.stream, seq) == job && micros(at) == requested_at
+        }
+    })
 }
 
 /// Records `ours` if the database records nothing yet, and refuses it if the database
 /// records another stream. Runs inside the batch's transaction (one statement).
 pub(crate) async fn claim(c: &mut PgConnection, ours: &StreamIdentity) -> Result<(), IndexError> {
-    let found: (String, DateTime<Utc>) = sqlx::query_as(
-        "WITH ins AS (
-             INSERT INTO projection_meta (singleton, stream, stream_created) VALUES (true, $1, $2)
-             ON CONFLICT (singleton) DO NOTHING RETURNING stream, stream_created)
-         SELECT stream, stream_created FROM ins
-         UNION ALL SELECT stream, stream_created FROM projection_meta",
+    sqlx::query(
+        "INSERT INTO projection_meta (singleton, stream, stream_id) VALUES (true, $1, $2)
+         ON CONFLICT (singleton) DO NOTHING",
     )
     .bind(&ours.stream)
-    .bind(ours.created)
-    .fetch_one(c)
+    .bind(&ours.id)
+    .execute(&mut *c)
     .await
     .map_err(db("claim projection meta"))?;
-    let found = StreamIdentity {
-        stream: found.0,
-        created: found.1,
-    };
-    check(Some(&found), ours)
+    let found = read(c).await?;
+    check(found.as_ref(), ours)
 }
 
 #[cfg(test)]
@@ -116,23 +208,49 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn ours(legacy: Option<DateTime<Utc>>) -> StreamIdentity {
+        StreamIdentity {
+            stream: "IMGCRAWL".into(),
+            id: "b7a1".into(),
+            legacy_created: legacy,
+        }
+    }
+
     #[test]
     fn another_stream_is_refused_with_both_identities_named() {
-        let t = Utc.timestamp_opt(1_767_225_600, 123_456_789).unwrap();
-        let ours = StreamIdentity {
-            stream: "IMGCRAWL".into(),
-            created: micros(t),
-        };
-        assert_eq!(ours.created.timestamp_subsec_nanos(), 123_456_000);
+        let ours = ours(None);
         assert!(check(None, &ours).is_ok());
-        assert!(check(Some(&ours.clone()), &ours).is_ok());
-        let other = StreamIdentity {
-            created: micros(t + chrono::Duration::seconds(1)),
-            ..ours.clone()
+        let same = RecordedStream {
+            stream: "IMGCRAWL".into(),
+            id: Some("b7a1".into()),
+            created: None,
+        };
+        assert!(check(Some(&same), &ours).is_ok());
+        let other = RecordedStream {
+            id: Some("c9d2".into()),
+            ..same
         };
         let msg = check(Some(&other), &ours).unwrap_err().to_string();
         assert!(msg.contains("another stream"), "{msg}");
-        assert!(msg.contains("2026-01-01T00:00:01.123456Z"), "{msg}");
-        assert!(msg.contains("2026-01-01T00:00:00.123456Z"), "{msg}");
+        assert!(msg.contains("IMGCRAWL (id c9d2)"), "{msg}");
+        assert!(msg.contains("IMGCRAWL (id b7a1)"), "{msg}");
+    }
+
+    #[test]
+    fn a_row_of_an_earlier_release_is_accepted_by_the_adopted_creation_time_only() {
+        let t = Utc.timestamp_opt(1_767_225_600, 123_456_000).unwrap();
+        let legacy = RecordedStream {
+            stream: "IMGCRAWL".into(),
+            id: None,
+            created: Some(t),
+        };
+        assert!(check(Some(&legacy), &ours(Some(t))).is_ok());
+        let later = ours(Some(t + chrono::Duration::seconds(1)));
+        let msg = check(Some(&legacy), &later).unwrap_err().to_string();
+        assert!(
+            msg.contains("IMGCRAWL created 2026-01-01T00:00:00.123456Z"),
+            "{msg}"
+        );
+        assert!(check(Some(&legacy), &ours(None)).is_err());
     }
 }

@@ -35,10 +35,11 @@ use tracing::{debug, info, instrument, warn};
 use crate::commit::{commit, dead_letter_all, prepare, retry, Prepared, Step};
 use crate::effects::BatchEffects;
 use crate::fencing::{self, Fence};
-use crate::meta::{self, StreamIdentity};
+use crate::meta::{self, RecordedStream};
 use crate::replay::ReplayProgress;
 use crate::source::EventSource;
 use crate::{db, republish, Config, IndexError};
+use imgcrawl_bus::identity::StreamIdentity;
 
 /// How the loop runs: as the live stage or as a replay.
 pub(crate) struct Mode {
@@ -213,7 +214,7 @@ struct Opened {
     start: u64,
     stream: StreamIdentity,
     last_seq: u64,
-    recorded: Option<StreamIdentity>,
+    recorded: Option<RecordedStream>,
 }
 
 async fn open(bus: &Bus, config: &Config) -> Result<Opened, IndexError> {
@@ -221,7 +222,7 @@ async fn open(bus: &Bus, config: &Config) -> Result<Opened, IndexError> {
     let pool = db::connect(&config.database_url).await?;
     db::migrate(&pool).await?;
     let cp = db::read_checkpoint(&pool, &config.checkpoint_name).await?;
-    let recorded = meta::recorded_stream(&pool).await?;
+    let recorded = meta::recognise_legacy(bus, &pool, &position.identity).await?;
     Ok(Opened {
         pool,
         start: cp.map_or(0, |c| c.last_seq),

@@ -74,11 +74,14 @@ pub(super) async fn read(
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("read checkpoint"))?;
-    let stream: Option<(String, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as("SELECT stream, stream_created FROM projection_meta")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("read projection meta"))?;
+    let stream: Option<(
+        String,
+        Option<String>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )> = sqlx::query_as("SELECT stream, stream_id, stream_created FROM projection_meta")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("read projection meta"))?;
     let schema = match only {
         Some(s) => s.clone(),
         None => schema_of(&mut tx).await?,
@@ -90,7 +93,11 @@ pub(super) async fn read(
     tx.commit().await.map_err(db("commit"))?;
     Ok(ProjectionDigest {
         checkpoint: checkpoint.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
-        stream: stream.map(|(stream, created)| crate::StreamIdentity { stream, created }),
+        stream: stream.map(|(stream, id, created)| crate::RecordedStream {
+            stream,
+            id,
+            created,
+        }),
         tables,
     })
 }

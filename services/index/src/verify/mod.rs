@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgPool;
 
-use crate::{IndexError, StreamIdentity};
+use crate::{IndexError, RecordedStream};
 
 pub use scratch::{against_replay, ScratchDatabase};
 
@@ -48,7 +48,7 @@ pub struct ProjectionDigest {
     /// The checkpoint (last applied sequence; 0 if none).
     pub checkpoint: u64,
     /// The stream it projects, as recorded.
-    pub stream: Option<StreamIdentity>,
+    pub stream: Option<RecordedStream>,
     /// Per table, by name.
     pub tables: Vec<TableDigest>,
 }

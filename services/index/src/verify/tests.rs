@@ -20,9 +20,10 @@ fn table(name: &str, rows: i64, digest: &str) -> TableDigest {
 fn projection(tables: Vec<TableDigest>) -> ProjectionDigest {
     ProjectionDigest {
         checkpoint: 42,
-        stream: Some(StreamIdentity {
+        stream: Some(RecordedStream {
             stream: "IMGCRAWL".into(),
-            created: chrono::Utc.timestamp_opt(1_767_225_600, 0).unwrap(),
+            id: Some("4f1e".into()),
+            created: Some(chrono::Utc.timestamp_opt(1_767_225_600, 0).unwrap()),
         }),
         tables,
     }

@@ -116,10 +116,10 @@ pub async fn replay_objects(
     let stream = stream_info(bus).await?;
     let previous = checkpoint::read(store.as_ref()).await?;
     if let Some(cp) = &previous {
-        if (cp.stream.as_str(), cp.stream_created.as_str()) != (&stream.name, &stream.created) {
+        if !cp.belongs_to(&stream.identity) {
             return Err(StoreError::ForeignStream {
-                bucket: format!("{} created {}", cp.stream, cp.stream_created),
-                stream: format!("{} created {}", stream.name, stream.created),
+                bucket: cp.describe_stream(),
+                stream: stream.identity.to_string(),
             });
         }
     }
@@ -153,8 +153,9 @@ pub async fn replay_objects(
     );
     run.delete_tombstoned().await?;
     let mut cp = ObjectCheckpoint {
-        stream: stream.name,
-        stream_created: stream.created,
+        stream: stream.identity.stream.clone(),
+        stream_id: Some(stream.identity.id.clone()),
+        stream_created: None,
         prefix,
         last_seq: start,
     };

@@ -15,10 +15,9 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, Message};
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use imgcrawl_bus::worker::to_chrono;
-use imgcrawl_bus::Bus;
+use imgcrawl_bus::identity::StreamIdentity;
+use imgcrawl_bus::{topology, Bus};
 use imgcrawl_events::{decode, Event, HEADER_EVENT};
 use tracing::{debug, warn};
 
@@ -30,24 +29,25 @@ const STALL: Duration = Duration::from_secs(60);
 /// The event stream's identity and end, as the server reports them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamInfo {
-    /// Stream name.
-    pub name: String,
-    /// When the server created it (RFC 3339, microseconds).
-    pub created: String,
+    /// Which stream (name and id).
+    pub identity: StreamIdentity,
     /// Last sequence (0 when empty).
     pub last_seq: u64,
 }
 
-/// Reads the bus's stream name, creation time and last sequence.
+/// Reads the bus's stream identity and last sequence.
 pub async fn stream_info(bus: &Bus) -> Result<StreamInfo, StoreError> {
     let name = &bus.config.stream;
-    let err = |e: &dyn std::fmt::Display| StoreError::Stream(format!("{name}: {e}"));
-    let mut stream = bus.js.get_stream(name).await.map_err(|e| err(&e))?;
-    let info = stream.info().await.map_err(|e| err(&e))?;
-    let created: DateTime<Utc> = to_chrono(info.created);
+    let info = topology::stream_info(&bus.js, name)
+        .await?
+        .ok_or_else(|| StoreError::Stream(format!("{name}: no such stream")))?;
+    let identity = StreamIdentity::of(&info).ok_or_else(|| {
+        StoreError::Stream(format!(
+            "{name}: no stream id in its metadata yet (any imgcrawl worker adopts one at start)"
+        ))
+    })?;
     Ok(StreamInfo {
-        name: info.config.name.clone(),
-        created: created.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        identity,
         last_seq: info.state.last_sequence,
     })
 }
