@@ -3,6 +3,7 @@
 
 mod cmd_crawl;
 mod cmd_demo;
+mod cmd_events;
 mod cmd_ha;
 mod cmd_images;
 mod cmd_replay;
@@ -56,6 +57,9 @@ enum Cmd {
     Stop(cmd_crawl::StopArgs),
     /// Show the stack, the stream, consumer lag, dead letters and jobs.
     Status,
+    /// View or follow the event stream (the source of truth), filtered by subject, job
+    /// or sequence range, as readable lines or JSON.
+    Events(cmd_events::EventsArgs),
     /// List a job's indexed images.
     Images(cmd_images::ImagesArgs),
     /// Bring up the stack, crawl the built-in demo site end to end, print the summary.
@@ -83,8 +87,42 @@ fn init_tracing(default: &str) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the command; on failure prints `error: <reason>` on one line (the whole cause
+/// chain) and exits 1. A backtrace only when asked for with `IMGCRAWL_BACKTRACE=1`.
+fn main() -> std::process::ExitCode {
+    let backtrace = std::env::var_os("IMGCRAWL_BACKTRACE").is_some_and(|v| v != "0");
+    // anyhow captures a backtrace when RUST_LIB_BACKTRACE (or RUST_BACKTRACE) says so:
+    // only when the user asked us for one. Set before any thread exists.
+    std::env::set_var("RUST_LIB_BACKTRACE", if backtrace { "1" } else { "0" });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_cli()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            if backtrace {
+                eprintln!("{}", e.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error chain on one line (a cause may carry newlines of its own).
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn run_cli() -> Result<()> {
     let cli = Cli::parse();
     let s = cli.settings;
     match cli.cmd {
@@ -136,6 +174,7 @@ async fn main() -> Result<()> {
                 Cmd::Stop(args) => cmd_crawl::stop(&s, args).await,
                 Cmd::Status => cmd_status::status(&s).await,
                 Cmd::Images(args) => cmd_images::images(&s, args).await,
+                Cmd::Events(args) => cmd_events::events(&s, args).await,
                 Cmd::Demo(args) => cmd_demo::demo(&s, args).await,
                 Cmd::Replay(args) => cmd_replay::replay(&s, args).await,
                 Cmd::Verify(args) => cmd_verify::verify(&s, args).await,
