@@ -10,7 +10,28 @@ use std::time::{Duration, Instant};
 use imgcrawl_tests::pipeline::serve;
 use imgcrawl_tests::{free_port, nats::nats_binary, sitegen, NatsServer, Postgres};
 
+#[path = "cli/readme.rs"]
+mod readme;
+#[path = "cli/restarts.rs"]
+mod restarts;
+
 const BIN: &str = env!("CARGO_BIN_EXE_imgcrawl");
+
+/// Environment for a private local stack in `home`: its own ports and nats-server.
+fn local_stack_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
+    // PostgreSQL runs as an unprivileged user when we are root: it must reach its dir.
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    vec![
+        ("IMGCRAWL_HOME", home.display().to_string()),
+        ("IMGCRAWL_NATS_PORT", free_port().to_string()),
+        ("IMGCRAWL_NATS_MONITOR_PORT", free_port().to_string()),
+        ("IMGCRAWL_PG_PORT", free_port().to_string()),
+        (
+            "IMGCRAWL_NATS_SERVER",
+            nats_binary().unwrap().display().to_string(),
+        ),
+    ]
+}
 
 /// `imgcrawl crawl URL --wait --json` (90 s at most): asserts it succeeded and returns
 /// its JSON summary.
@@ -158,6 +179,50 @@ async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
         .collect();
     assert_eq!(got, want);
 
+    // the stream, from the binary: filtered by job and subject, and by sequence range
+    let events = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["events", "--json"];
+        all.extend_from_slice(args);
+        let out = imgcrawl(&env, &all);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let downloaded = events(&["--job", &job, "--subject", "image.downloaded"]);
+    assert_eq!(
+        downloaded.len(),
+        expected.images.len(),
+        "one image.downloaded per image"
+    );
+    for e in &downloaded {
+        assert_eq!(e["subject"], "imgcrawl.image.downloaded");
+        assert_eq!(e["job_id"], job.as_str());
+        assert_eq!(e["event"], "image.downloaded.v1");
+        assert!(
+            e["data"]["sha256"].is_string() && e["msg_id"].is_string(),
+            "{e}"
+        );
+    }
+    let all = events(&[]);
+    assert!(all.len() > downloaded.len());
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in stream order");
+    let range = events(&["--from-seq", "3", "--to-seq", "7"]);
+    let got: Vec<u64> = range.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(got, vec![3, 4, 5, 6, 7]);
+    assert_eq!(events(&["--last", "2"]).len(), 2);
+    assert_eq!(events(&["--limit", "4"]).len(), 4);
+    let out = imgcrawl(&env, &["events", "--job", &job, "--subject", "crawl.*"]);
+    let lines = text(&out.stdout);
+    assert!(
+        lines.contains("crawl.requested") && lines.contains("crawl.completed"),
+        "{lines}"
+    );
+    let out = imgcrawl(&env, &["events", "--from-seq", "9", "--to-seq", "2"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("after --to-seq"));
+
     let out = imgcrawl(&env, &["status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
@@ -194,18 +259,7 @@ async fn run_crawl_wait_images_status_and_a_graceful_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_is_idempotent_and_keeps_data_across_down_and_up() {
     let home = tempfile::tempdir().unwrap();
-    // PostgreSQL runs as an unprivileged user when we are root: it must reach its dir.
-    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let env = vec![
-        ("IMGCRAWL_HOME", home.path().display().to_string()),
-        ("IMGCRAWL_NATS_PORT", free_port().to_string()),
-        ("IMGCRAWL_NATS_MONITOR_PORT", free_port().to_string()),
-        ("IMGCRAWL_PG_PORT", free_port().to_string()),
-        (
-            "IMGCRAWL_NATS_SERVER",
-            nats_binary().unwrap().display().to_string(),
-        ),
-    ];
+    let env = local_stack_env(home.path());
     let down = |env: &Vec<(&str, String)>| {
         let out = imgcrawl(env, &["down"]);
         assert!(out.status.success(), "down: {}", text(&out.stderr));
