@@ -11,9 +11,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd_run::{RunArgs, StagesConfig};
+use crate::cmd_run::{load_config, RunArgs};
 use crate::progress::human_bytes;
 use crate::settings::{redact, Settings};
+use imgcrawl_pipeline::StagesConfig;
 
 /// Which projection to rebuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,7 +66,7 @@ pub(crate) fn stage_configs(settings: &Settings, config: Option<PathBuf>) -> Res
         allow_loopback: false,
         allow_private: false,
     };
-    StagesConfig::load(settings, &args)
+    load_config(settings, &args)
 }
 
 /// A progress bar over stream sequences (hidden when not drawing).

@@ -29,6 +29,17 @@ pub struct Config {
     pub ack_wait_secs: u64,
 }
 
+impl Config {
+    /// The worker loop's options: `concurrency` handlers at once, the bus's defaults
+    /// otherwise.
+    pub fn worker_options(&self) -> imgcrawl_bus::worker::WorkerOptions {
+        imgcrawl_bus::worker::WorkerOptions {
+            concurrency: self.concurrency.max(1),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

@@ -44,6 +44,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The worker loop's options: `concurrency` handlers at once, the bus's defaults
+    /// otherwise.
+    pub fn worker_options(&self) -> imgcrawl_bus::worker::WorkerOptions {
+        imgcrawl_bus::worker::WorkerOptions {
+            concurrency: self.concurrency.max(1),
+            ..Default::default()
+        }
+    }
+
     /// The bucket these settings write to (target, S3 settings, prefix), for readers
     /// of the same bucket.
     pub fn bucket(&self) -> imgcrawl_bucket::Config {
