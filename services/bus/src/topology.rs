@@ -56,6 +56,7 @@ pub fn stream_config(cfg: &BusConfig) -> stream::Config {
 /// a stream made by an earlier release ([`crate::identity`]).
 pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology, BusError> {
     ensure_stream(js, cfg).await?;
+    ensure_advisory_stream(js, cfg).await?;
     let blobs = match js.get_object_store(&cfg.blob_bucket).await {
         Ok(b) => b,
         Err(_) => match js
@@ -142,6 +143,34 @@ pub async fn ensure_stream(
         "adopted a stream id for a stream made by an earlier release"
     );
     Ok(updated)
+}
+
+/// Makes sure the stream capturing `MAX_DELIVERIES` advisories exists (see
+/// [`crate::dlq::run_advisories`]); an existing one is left alone.
+async fn ensure_advisory_stream(js: &jetstream::Context, cfg: &BusConfig) -> Result<(), BusError> {
+    let name = crate::dlq::advisory_stream(&cfg.stream);
+    if stream_info(js, &name).await?.is_some() {
+        return Ok(());
+    }
+    let config = stream::Config {
+        name: name.clone(),
+        description: Some(
+            "max-deliveries advisories of the event stream: dead-lettered later".into(),
+        ),
+        subjects: vec![crate::dlq::advisory_subject(&cfg.stream, "*")],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    };
+    if let Err(e) = js.create_stream(config).await {
+        // another process created it meanwhile
+        if stream_info(js, &name).await?.is_none() {
+            return Err(topo("create advisory stream")(e));
+        }
+    }
+    Ok(())
 }
 
 /// The stream's info, or none if it does not exist.
