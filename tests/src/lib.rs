@@ -9,8 +9,11 @@
 //! * [`wait`]: free ports and polling helpers.
 //! * [`sitegen`]: the generated websites and their server (re-exported).
 
+pub mod chaos;
+pub mod cluster;
 mod error;
 pub mod nats;
+pub mod netns;
 pub mod nodes;
 pub mod pg_setup;
 pub mod pipeline;

@@ -51,7 +51,13 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<()> {
     let mut report = serde_json::Map::new();
     let mut identical = true;
     if postgres {
-        let (same, value) = verify_postgres(settings, &args, configs.index).await?;
+        let mut index = configs.index;
+        // With HA nodes and no database named: the primary the HA pointer names, not
+        // the first node (which may be the one that failed).
+        if settings.database_url.is_none() && !settings.ha_nodes()?.is_empty() {
+            index.database_url = settings.reader_database_url().await?;
+        }
+        let (same, value) = verify_postgres(settings, &args, index).await?;
         identical &= same;
         report.insert("postgres".into(), value);
     }
