@@ -6,11 +6,14 @@ pub enum BusError {
     /// Could not connect.
     #[error("cannot connect to nats at {url}: {detail} (is the stack running? try `imgcrawl up`)")]
     Connect {
-        /// The URL tried.
+        /// The URLs tried, user info redacted.
         url: String,
         /// The client's error.
         detail: String,
     },
+    /// The settings are invalid or a file they name cannot be read (never shows a secret).
+    #[error("nats settings: {0}")]
+    Config(String),
     /// Creating or checking a stream, bucket or consumer failed.
     #[error("topology: {0}")]
     Topology(String),
