@@ -6,9 +6,11 @@
 //!   test; kill, stop, start again, pause for failover tests. Works as root (the server
 //!   runs as an unprivileged user).
 //! * [`S3Server`]: a real S3-compatible server (`s3s-fs`) with SigV4 auth; `bucket()`.
+//! * [`certs`]: a throwaway CA, server and client certificates (made with `openssl`).
 //! * [`wait`]: free ports and polling helpers.
 //! * [`sitegen`]: the generated websites and their server (re-exported).
 
+pub mod certs;
 mod error;
 pub mod nats;
 pub mod nodes;
@@ -19,6 +21,7 @@ pub mod process;
 pub mod s3;
 pub mod wait;
 
+pub use certs::TestCerts;
 pub use error::HarnessError;
 pub use imgcrawl_sitegen as sitegen;
 pub use nats::NatsServer;

@@ -5,7 +5,7 @@
 //! Retry behaviour: the first connection makes up to `connect_attempts` passes over
 //! the server list (each server `connect_timeout_secs` at most, a short back-off
 //! between passes) and gives up at once on an authentication or TLS refusal, which
-//! retrying cannot fix. Once connected, a lost connection is retried forever, over
+//! retrying cannot fix; the error says what to check. Once connected, a lost connection is retried forever, over
 //! every configured server and every server the cluster announces, with a back-off
 //! capped at 4 s, so a rolling restart of the cluster never stops a stage.
 //!
@@ -68,20 +68,48 @@ pub async fn client(cfg: &BusConfig) -> Result<async_nats::Client, BusError> {
             Ok(client) => return Ok(client),
             Err(e) => e,
         };
-        let retry = matches!(
-            err.kind(),
-            ConnectErrorKind::Io | ConnectErrorKind::TimedOut | ConnectErrorKind::Dns
-        );
-        if !retry || attempt >= attempts {
+        let detail = err.to_string();
+        let hint = hint(err.kind(), &detail);
+        if hint != UNREACHABLE || attempt >= attempts {
             return Err(BusError::Connect {
                 url: redact_urls(&cfg.nats_url),
-                detail: err.to_string(),
+                detail,
+                hint,
             });
         }
         tracing::debug!(attempt, error = %err, "no nats server answered; trying again");
         tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
     }
 }
+
+const UNREACHABLE: &str = "is the stack running? try `imgcrawl up`";
+
+/// What to check after a failed connection; only an unreachable server is retried
+/// (a refused login or certificate stays refused).
+fn hint(kind: ConnectErrorKind, detail: &str) -> &'static str {
+    let tls_words = [
+        "tls",
+        "certificate",
+        "corrupt message",
+        "handshake",
+        "alert",
+    ];
+    match kind {
+        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+            "check the credentials: IMGCRAWL_NATS_USER/_PASSWORD, _TOKEN, _NKEY, _CREDS or [bus]"
+        }
+        ConnectErrorKind::Tls => TLS_HINT,
+        _ if tls_words
+            .iter()
+            .any(|w| detail.to_ascii_lowercase().contains(w)) =>
+        {
+            TLS_HINT
+        }
+        _ => UNREACHABLE,
+    }
+}
+
+const TLS_HINT: &str = "check the tls settings: IMGCRAWL_NATS_TLS_CA, _TLS_CERT, _TLS_KEY or [bus]";
 
 /// The client options: name, timeouts, reconnects, authentication and TLS.
 async fn options(cfg: &BusConfig) -> Result<ConnectOptions, BusError> {

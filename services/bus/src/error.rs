@@ -4,12 +4,14 @@
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// Could not connect.
-    #[error("cannot connect to nats at {url}: {detail} (is the stack running? try `imgcrawl up`)")]
+    #[error("cannot connect to nats at {url}: {detail} ({hint})")]
     Connect {
         /// The URLs tried, user info redacted.
         url: String,
         /// The client's error.
         detail: String,
+        /// What to check.
+        hint: &'static str,
     },
     /// The settings are invalid or a file they name cannot be read (never shows a secret).
     #[error("nats settings: {0}")]
