@@ -82,7 +82,8 @@ pub async fn client(cfg: &BusConfig) -> Result<async_nats::Client, BusError> {
     }
 }
 
-const UNREACHABLE: &str = "is the stack running? try `imgcrawl up`";
+/// The hint of a connection error when no server answered.
+pub const UNREACHABLE: &str = "is the stack running? try `imgcrawl up`";
 
 /// What to check after a failed connection; only an unreachable server is retried
 /// (a refused login or certificate stays refused).

@@ -64,3 +64,15 @@ pub enum BusError {
         detail: String,
     },
 }
+
+impl BusError {
+    /// Whether trying again later may help: not when the settings are invalid or the
+    /// server refused the credentials or certificates.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            BusError::Config(_) => false,
+            BusError::Connect { hint, .. } => *hint == crate::connect::UNREACHABLE,
+            _ => true,
+        }
+    }
+}

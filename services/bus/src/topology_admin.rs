@@ -5,7 +5,7 @@
 use async_nats::jetstream::{self, stream};
 
 use crate::topology::{self, ensure_kv, stream_info};
-use crate::topology_diff::{diff, targets, updated, Change, Target, Verdict};
+use crate::topology_diff::{diff, targets, updated, Change, Field, Target, Verdict};
 use crate::{ha, tombstones, BusConfig, BusError};
 
 /// One stream or bucket: what the configuration asks, what exists, the differences.
@@ -26,7 +26,7 @@ pub async fn inspect(js: &jetstream::Context, cfg: &BusConfig) -> Result<Vec<Rep
         let current = stream_info(js, &target.stream).await?;
         let changes = current
             .as_ref()
-            .map(|i| diff(&i.config, &target.wanted))
+            .map(|i| compare(i, &target))
             .unwrap_or_default();
         out.push(Report {
             target,
@@ -36,6 +36,33 @@ pub async fn inspect(js: &jetstream::Context, cfg: &BusConfig) -> Result<Vec<Rep
     }
     Ok(out)
 }
+
+/// Whether the stream lives on a standalone server (not a JetStream cluster).
+pub fn standalone(info: &stream::Info) -> bool {
+    info.cluster
+        .as_ref()
+        .and_then(|c| c.name.as_ref())
+        .is_none()
+}
+
+/// A standalone server keeps one copy whatever `num_replicas` says (it even stores
+/// the number it was given): compare with one, and replicas cannot change there.
+fn compare(info: &stream::Info, target: &Target) -> Vec<Change> {
+    if !standalone(info) {
+        return diff(&info.config, &target.wanted);
+    }
+    let mut config = info.config.clone();
+    config.num_replicas = 1;
+    let mut changes = diff(&config, &target.wanted);
+    for c in changes.iter_mut().filter(|c| c.field == Field::Replicas) {
+        c.verdict = Verdict::CannotChange(STANDALONE);
+    }
+    changes
+}
+
+/// Why replicas cannot change on a standalone server.
+pub const STANDALONE: &str =
+    "a standalone server keeps one copy: replicas need a JetStream cluster of that many servers";
 
 /// What [`apply`] did to one stream or bucket.
 #[derive(Debug, Clone)]
@@ -48,6 +75,9 @@ pub struct Applied {
     pub applied: Vec<Change>,
     /// The changes left: they cannot be made in place, or weaken and were not allowed.
     pub skipped: Vec<Change>,
+    /// The changes the server accepted but did not make (replicas beyond a standalone
+    /// server or a cluster too small); `current` is what it kept.
+    pub refused: Vec<Change>,
 }
 
 /// Makes the topology what `cfg` says as far as it can: updates existing streams
@@ -67,6 +97,7 @@ pub async fn apply(
                 created: true,
                 applied: Vec::new(),
                 skipped: Vec::new(),
+                refused: Vec::new(),
             });
             continue;
         };
@@ -77,16 +108,28 @@ pub async fn apply(
                 Verdict::CannotChange(_) => false,
             });
         let next = updated(&info.config, &r.target.wanted, &applied, allow_weaker);
+        let mut refused = Vec::new();
         if next != info.config {
-            js.update_stream(next).await.map_err(|e| {
+            let got = js.update_stream(next).await.map_err(|e| {
                 BusError::Topology(format!("update {} {}: {e}", r.target.kind, r.target.name))
             })?;
+            // a standalone server accepts R3 and keeps R1: believe what it reports
+            let still = compare(&got, &r.target);
+            refused = still
+                .into_iter()
+                .filter(|c| applied.iter().any(|a| a.field == c.field))
+                .collect();
         }
+        let applied = applied
+            .into_iter()
+            .filter(|a| !refused.iter().any(|c| c.field == a.field))
+            .collect();
         out.push(Applied {
             target: r.target,
             created: false,
             applied,
             skipped,
+            refused,
         });
     }
     if missing {

@@ -32,8 +32,8 @@ pub struct RunArgs {
     /// Run only these stages (repeatable); default all.
     #[arg(long = "stage", value_enum)]
     pub stages: Vec<Stage>,
-    /// A TOML file with `[crawl]`, `[download]`, `[store]` and `[index]` sections (each
-    /// stage's documented `Config`); flags and environment override it.
+    /// A TOML file with `[bus]`, `[crawl]`, `[download]`, `[store]` and `[index]`
+    /// sections (each one's documented `Config`); flags and environment override it.
     #[arg(long, env = "IMGCRAWL_CONFIG")]
     pub config: Option<PathBuf>,
     /// Allow fetching loopback addresses (local demos and tests).
@@ -48,6 +48,8 @@ pub struct RunArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StagesConfig {
+    /// NATS: servers, authentication, TLS, and the shape of what a start creates.
+    pub bus: imgcrawl_bus::BusConfig,
     /// The crawl stage.
     pub crawl: imgcrawl_crawl::Config,
     /// The download stage.
@@ -72,6 +74,7 @@ impl StagesConfig {
             }
             None => StagesConfig::default(),
         };
+        cfg.bus = settings.bus_with(args.config.as_deref(), "imgcrawl-run")?;
         for f in [&mut cfg.crawl.fetch, &mut cfg.download.fetch] {
             f.allow_loopback |= args.allow_loopback;
             f.allow_private |= args.allow_private;
@@ -86,17 +89,19 @@ impl StagesConfig {
     }
 }
 
-/// Connects to NATS, retrying for a while (the stack may be starting).
-async fn connect(settings: &Settings) -> Result<imgcrawl_bus::Bus> {
+/// Connects to NATS, retrying for a while (the stack may be starting) unless the
+/// settings or credentials were refused.
+async fn connect(bus: &imgcrawl_bus::BusConfig) -> Result<imgcrawl_bus::Bus> {
     let mut last = None;
     for _ in 0..50 {
-        match settings.connect_bus("imgcrawl-run").await {
+        match imgcrawl_bus::Bus::connect(bus.clone()).await {
             Ok(b) => return Ok(b),
+            Err(e) if !e.may_pass() => return Err(e.into()),
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(last.expect("at least one attempt"))
+    Err(last.expect("at least one attempt").into())
 }
 
 /// Runs `imgcrawl run`.
@@ -107,7 +112,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
     } else {
         args.stages.clone()
     };
-    let bus = connect(settings).await?;
+    let bus = connect(&cfg.bus).await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     let mut set: JoinSet<(Stage, Result<()>)> = JoinSet::new();

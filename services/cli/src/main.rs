@@ -10,6 +10,7 @@ mod cmd_replay;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_status;
+mod cmd_topology;
 mod cmd_verify;
 mod progress;
 mod settings;
@@ -74,6 +75,9 @@ enum Cmd {
     Ha(cmd_ha::HaArgs),
     /// Serve the HTTP API and the web gallery (port 8000 by default).
     Serve(cmd_serve::ServeArgs),
+    /// Show the JetStream topology, or change existing topology to match the
+    /// configuration (`apply [--dry-run]`): the only command that changes it.
+    Topology(cmd_topology::TopologyArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -178,6 +182,7 @@ async fn run_cli() -> Result<()> {
                 Cmd::Demo(args) => cmd_demo::demo(&s, args).await,
                 Cmd::Replay(args) => cmd_replay::replay(&s, args).await,
                 Cmd::Verify(args) => cmd_verify::verify(&s, args).await,
+                Cmd::Topology(args) => cmd_topology::topology(&s, args).await,
                 Cmd::Run(_) => unreachable!("handled above"),
                 Cmd::Ha(_) => unreachable!("handled above"),
                 Cmd::Serve(_) => unreachable!("handled above"),
