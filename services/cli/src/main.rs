@@ -80,15 +80,25 @@ enum Cmd {
     Topology(cmd_topology::TopologyArgs),
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`). async-nats's DEBUG and
+/// TRACE events are always dropped: they include the CONNECT line with the password
+/// or token, and server URLs with their user info.
 fn init_tracing(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_secrets = tracing_subscriber::filter::filter_fn(|meta| {
+        !meta.target().starts_with("async_nats") || *meta.level() <= tracing::Level::INFO
+    });
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
-        .init();
+        .with_filter(filter)
+        .with_filter(no_secrets);
+    tracing_subscriber::registry().with(fmt).init();
 }
 
 /// Runs the command; on failure prints `error: <reason>` on one line (the whole cause
