@@ -206,3 +206,63 @@ pub fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            nats_url: None,
+            database_url: None,
+            bucket: None,
+            ha_nodes: None,
+            nats_replicas: None,
+            nats_storage: None,
+        }
+    }
+
+    #[test]
+    fn the_bus_section_is_under_flags_and_its_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("imgcrawl.toml");
+        std::fs::write(
+            &file,
+            "[crawl]\n[bus]\nreplicas = 3\nmax_age_secs = 60\ntls_ca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let cfg = settings().bus_with(Some(&file), "t").unwrap();
+        assert_eq!((cfg.replicas, cfg.max_age_secs), (3, 60));
+        assert_eq!(cfg.tls_ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(
+            cfg.nats_url,
+            stack::default_nats_url(),
+            "no url in the file"
+        );
+        assert_eq!(cfg.client_name, "t");
+
+        let flags = Settings {
+            nats_replicas: Some(1),
+            nats_storage: Some(Storage::Memory),
+            ..settings()
+        };
+        let cfg = flags.bus_with(Some(&file), "t").unwrap();
+        assert_eq!((cfg.replicas, cfg.storage), (1, Storage::Memory));
+
+        std::fs::write(&file, "[bus]\nnats_url = \"nats://a:1,nats://b:2\"\n").unwrap();
+        let cfg = settings().bus_with(Some(&file), "t").unwrap();
+        assert_eq!(cfg.nats_url, "nats://a:1,nats://b:2", "the file's url");
+        let over = Settings {
+            nats_url: Some("nats://c:3".into()),
+            ..settings()
+        };
+        assert_eq!(
+            over.bus_with(Some(&file), "t").unwrap().nats_url,
+            "nats://c:3"
+        );
+
+        std::fs::write(&file, "[bus]\nreplica = 3\n").unwrap();
+        let e = format!("{:#}", settings().bus_with(Some(&file), "t").unwrap_err());
+        assert!(e.contains("replica"), "{e}");
+    }
+}
