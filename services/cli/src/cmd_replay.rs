@@ -127,7 +127,9 @@ async fn postgres(settings: &Settings, args: ReplayArgs, draw: bool) -> Result<(
     if let Some(n) = args.batch_size {
         config.replay_batch_size = n;
     }
-    let bus = settings.connect_bus("imgcrawl-replay").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-replay")
+        .await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     let (tx, rx) = watch::channel(imgcrawl_index::ReplayProgress::default());
@@ -204,7 +206,9 @@ async fn objects(settings: &Settings, args: ReplayArgs, draw: bool) -> Result<()
     }
     let mut config = stage_configs(settings, args.config.clone())?.store;
     config.target = to.clone();
-    let bus = settings.connect_bus("imgcrawl-replay").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-replay")
+        .await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     let (tx, mut rx) = watch::channel(imgcrawl_store::ObjectReplayProgress::default());

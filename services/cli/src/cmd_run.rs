@@ -21,8 +21,8 @@ pub struct RunArgs {
     /// Run only these stages (repeatable); default all.
     #[arg(long = "stage", value_parser = stage_names())]
     pub stages: Vec<Stage>,
-    /// A TOML file with `[crawl]`, `[download]`, `[store]` and `[index]` sections (each
-    /// stage's documented `Config`); flags and environment override it.
+    /// A TOML file with `[bus]`, `[crawl]`, `[download]`, `[store]` and `[index]`
+    /// sections (each one's documented `Config`); flags and environment override it.
     #[arg(long, env = "IMGCRAWL_CONFIG")]
     pub config: Option<PathBuf>,
     /// Allow fetching loopback addresses (local demos and tests).
@@ -49,6 +49,7 @@ pub fn load_config(settings: &Settings, args: &RunArgs) -> Result<StagesConfig> 
         }
         None => StagesConfig::default(),
     };
+    cfg.bus = settings.bus_with(args.config.as_deref(), "imgcrawl-run")?;
     cfg.allow_targets(args.allow_loopback, args.allow_private);
     if args.config.is_none() || settings.database_url.is_some() {
         cfg.index.database_url = settings.database_url();
@@ -59,17 +60,19 @@ pub fn load_config(settings: &Settings, args: &RunArgs) -> Result<StagesConfig> 
     Ok(cfg)
 }
 
-/// Connects to NATS, retrying for a while (the stack may be starting).
-async fn connect(settings: &Settings) -> Result<imgcrawl_bus::Bus> {
+/// Connects to NATS, retrying for a while (the stack may be starting) unless the
+/// settings or credentials were refused.
+async fn connect(bus: &imgcrawl_bus::BusConfig) -> Result<imgcrawl_bus::Bus> {
     let mut last = None;
     for _ in 0..50 {
-        match settings.connect_bus("imgcrawl-run").await {
+        match imgcrawl_bus::Bus::connect(bus.clone()).await {
             Ok(b) => return Ok(b),
+            Err(e) if !e.may_pass() => return Err(e.into()),
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(last.expect("at least one attempt"))
+    Err(last.expect("at least one attempt").into())
 }
 
 /// Runs `imgcrawl run`.
@@ -84,7 +87,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
         true => settings.ha_nodes()?,
         false => cfg.ha.nodes.clone(),
     };
-    let bus = connect(settings).await?;
+    let bus = connect(&cfg.bus).await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     let (cfg, nodes) = (Arc::new(cfg), Arc::new(nodes));

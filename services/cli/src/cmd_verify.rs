@@ -98,7 +98,9 @@ async fn verify_postgres(
             (c, redact(b))
         }
         None => {
-            let bus = settings.connect_bus("imgcrawl-verify").await?;
+            let bus = settings
+                .connect_bus_with(args.config.as_deref(), "imgcrawl-verify")
+                .await?;
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
             let draw = !args.json && std::io::stderr().is_terminal();
@@ -166,7 +168,9 @@ async fn verify_bucket(
     args: &VerifyArgs,
     config: &imgcrawl_store::Config,
 ) -> Result<(bool, Value)> {
-    let bus = settings.connect_bus("imgcrawl-verify").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-verify")
+        .await?;
     let concurrency = config.concurrency.max(1);
     let r = imgcrawl_store::verify_bucket(&bus, config, args.until, concurrency).await?;
     if !args.json {

@@ -97,7 +97,11 @@ mod tests {
                 "imgcrawl.page.discovered"
             ]
         );
-        assert_eq!(s.ack_wait, Duration::from_secs(30), "short: in-progress acks cover long work");
+        assert_eq!(
+            s.ack_wait,
+            Duration::from_secs(30),
+            "short: in-progress acks cover long work"
+        );
         assert_eq!(s.max_deliver, 8);
     }
 }

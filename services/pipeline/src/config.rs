@@ -4,10 +4,13 @@
 use serde::Deserialize;
 
 /// Every stage's configuration, one section per stage (each the stage's documented
-/// `Config`), plus the HA watcher's.
+/// `Config`), plus NATS's and the HA watcher's.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StagesConfig {
+    /// `[bus]`: NATS: servers, authentication, TLS, and the shape of what a start
+    /// creates.
+    pub bus: imgcrawl_bus::BusConfig,
     /// `[crawl]`: the crawl stage.
     pub crawl: imgcrawl_crawl::Config,
     /// `[download]`: the download stage.
