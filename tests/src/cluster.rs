@@ -94,7 +94,7 @@ impl NatsCluster {
             .map(|n| format!("\"nats-route://{}:{}\"", n.host, n.cluster_port))
             .collect();
         let sync = if self.options.sync_always {
-            "sync_interval: always"
+            ", sync_interval: always"
         } else {
             ""
         };
@@ -138,7 +138,12 @@ impl NatsCluster {
     pub async fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let err = match async_nats::connect(self.urls()).await {
+            let addrs: Vec<async_nats::ServerAddr> = self
+                .urls()
+                .split(',')
+                .filter_map(|u| u.parse().ok())
+                .collect();
+            let err = match async_nats::connect(addrs).await {
                 Ok(client) => match async_nats::jetstream::new(client).query_account().await {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
@@ -165,6 +170,16 @@ impl NatsCluster {
             .map(|n| format!("nats://{}:{}", n.host, n.port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Node `i`'s client URL.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://{}:{}", self.nodes[i].host, self.nodes[i].port)
+    }
+
+    /// Node `i`'s client port.
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].port
     }
 
     /// The number of nodes.

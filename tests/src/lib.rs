@@ -2,7 +2,9 @@
 //! temp dirs, cleaned up on drop.
 //!
 //! * [`NatsServer`]: `nats-server -js` (>= 2.10); kill, restart, pause for crash tests;
-//!   [`NatsCluster`]: several of them clustered on loopback (R3 streams).
+//!   [`NatsCluster`]: several of them clustered (R3 streams), on loopback or each in
+//!   a network namespace of its own ([`netns`]) for partitions; kill, pause, restart.
+//! * [`chaos`]: the chaos suite (a crawl on real processes with faults, and its checker).
 //! * [`Postgres`]: a PostgreSQL server from a cached `initdb` template; `fresh_db()` per
 //!   test; kill, stop, start again, pause for failover tests. Works as root (the server
 //!   runs as an unprivileged user).
@@ -16,7 +18,6 @@ pub mod chaos;
 pub mod cluster;
 mod error;
 pub mod nats;
-pub mod nats_cluster;
 pub mod netns;
 pub mod nodes;
 pub mod pg_setup;
@@ -27,10 +28,10 @@ pub mod s3;
 pub mod wait;
 
 pub use certs::TestCerts;
+pub use cluster::NatsCluster;
 pub use error::HarnessError;
 pub use imgcrawl_sitegen as sitegen;
 pub use nats::NatsServer;
-pub use nats_cluster::NatsCluster;
 pub use nodes::pg_nodes;
 pub use pipeline::{Pipeline, Stage};
 pub use postgres::Postgres;

@@ -28,7 +28,7 @@ async fn no_fault() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stage_processes_killed_every_two_seconds() {
+async fn stage_processes_killed_every_second() {
     scenario(Scenario::StageKills).await;
 }
 

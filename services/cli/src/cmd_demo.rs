@@ -38,6 +38,8 @@ pub async fn demo(settings: &Settings, args: DemoArgs) -> Result<()> {
             workers: true,
             allow_loopback: true,
             nodes: None,
+            nats_nodes: None,
+            nats_sync_always: None,
         })
         .await?;
     } else {

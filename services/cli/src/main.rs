@@ -47,6 +47,14 @@ enum Cmd {
         /// PostgreSQL nodes: 2 or more adds standbys on the next ports and an HA watcher.
         #[arg(long)]
         nodes: Option<usize>,
+        /// nats-server nodes: 3 or more make a JetStream cluster on the next ports, with
+        /// the stream, buckets and blob store at R3 (chosen at a home's first `up`).
+        #[arg(long)]
+        nats_nodes: Option<usize>,
+        /// `always`: every nats node fsyncs each write (JetStream's `sync_interval`);
+        /// `default`: the server's periodic fsync.
+        #[arg(long, value_parser = ["always", "default"])]
+        nats_sync: Option<String>,
     },
     /// Stop the local stack (data is kept).
     Down,
@@ -159,11 +167,15 @@ async fn run_cli() -> Result<()> {
                     no_workers,
                     no_loopback,
                     nodes,
+                    nats_nodes,
+                    nats_sync,
                 } => {
                     stack::up(&stack::UpOptions {
                         workers: !no_workers,
                         allow_loopback: !no_loopback,
                         nodes,
+                        nats_nodes,
+                        nats_sync_always: nats_sync.map(|s| s == "always"),
                     })
                     .await?;
                     for (name, up, where_) in stack::describe() {

@@ -90,8 +90,8 @@ impl Size {
     /// The suite's size: a few thousand images, faults as long as the issue says.
     pub fn full() -> Size {
         Size {
-            site: site(300, 3000),
-            kill_every: Duration::from_secs(3),
+            site: site(400, 4000),
+            kill_every: Duration::from_secs(2),
             nats_down: Duration::from_secs(15),
             pause: Duration::from_secs(12),
             pg_down: Duration::from_secs(60),
@@ -103,8 +103,8 @@ impl Size {
     /// Small and quick, for `just test`.
     pub fn fast() -> Size {
         Size {
-            site: site(60, 600),
-            kill_every: Duration::from_secs(2),
+            site: site(100, 1500),
+            kill_every: Duration::from_secs(1),
             nats_down: Duration::from_secs(5),
             pause: Duration::from_secs(8),
             pg_down: Duration::from_secs(10),

@@ -8,6 +8,7 @@
 
 mod ha;
 mod nats;
+mod nats_bin;
 mod postgres;
 mod proc;
 mod workers;
@@ -44,9 +45,9 @@ fn port_from_env(var: &str, default: u16) -> u16 {
 /// Database name and user of the local stack.
 pub const PG_DB: &str = "imgcrawl";
 
-/// Default `NATS_URL` (the local stack's).
+/// Default `NATS_URL` (the local stack's: every node of its cluster, if it has one).
 pub fn default_nats_url() -> String {
-    format!("nats://127.0.0.1:{}", nats_port())
+    nats::urls(&home())
 }
 
 /// Default `DATABASE_URL` (the local stack's).
@@ -82,13 +83,20 @@ pub struct UpOptions {
     pub allow_loopback: bool,
     /// PostgreSQL nodes (HA with 2 or more; default: as many as before).
     pub nodes: Option<usize>,
+    /// nats-server nodes (a JetStream cluster with 3 or more; default: as before).
+    pub nats_nodes: Option<usize>,
+    /// Every nats node fsyncs each write (`sync_interval: always`); default: as before.
+    pub nats_sync_always: Option<bool>,
 }
 
 /// Starts whatever part of the stack is not running.
 pub async fn up(opts: &UpOptions) -> Result<()> {
     let home = home_abs()?;
     std::fs::create_dir_all(home.join("bucket"))?;
-    nats::up(&home).await?;
+    let nats_nodes = nats::up(&home, opts.nats_nodes, opts.nats_sync_always).await?;
+    if nats_nodes > 1 {
+        nats::create_topology(&home, nats_nodes.min(3)).await?;
+    }
     postgres::up(&home).await?;
     let nodes = ha::up(&home, opts.nodes).await?;
     if opts.workers {
@@ -113,16 +121,25 @@ pub async fn down() -> Result<()> {
 /// One line per component: name, running or not, and where.
 pub fn describe() -> Vec<(String, bool, String)> {
     let home = home();
-    let mut out = vec![
-        (
-            "nats".into(),
-            port_open(nats_port()),
-            format!(
-                "{} (store {})",
-                default_nats_url(),
-                home.join("nats").display()
-            ),
-        ),
+    let mut out: Vec<(String, bool, String)> = nats::nodes(&home)
+        .into_iter()
+        .map(|(name, port, _)| {
+            let store = match name.as_str() {
+                "nats" => home.join("nats"),
+                n => home
+                    .join("nats-cluster")
+                    .join(n.trim_start_matches("nats-")),
+            };
+            let sync = if nats::sync_always(&home) {
+                ", fsync always"
+            } else {
+                ""
+            };
+            let where_ = format!("nats://127.0.0.1:{port} (store {}{sync})", store.display());
+            (name, port_open(port), where_)
+        })
+        .collect();
+    out.extend([
         (
             "postgres".into(),
             port_open(pg_port()),
@@ -142,7 +159,7 @@ pub fn describe() -> Vec<(String, bool, String)> {
             home.join("bucket").is_dir(),
             home.join("bucket").display().to_string(),
         ),
-    ];
+    ]);
     out.extend(ha::describe());
     out
 }

@@ -1,5 +1,12 @@
-//! The local stack's nats-server: found or installed (>= 2.10), started detached with
-//! JetStream on loopback, stopped by pid.
+//! The local stack's nats-server: one server, or a JetStream cluster of three or more
+//! on loopback (`imgcrawl up --nats-nodes 3`), started detached, stopped by pid.
+//!
+//! One server keeps the first releases' layout (`nats/`, `nats.pid`, `nats.log`, port
+//! 14222). A cluster's node `i` listens on 14222 + i - 1 (monitoring 18222 + i - 1,
+//! routes 16222 + i - 1), keeps its store in `nats-cluster/n<i>/` and its config in
+//! `nats-cluster/n<i>.conf`. The node count is chosen at the first `up` of a home and
+//! kept in `nats-nodes`; `--nats-sync always` (kept in `nats-sync`) makes every node
+//! fsync each write.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,128 +14,148 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::nats_bin::binary;
 use super::proc::{live_pid, port_open, spawn_detached, terminate, wait_port};
-use super::{nats_monitor_port, nats_port};
+use super::{nats_monitor_port, nats_port, port_from_env};
 
-/// The oldest nats-server the pipeline works with (design §2: 2.9 silently drops
-/// consumer fields, and async-nats cannot create KV buckets on it).
-pub const MIN_VERSION: (u64, u64) = (2, 10);
-
-/// The installer, embedded so that the binary can install a server from any
-/// directory (the same script `just` and CI run in a checkout).
-const INSTALL_SCRIPT: &str = include_str!("../../../../infra/scripts/install-nats.sh");
-
-/// Finds a nats-server >= [`MIN_VERSION`], in this order: `IMGCRAWL_NATS_SERVER`, a
-/// checkout's `./.tools/bin`, the per-user tools directory ([`user_tools_dir`]), the
-/// `PATH`; if none is there, installs one into the per-user tools directory, saying so.
-pub fn binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("IMGCRAWL_NATS_SERVER") {
-        let p = PathBuf::from(p);
-        check_version(&p)?;
-        return Ok(p);
-    }
-    let user = user_tools_dir()?;
-    let candidates = [
-        PathBuf::from(".tools/bin/nats-server"),
-        user.join("bin/nats-server"),
-    ];
-    for c in candidates.iter().chain(on_path("nats-server").iter()) {
-        if c.is_file() && check_version(c).is_ok() {
-            return Ok(std::fs::canonicalize(c)?);
-        }
-    }
-    install(&user)
+/// First route port of a local cluster: `IMGCRAWL_NATS_CLUSTER_PORT`, default 16222.
+fn cluster_port() -> u16 {
+    port_from_env("IMGCRAWL_NATS_CLUSTER_PORT", 16222)
 }
 
-/// Where `imgcrawl` keeps the tools it installs for itself: `IMGCRAWL_TOOLS_DIR`, else
-/// `$XDG_DATA_HOME/imgcrawl/tools`, else `~/.local/share/imgcrawl/tools`.
-pub fn user_tools_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("IMGCRAWL_TOOLS_DIR") {
-        return Ok(PathBuf::from(d));
+fn offset(port: u16, i: usize) -> u16 {
+    port.saturating_add(u16::try_from(i - 1).unwrap_or(0))
+}
+
+/// The nats-server nodes this home runs (1 unless started with `--nats-nodes`).
+pub fn configured_nodes(home: &Path) -> usize {
+    std::fs::read_to_string(home.join("nats-nodes"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// Whether this home's nodes fsync every write (`--nats-sync always`).
+pub fn sync_always(home: &Path) -> bool {
+    std::fs::read_to_string(home.join("nats-sync")).is_ok_and(|s| s.trim() == "always")
+}
+
+/// The client URLs of this home's nodes, comma-separated.
+pub fn urls(home: &Path) -> String {
+    (1..=configured_nodes(home))
+        .map(|i| format!("nats://127.0.0.1:{}", offset(nats_port(), i)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Each node's name, client port and pid file.
+pub fn nodes(home: &Path) -> Vec<(String, u16, PathBuf)> {
+    match configured_nodes(home) {
+        1 => vec![("nats".into(), nats_port(), home.join("nats.pid"))],
+        n => (1..=n)
+            .map(|i| {
+                let pid = home.join(format!("nats-cluster/n{i}.pid"));
+                (format!("nats-n{i}"), offset(nats_port(), i), pid)
+            })
+            .collect(),
     }
-    let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let home = std::env::var_os("HOME").context(
-                "neither XDG_DATA_HOME nor HOME is set: set IMGCRAWL_NATS_SERVER or IMGCRAWL_TOOLS_DIR",
-            )?;
-            PathBuf::from(home).join(".local/share")
+}
+
+/// Settles the node count (and fsync setting) of this home: what was asked, or what
+/// the home was started with. A home keeps its count: JetStream cannot turn a single
+/// server's store into a cluster's.
+fn settle(home: &Path, asked: Option<usize>, sync: Option<bool>) -> Result<usize> {
+    let existing = std::fs::read_to_string(home.join("nats-nodes")).ok();
+    let had = existing
+        .as_deref()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    let started_single = had.is_none() && home.join("nats").is_dir();
+    let n = asked.or(had).unwrap_or(1);
+    if n == 0 || n == 2 {
+        bail!("--nats-nodes {n}: use 1, or 3 or more (a cluster of two loses its quorum with either node)");
+    }
+    if let Some(h) = had.or(started_single.then_some(1)) {
+        if h != n {
+            bail!(
+                "this stack ({}) was started with {h} nats-server node(s); the count cannot change: use another IMGCRAWL_HOME for {n}",
+                home.display()
+            );
         }
+    }
+    std::fs::write(home.join("nats-nodes"), n.to_string())?;
+    if let Some(always) = sync {
+        std::fs::write(
+            home.join("nats-sync"),
+            if always { "always" } else { "default" },
+        )?;
+    }
+    Ok(n)
+}
+
+/// Starts whatever node is not running; returns the node count.
+pub async fn up(home: &Path, asked: Option<usize>, sync: Option<bool>) -> Result<usize> {
+    let n = settle(home, asked, sync)?;
+    if n == 1 {
+        single(home).await?;
+        return Ok(1);
+    }
+    let dir = home.join("nats-cluster");
+    std::fs::create_dir_all(&dir)?;
+    let bin = binary()?;
+    for i in 1..=n {
+        let port = offset(nats_port(), i);
+        let pid_file = dir.join(format!("n{i}.pid"));
+        if live_pid(&pid_file).is_some() && port_open(port) {
+            continue;
+        }
+        if port_open(port) {
+            bail!("port {port} is taken by another process; stop it or set IMGCRAWL_NATS_PORT");
+        }
+        let conf = dir.join(format!("n{i}.conf"));
+        std::fs::write(&conf, node_config(home, n, i, &pid_file))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-c").arg(&conf);
+        spawn_detached(cmd, &dir.join(format!("n{i}.log")))?;
+    }
+    for i in 1..=n {
+        let log = dir.join(format!("n{i}.log"));
+        wait_port(
+            offset(nats_port(), i),
+            Duration::from_secs(20),
+            "nats-server",
+            &log,
+        )
+        .await?;
+    }
+    Ok(n)
+}
+
+/// The config file of node `i` of `n`.
+fn node_config(home: &Path, n: usize, i: usize, pid_file: &Path) -> String {
+    let routes: Vec<String> = (1..=n)
+        .map(|j| format!("\"nats-route://127.0.0.1:{}\"", offset(cluster_port(), j)))
+        .collect();
+    let store = home.join(format!("nats-cluster/n{i}"));
+    let sync = if sync_always(home) {
+        ", sync_interval: always"
+    } else {
+        ""
     };
-    Ok(data.join("imgcrawl/tools"))
+    format!(
+        "server_name: n{i}\nlisten: \"127.0.0.1:{port}\"\nhttp: \"127.0.0.1:{http}\"\npid_file: \"{pid}\"\n\
+         jetstream {{ store_dir: \"{store}\"{sync} }}\n\
+         cluster {{ name: imgcrawl-local, listen: \"127.0.0.1:{cport}\", routes: [{routes}] }}\n",
+        port = offset(nats_port(), i),
+        http = offset(nats_monitor_port(), i),
+        pid = pid_file.display(),
+        store = store.display(),
+        cport = offset(cluster_port(), i),
+        routes = routes.join(", "),
+    )
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Fails unless `bin` runs and reports a version >= [`MIN_VERSION`].
-pub fn check_version(bin: &Path) -> Result<()> {
-    let out = Command::new(bin)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("run {} --version", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    match parse_version(&text) {
-        Some(v) if v >= MIN_VERSION => Ok(()),
-        Some((major, minor)) => bail!(
-            "{} is nats-server {major}.{minor}; imgcrawl needs >= {}.{}",
-            bin.display(),
-            MIN_VERSION.0,
-            MIN_VERSION.1
-        ),
-        None => bail!("{} did not report a nats-server version", bin.display()),
-    }
-}
-
-/// `(major, minor)` of the first `N.N.N` in `nats-server --version`'s output.
-fn parse_version(text: &str) -> Option<(u64, u64)> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .find_map(|w| {
-            let mut parts = w.split('.');
-            let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
-            c.parse::<u64>().ok()?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        })
-}
-
-/// Installs nats-server into `dir` with the embedded installer (Debian's package,
-/// unpacked; see `infra/scripts/install-nats.sh`).
-fn install(dir: &Path) -> Result<PathBuf> {
-    eprintln!(
-        "installing nats-server >= {}.{} into {} (first time only) ...",
-        MIN_VERSION.0,
-        MIN_VERSION.1,
-        dir.display()
-    );
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let script = dir.join("install-nats.sh");
-    std::fs::write(&script, INSTALL_SCRIPT)
-        .with_context(|| format!("write {}", script.display()))?;
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("IMGCRAWL_TOOLS_DIR", dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("run the nats-server installer (bash)")?;
-    if !out.status.success() {
-        bail!(
-            "could not install nats-server: {}; install nats-server >= {}.{} yourself and set IMGCRAWL_NATS_SERVER to it",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            MIN_VERSION.0,
-            MIN_VERSION.1
-        );
-    }
-    let bin = dir.join("bin/nats-server");
-    check_version(&bin)?;
-    eprintln!("installed {}", bin.display());
-    Ok(bin)
-}
-
-/// Starts nats-server unless it is already running.
-pub async fn up(home: &Path) -> Result<()> {
+/// Starts the single server unless it is running.
+async fn single(home: &Path) -> Result<()> {
     let pid_file = home.join("nats.pid");
     let log = home.join("nats.log");
     if live_pid(&pid_file).is_some() && port_open(nats_port()) {
@@ -151,27 +178,76 @@ pub async fn up(home: &Path) -> Result<()> {
         .arg(&store)
         .arg("-P")
         .arg(&pid_file);
+    if sync_always(home) {
+        cmd.args(["--sync_interval", "always"]);
+    }
     spawn_detached(cmd, &log)?;
     wait_port(nats_port(), Duration::from_secs(20), "nats-server", &log).await
 }
 
-/// Stops nats-server if running.
+/// Stops every node that runs.
 pub async fn down(home: &Path) -> Result<()> {
-    if let Some(pid) = live_pid(&home.join("nats.pid")) {
-        terminate(pid, Duration::from_secs(10)).await;
+    for (_, _, pid_file) in nodes(home) {
+        if let Some(pid) = live_pid(&pid_file) {
+            terminate(pid, Duration::from_secs(10)).await;
+        }
     }
     Ok(())
 }
 
+/// Creates the topology with `replicas` (a cluster's R3) before any worker connects
+/// (a start never changes existing topology, so the first creation decides).
+pub async fn create_topology(home: &Path, replicas: usize) -> Result<()> {
+    let config = imgcrawl_bus::BusConfig {
+        replicas,
+        client_name: "imgcrawl-up".into(),
+        ..imgcrawl_bus::BusConfig::with_url(urls(home))
+    };
+    let mut last = None;
+    // a fresh cluster needs its peers known to place R3 (seconds; more under load)
+    for _ in 0..300 {
+        match imgcrawl_bus::Bus::connect(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt")))
+    .context("create the cluster's topology")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_version;
+    use super::*;
 
     #[test]
-    fn versions_are_read_from_the_servers_banner() {
-        assert_eq!(parse_version("nats-server: v2.10.27\n"), Some((2, 10)));
-        assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9)));
-        assert_eq!(parse_version("nats-server: v2.12.0-RC.1"), Some((2, 12)));
-        assert_eq!(parse_version("command not found"), None);
+    fn a_home_keeps_its_node_count() {
+        let home = tempfile::tempdir().unwrap();
+        assert!(
+            settle(home.path(), Some(2), None).is_err(),
+            "no two-node clusters"
+        );
+        assert_eq!(settle(home.path(), Some(3), Some(true)).unwrap(), 3);
+        assert!(sync_always(home.path()));
+        assert_eq!(settle(home.path(), None, None).unwrap(), 3, "remembered");
+        let err = settle(home.path(), Some(1), None).unwrap_err().to_string();
+        assert!(err.contains("cannot change"), "{err}");
+        let single = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(single.path().join("nats")).unwrap();
+        assert!(
+            settle(single.path(), Some(3), None).is_err(),
+            "a single server's store stays single"
+        );
+    }
+
+    #[test]
+    fn node_configs_route_to_every_node() {
+        let home = tempfile::tempdir().unwrap();
+        let c = node_config(home.path(), 3, 2, Path::new("/p"));
+        assert!(c.contains("server_name: n2"), "{c}");
+        assert_eq!(c.matches("nats-route://127.0.0.1:").count(), 3, "{c}");
+        assert!(!c.contains("sync_interval"), "{c}");
     }
 }
