@@ -16,6 +16,7 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use imgcrawl_events::Format;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::sync::Semaphore;
@@ -30,7 +31,7 @@ use crate::ApiError;
 const MAX_AS_IS: i64 = 1 << 20;
 
 /// Formats decoded here.
-const DECODED: [&str; 4] = ["jpeg", "png", "gif", "webp"];
+const DECODED: [Format; 4] = [Format::Jpeg, Format::Png, Format::Gif, Format::Webp];
 
 /// A thumbnail ready to send.
 #[derive(Debug, Clone)]
@@ -148,7 +149,7 @@ impl Thumbnailer {
         path: &Path,
     ) -> HttpResult<Thumb> {
         let size = self.config.size.max(16);
-        if !DECODED.contains(&row.format.as_str()) {
+        if !DECODED.iter().any(|f| f.name() == row.format) {
             if row.bytes > MAX_AS_IS {
                 return Ok(placeholder(&row.format, size));
             }
