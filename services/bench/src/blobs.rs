@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use imgcrawl_bus::Bus;
 use imgcrawl_events::{Format, Sha256};
 
-use crate::rng::Rng;
+use imgcrawl_sitegen::rng::Rng;
 
 /// What the events say about one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
