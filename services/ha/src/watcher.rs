@@ -14,6 +14,7 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 use imgcrawl_bus::ha::{check_nodes, HaStore, Node, POSTGRES};
 use imgcrawl_bus::ha_requests::FAILOVER_REQUEST_KEY;
+use imgcrawl_bus::retry::Policy;
 use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_bus::Bus;
 use tokio::task::JoinSet;
@@ -85,7 +86,7 @@ pub async fn start(
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         )
     });
-    let shared = Shared::new(config.clone(), me.clone(), bus, store);
+    let shared = Shared::new(config.clone(), me.clone(), bus, store, shutdown.clone());
     let mut tasks = JoinSet::new();
     let addr = if config.listen.is_empty() {
         None
@@ -220,6 +221,7 @@ async fn follow_pointer(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// once, not at its next round. The rounds stay the safety net.
 async fn follow_requests(shared: Arc<Shared>, shutdown: CancellationToken) {
     let keys = [FAILOVER_REQUEST_KEY.to_string(), sync_request_key()];
+    let mut rewatch = Policy::fixed(shared.config.check_interval()).backoff();
     loop {
         match shared.store.kv().watch_many(keys.iter()).await {
             Ok(mut watch) => loop {
@@ -235,7 +237,7 @@ async fn follow_requests(shared: Arc<Shared>, shutdown: CancellationToken) {
             },
             Err(e) => warn!(error = %e, "cannot watch the ha requests; answering them each round"),
         }
-        if !pause(shared.config.check_interval(), &shutdown).await {
+        if !rewatch.pause(&shutdown).await {
             return;
         }
     }
