@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use crate::config::Thumbnails;
 use crate::db::images::ImageRow;
 use crate::error::{HttpError, HttpResult};
-use crate::routes::content::{bucket_error, content_type};
+use crate::media::content_type;
 use crate::ApiError;
 
 /// Largest original served as its own thumbnail (SVG, undecodable formats).
@@ -136,8 +136,11 @@ impl Thumbnailer {
     }
 
     async fn original(&self, store: &dyn ObjectStore, key: &str, path: &Path) -> HttpResult<Bytes> {
-        let got = store.get(path).await.map_err(|e| bucket_error(key, e))?;
-        got.bytes().await.map_err(|e| bucket_error(key, e))
+        let got = store
+            .get(path)
+            .await
+            .map_err(|e| HttpError::bucket(key, e))?;
+        got.bytes().await.map_err(|e| HttpError::bucket(key, e))
     }
 
     /// The thumbnail of `row` (whose object is `key` at `path`).

@@ -68,7 +68,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
     let indexed: Vec<JobStatus> = jobs.as_ref().map(|v| v.clone()).unwrap_or_default();
     for r in state.recent.newest_first().iter().take(5) {
         if !indexed.iter().any(|j| j.job_id == r.job_id) {
-            listed.push(jobs::requested(r));
+            listed.push(r.status());
         }
     }
     listed.extend(indexed);
