@@ -11,9 +11,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::consistency::Report;
 use crate::health::{NodeState, StreamEnd};
 use crate::objects::ObjectState;
+use crate::report::Report;
 use crate::Config;
 
 /// KV key of the watchers' lease.
