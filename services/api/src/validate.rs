@@ -39,15 +39,7 @@ pub fn reason(reason: Option<&str>) -> Result<(), HttpError> {
 }
 
 /// Formats the pipeline detects, by their event names.
-pub const FORMATS: [&str; 10] = {
-    let mut out = [""; 10];
-    let mut i = 0;
-    while i < Format::ALL.len() {
-        out[i] = Format::ALL[i].name();
-        i += 1;
-    }
-    out
-};
+pub const FORMATS: [&str; 10] = Format::NAMES;
 
 /// The event name of a format as people write it (`JPG`, `image/png`, `.tif`,
 /// `pjpeg`...): the aliases the download stage knows, see [`Format::from_name`].

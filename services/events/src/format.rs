@@ -47,16 +47,23 @@ impl Format {
         Format::Tiff,
     ];
 
+    /// Every format's [`name`](Format::name), in the order of [`Format::ALL`].
+    pub const NAMES: [&'static str; 10] = Format::each(false);
+
     /// Every format's [`extension`](Format::extension), in the order of [`Format::ALL`].
-    pub const EXTENSIONS: [&'static str; 10] = {
+    pub const EXTENSIONS: [&'static str; 10] = Format::each(true);
+
+    /// Every format's extension (or name), in the order of [`Format::ALL`].
+    const fn each(extension: bool) -> [&'static str; 10] {
         let mut out = [""; 10];
         let mut i = 0;
         while i < Format::ALL.len() {
-            out[i] = Format::ALL[i].extension();
+            let f = Format::ALL[i];
+            out[i] = if extension { f.extension() } else { f.name() };
             i += 1;
         }
         out
-    };
+    }
 
     /// The name used in events and job filters: `jpeg`, `png`, ...
     pub const fn name(self) -> &'static str {
@@ -177,8 +184,12 @@ mod tests {
 
     #[test]
     fn extensions_follow_all() {
-        for (f, ext) in Format::ALL.iter().zip(Format::EXTENSIONS) {
-            assert_eq!(f.extension(), ext);
+        for ((f, ext), name) in Format::ALL
+            .iter()
+            .zip(Format::EXTENSIONS)
+            .zip(Format::NAMES)
+        {
+            assert_eq!((f.extension(), f.name()), (ext, name));
         }
     }
 }
