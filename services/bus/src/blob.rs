@@ -23,6 +23,7 @@ use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
 use futures::future::try_join_all;
+use imgcrawl_events::Sha256;
 use tokio::io::AsyncReadExt;
 
 use crate::{Bus, BusError};
@@ -202,7 +203,7 @@ fn object_info(
     size: usize,
     content_type: &str,
 ) -> Result<ObjectInfo, BusError> {
-    let digest = unhex(sha).ok_or_else(|| blob_err(sha, "name is not a hex sha-256"))?;
+    let digest = Sha256::parse(sha).map_err(|_| blob_err(sha, "name is not a hex sha-256"))?;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     Ok(ObjectInfo {
         name: sha.to_string(),
@@ -218,20 +219,9 @@ fn object_info(
         size,
         chunks: size.div_ceil(CHUNK_BYTES),
         modified: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now)).ok(),
-        digest: Some(format!("SHA-256={}", base64url(&digest))),
+        digest: Some(format!("SHA-256={}", base64url(digest.as_bytes()))),
         deleted: false,
     })
-}
-
-/// Bytes of a lowercase or uppercase hex string of even length.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Base64 with the URL-safe alphabet and padding (how the object store names metadata
@@ -269,12 +259,5 @@ mod tests {
         assert!(json["mtime"].is_string());
         assert!(json.get("deleted").is_none());
         assert!(object_info("b", "not hex", "n", 1, "x").is_err());
-    }
-
-    #[test]
-    fn unhex_reads_pairs_and_refuses_junk() {
-        assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
-        assert_eq!(unhex("0"), None);
-        assert_eq!(unhex("zz"), None);
     }
 }
