@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::DbError;
+
 /// Why the API server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -156,6 +158,21 @@ impl HttpError {
         }
     }
 
+    /// Maps a bucket error: a missing object is 404, anything else 503.
+    pub fn bucket(key: &str, e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "content_missing",
+                "the image is indexed but its object is not in the bucket",
+            ),
+            e => {
+                tracing::warn!(key, error = %e, "bucket read failed");
+                Self::unavailable("the bucket is unavailable; try again shortly")
+            }
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
@@ -164,6 +181,17 @@ impl HttpError {
                 message: self.message.clone(),
                 field: self.field.clone(),
             },
+        }
+    }
+}
+
+impl From<DbError> for HttpError {
+    /// A failed read: the index database's errors as [`HttpError::db`] maps them, NATS
+    /// down as 503.
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Query { op, source } => Self::db(op, source),
+            DbError::Nats { .. } => Self::unavailable("nats is unavailable; try again shortly"),
         }
     }
 }

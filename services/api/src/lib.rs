@@ -24,6 +24,7 @@ pub mod extract;
 pub mod filters;
 pub mod gallery;
 pub mod limit;
+pub mod media;
 pub mod model;
 pub mod nodes;
 pub mod openapi;

@@ -3,20 +3,22 @@
 //! [`ROUTES`] and the router are built from one list (the `routes!` macro), so the
 //! table the OpenAPI test compares with the document is exactly what is served.
 //!
-//! Around every route, outermost first: security headers, the request timeout, the
+//! Around every route, outermost first (`tower-http` where it has the piece): request
+//! tracing, security headers, the request timeout (503 with the JSON error), the
 //! per-client rate limit, the body size limit; on mutating routes, the bearer token.
 //! Unknown paths and methods answer with JSON errors (`no_route`,
 //! `method_not_allowed`).
 
-use std::time::Duration;
-
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::HttpError;
@@ -73,40 +75,32 @@ routes! {
     (POST, "/api/ha/failover", failover::failover, true),
 }
 
-/// Answers 503 when a request takes longer than the configured timeout.
-async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit: Duration = state.config.request_timeout();
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long",
-        )
-        .retry(1)
-        .into_response(),
+/// Gives the timeout layer's bare 503 (no Content-Type: every answer of ours has one)
+/// the API's JSON error and a `Retry-After`.
+async fn timeout_answer(res: Response) -> Response {
+    if res.status() != StatusCode::SERVICE_UNAVAILABLE
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
     }
+    HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the request took too long",
+    )
+    .retry(1)
+    .into_response()
 }
 
-/// Headers on every response: no sniffing, no framing, no referrer.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    res
+/// A header set on every response, replacing any the handler set.
+fn always(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
+    let request_timeout = state.config.request_timeout();
     table(&state)
         .fallback(|| async {
             HttpError::new(
@@ -124,7 +118,16 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn(security_headers))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(middleware::map_response(timeout_answer))
+        // no sniffing, no framing, no referrer
+        .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(always(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(always(header::REFERRER_POLICY, "no-referrer"))
+        // a debug span per request; 5xx causes are already logged where they happen
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }

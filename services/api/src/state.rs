@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use imgcrawl_bus::Bus;
@@ -12,11 +12,15 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::Token;
+use crate::db::{lag, DbError};
 use crate::limit::RateLimiter;
-use crate::model::crawl::IndexLag;
+use crate::model::crawl::{ImageCounters, IndexLag, JobState, JobStatus, PageCounters, Rates};
 use crate::nodes::Nodes;
 use crate::thumbs::Thumbnailer;
 use crate::Config;
+
+/// How long an index-lag measurement is reused (the gallery polls).
+const LAG_REUSE: Duration = Duration::from_secs(1);
 
 /// How many jobs requested through this server are remembered until the index has them.
 const RECENT_JOBS: usize = 1024;
@@ -49,6 +53,26 @@ impl AppState {
     pub fn db(&self) -> PgPool {
         self.nodes.pool()
     }
+
+    /// The primary's lag, measured at most once a second (and again after the primary
+    /// changed).
+    pub async fn index_lag(&self) -> Result<IndexLag, DbError> {
+        let primary = self.nodes.primary();
+        if let Some((at, node, lag)) = self
+            .lag_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            if at.elapsed() < LAG_REUSE && node == primary.node {
+                return Ok(lag);
+            }
+        }
+        let lag = lag::measure(&self.bus, &primary.pool, &self.config.checkpoint_name).await?;
+        *self.lag_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), primary.node.clone(), lag.clone()));
+        Ok(lag)
+    }
 }
 
 /// A job this server published.
@@ -62,6 +86,28 @@ pub struct RecentJob {
     pub label: Option<String>,
     /// When it was requested.
     pub requested_at: DateTime<Utc>,
+}
+
+impl RecentJob {
+    /// Its status while the index does not have it yet.
+    pub fn status(&self) -> JobStatus {
+        let elapsed = ((Utc::now() - self.requested_at).num_milliseconds().max(0) as f64) / 1000.0;
+        JobStatus {
+            job_id: self.job_id,
+            state: JobState::Requested,
+            label: self.label.clone(),
+            seeds: self.seeds.clone(),
+            requested_at: Some(self.requested_at),
+            stopped_at: None,
+            completed_at: None,
+            last_event_at: None,
+            pages: PageCounters::default(),
+            images: ImageCounters::default(),
+            bytes_downloaded: 0,
+            elapsed_secs: elapsed,
+            rate: Rates::default(),
+        }
+    }
 }
 
 /// The most recent jobs requested through this server (bounded).

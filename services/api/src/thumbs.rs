@@ -16,6 +16,7 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use imgcrawl_events::Format;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::sync::Semaphore;
@@ -23,14 +24,14 @@ use tokio::sync::Semaphore;
 use crate::config::Thumbnails;
 use crate::db::images::ImageRow;
 use crate::error::{HttpError, HttpResult};
-use crate::routes::content::{bucket_error, content_type};
+use crate::media::content_type;
 use crate::ApiError;
 
 /// Largest original served as its own thumbnail (SVG, undecodable formats).
 const MAX_AS_IS: i64 = 1 << 20;
 
 /// Formats decoded here.
-const DECODED: [&str; 4] = ["jpeg", "png", "gif", "webp"];
+const DECODED: [Format; 4] = [Format::Jpeg, Format::Png, Format::Gif, Format::Webp];
 
 /// A thumbnail ready to send.
 #[derive(Debug, Clone)]
@@ -135,8 +136,11 @@ impl Thumbnailer {
     }
 
     async fn original(&self, store: &dyn ObjectStore, key: &str, path: &Path) -> HttpResult<Bytes> {
-        let got = store.get(path).await.map_err(|e| bucket_error(key, e))?;
-        got.bytes().await.map_err(|e| bucket_error(key, e))
+        let got = store
+            .get(path)
+            .await
+            .map_err(|e| HttpError::bucket(key, e))?;
+        got.bytes().await.map_err(|e| HttpError::bucket(key, e))
     }
 
     /// The thumbnail of `row` (whose object is `key` at `path`).
@@ -148,7 +152,7 @@ impl Thumbnailer {
         path: &Path,
     ) -> HttpResult<Thumb> {
         let size = self.config.size.max(16);
-        if !DECODED.contains(&row.format.as_str()) {
+        if !DECODED.iter().any(|f| f.name() == row.format) {
             if row.bytes > MAX_AS_IS {
                 return Ok(placeholder(&row.format, size));
             }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use imgcrawl_events::{CrawlRequested, ImageFilters, JobSpec, Politeness, Scope};
+use imgcrawl_events::{CrawlRequested, Format, ImageFilters, JobSpec, Politeness, Scope};
 use imgcrawl_fetch::guard::AddressGuard;
 use imgcrawl_fetch::FetchError;
 use url::Url;
@@ -39,24 +39,12 @@ pub fn reason(reason: Option<&str>) -> Result<(), HttpError> {
 }
 
 /// Formats the pipeline detects, by their event names.
-pub const FORMATS: [&str; 10] = [
-    "jpeg", "png", "gif", "webp", "svg", "avif", "heif", "bmp", "ico", "tiff",
-];
+pub const FORMATS: [&str; 10] = Format::NAMES;
 
-/// The event name of a format as people write it (`JPG`, `image/png`, `.tif`...).
+/// The event name of a format as people write it (`JPG`, `image/png`, `.tif`,
+/// `pjpeg`...): the aliases the download stage knows, see [`Format::from_name`].
 pub fn format_name(name: &str) -> Option<&'static str> {
-    let n = name.trim().to_ascii_lowercase();
-    let n = n.strip_prefix("image/").unwrap_or(&n);
-    let n = n.strip_prefix('.').unwrap_or(n);
-    let n = match n {
-        "jpg" | "jpe" | "jfif" => "jpeg",
-        "tif" => "tiff",
-        "heic" => "heif",
-        "svg+xml" => "svg",
-        "x-icon" | "vnd.microsoft.icon" => "ico",
-        other => other,
-    };
-    FORMATS.iter().copied().find(|f| *f == n)
+    Format::from_name(name).map(Format::name)
 }
 
 fn bad(code: &'static str, field: impl Into<String>, msg: impl Into<String>) -> HttpError {

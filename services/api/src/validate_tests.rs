@@ -112,6 +112,13 @@ fn format_names_are_read_like_people_write_them() {
 }
 
 #[test]
+fn format_names_take_the_download_stage_aliases() {
+    assert_eq!(format_name("apng"), Some("png"));
+    assert_eq!(format_name("image/pjpeg"), Some("jpeg"));
+    assert_eq!(format_name("image/x-ms-bmp"), Some("bmp"));
+}
+
+#[test]
 fn unknown_request_fields_are_refused() {
     assert!(
         serde_json::from_str::<StartCrawl>(r#"{"url":"http://a/","scope":{"max_dpth":1}}"#)

@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use imgcrawl_bus::Bus;
-use sha2::{Digest, Sha256};
+use imgcrawl_events::{Format, Sha256};
 
-use crate::rng::Rng;
+use imgcrawl_sitegen::rng::Rng;
 
 /// What the events say about one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +31,7 @@ pub struct BlobInfo {
 impl BlobInfo {
     /// The Content-Type of the format.
     pub fn content_type(&self) -> &'static str {
-        match self.format {
-            "png" => "image/png",
-            "webp" => "image/webp",
-            "gif" => "image/gif",
-            _ => "image/jpeg",
-        }
+        Format::from_name(self.format).map_or("image/jpeg", Format::content_type)
     }
 }
 
@@ -65,7 +60,7 @@ impl BlobSpec {
         let (width, height) = (rng.range(64, 2400) as u32, rng.range(64, 1800) as u32);
         let mut buf = vec![0u8; size as usize];
         rng.fill(&mut buf);
-        let sha256 = hex::encode(Sha256::digest(&buf));
+        let sha256 = Sha256::hex(&buf);
         let info = BlobInfo {
             sha256,
             size,
@@ -116,7 +111,7 @@ mod tests {
         assert_eq!((a.clone(), ia.clone()), (b, ib));
         assert_eq!(ia.size, a.len() as u64);
         assert!((5000..=30000).contains(&ia.size));
-        assert_eq!(ia.sha256, hex::encode(Sha256::digest(&a)));
+        assert_eq!(ia.sha256, Sha256::hex(&a));
         assert_ne!(spec.make(4).1.sha256, ia.sha256);
         assert!(ia.content_type().starts_with("image/"));
     }

@@ -25,7 +25,6 @@ mod history;
 mod measure;
 mod publish;
 mod report;
-mod rng;
 mod servers;
 mod setup;
 

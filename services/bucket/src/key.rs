@@ -4,56 +4,31 @@
 //! console, `ls`, ...), and the key depends only on the bytes: an image is stored once
 //! however many URLs share it, and a retry rewrites the same object.
 
-/// File extensions the stage writes, for deleting an image whose format is unknown.
-pub const EXTENSIONS: [&str; 11] = [
-    "jpg", "png", "gif", "webp", "svg", "avif", "heif", "bmp", "ico", "tif", "bin",
-];
+use imgcrawl_events::{Format, Sha256};
+
+/// File extensions the stage writes, for deleting an image whose format is unknown:
+/// every [`Format`]'s extension, and `bin`.
+pub const EXTENSIONS: [&str; 11] = {
+    let mut out = ["bin"; 11];
+    let mut i = 0;
+    while i < Format::EXTENSIONS.len() {
+        out[i] = Format::EXTENSIONS[i];
+        i += 1;
+    }
+    out
+};
 
 /// The file extension for a format name (`jpeg`, `png`, ...) as `image.downloaded`
 /// carries it, falling back to the content type, then to `bin`.
 pub fn extension(format: &str, content_type: &str) -> &'static str {
-    let from_format = match format.trim().to_ascii_lowercase().as_str() {
-        "jpeg" | "jpg" => Some("jpg"),
-        "png" => Some("png"),
-        "gif" => Some("gif"),
-        "webp" => Some("webp"),
-        "svg" => Some("svg"),
-        "avif" => Some("avif"),
-        "heif" | "heic" => Some("heif"),
-        "bmp" => Some("bmp"),
-        "ico" => Some("ico"),
-        "tiff" | "tif" => Some("tif"),
-        _ => None,
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    from_format
-        .or(match essence.as_str() {
-            "image/jpeg" => Some("jpg"),
-            "image/png" => Some("png"),
-            "image/gif" => Some("gif"),
-            "image/webp" => Some("webp"),
-            "image/svg+xml" => Some("svg"),
-            "image/avif" => Some("avif"),
-            "image/heif" | "image/heic" => Some("heif"),
-            "image/bmp" => Some("bmp"),
-            "image/x-icon" | "image/vnd.microsoft.icon" => Some("ico"),
-            "image/tiff" => Some("tif"),
-            _ => None,
-        })
-        .unwrap_or("bin")
+    Format::from_name(format)
+        .or_else(|| Format::from_content_type(content_type))
+        .map_or("bin", Format::extension)
 }
 
 /// Whether `sha` is 64 lowercase hex digits.
 pub fn is_sha256(sha: &str) -> bool {
-    sha.len() == 64
-        && sha
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    Sha256::is_valid(sha)
 }
 
 /// The folder holding the images of `sha`: `<prefix>/<aa>/<bb>` (no trailing `/`), or

@@ -4,7 +4,8 @@
 //! `<prefix>/<sha[0..2]>/<sha[2..4]>/<sha>.<ext>`), and [`Bucket`], which writes,
 //! reads, lists and deletes image objects under that layout.
 //!
-//! No events, no NATS: this crate knows objects only.
+//! No NATS and no event handling: this crate knows objects only (it takes `Format` and
+//! `Sha256` from the `imgcrawl-events` vocabulary).
 
 pub mod bucket;
 mod config;

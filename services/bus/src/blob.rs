@@ -23,6 +23,7 @@ use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
 use futures::future::try_join_all;
+use imgcrawl_events::Sha256;
 use tokio::io::AsyncReadExt;
 
 use crate::{Bus, BusError};
@@ -202,7 +203,7 @@ fn object_info(
     size: usize,
     content_type: &str,
 ) -> Result<ObjectInfo, BusError> {
-    let digest = unhex(sha).ok_or_else(|| blob_err(sha, "name is not a hex sha-256"))?;
+    let digest = Sha256::parse(sha).map_err(|_| blob_err(sha, "name is not a hex sha-256"))?;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     Ok(ObjectInfo {
         name: sha.to_string(),
@@ -218,43 +219,16 @@ fn object_info(
         size,
         chunks: size.div_ceil(CHUNK_BYTES),
         modified: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now)).ok(),
-        digest: Some(format!("SHA-256={}", base64url(&digest))),
+        digest: Some(format!("SHA-256={}", base64url(digest.as_bytes()))),
         deleted: false,
     })
-}
-
-/// Bytes of a lowercase or uppercase hex string of even length.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Base64 with the URL-safe alphabet and padding (how the object store names metadata
 /// subjects and writes digests).
 pub fn base64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for group in data.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE.encode(data)
 }
 
 #[cfg(test)]
@@ -285,12 +259,5 @@ mod tests {
         assert!(json["mtime"].is_string());
         assert!(json.get("deleted").is_none());
         assert!(object_info("b", "not hex", "n", 1, "x").is_err());
-    }
-
-    #[test]
-    fn unhex_reads_pairs_and_refuses_junk() {
-        assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
-        assert_eq!(unhex("0"), None);
-        assert_eq!(unhex("zz"), None);
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::retry::Policy;
 use crate::{Bus, BusError};
 
 /// The KV bucket holding the pointers, the watchers' lease and requests.
@@ -214,20 +215,28 @@ impl HaStore {
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = store.follow_loop(&key, &tx) => {}
+                _ = store.follow_loop(&key, &tx, &shutdown) => {}
             }
         });
         rx
     }
 
-    async fn follow_loop(&self, key: &str, tx: &watch::Sender<Option<Pointer>>) {
+    async fn follow_loop(
+        &self,
+        key: &str,
+        tx: &watch::Sender<Option<Pointer>>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut rewatch = Policy::fixed(Duration::from_secs(1)).backoff();
         loop {
             self.poll_once(key, tx).await;
             let mut watch = match self.kv.watch(key).await {
                 Ok(w) => w,
                 Err(e) => {
                     warn!(error = %e, key, "cannot watch the ha pointer; polling");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if !rewatch.pause(shutdown).await {
+                        return;
+                    }
                     continue;
                 }
             };

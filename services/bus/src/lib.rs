@@ -19,6 +19,8 @@
 //! * [`jobs`]: resolved job specs and their run state, shared across replicas.
 //! * [`tombstones`]: the SHA-256s of deleted images, for the store stage.
 //! * [`ha`]: the HA pointer (primary node and fencing epoch per projection target).
+//! * [`retry`]: the one retry policy (exponential back-off on `backon`, honouring the
+//!   shutdown signal).
 //! * [`ha_requests`]: manual failover requests to the HA watcher holding the lease, and
 //!   their answers.
 
@@ -33,6 +35,7 @@ pub mod ha_requests;
 pub mod identity;
 pub mod jobs;
 pub mod publish;
+pub mod retry;
 pub mod seen;
 pub mod tombstones;
 pub mod topology;

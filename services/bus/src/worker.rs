@@ -36,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::dlq::{dead_letter, DeadLetter};
+use crate::retry::Policy;
 use crate::topology::{ensure_consumer, ConsumerSpec};
 use crate::{Bus, BusError};
 
@@ -106,10 +107,13 @@ pub fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_nanos(t.unix_timestamp_nanos() as i64)
 }
 
+/// The pause after a pull error (missed heartbeats and similar are transient).
+const PULL_ERRORS: Policy = Policy::fixed(Duration::from_millis(200));
+
 /// The retry delay for the `delivered`-th delivery.
 pub fn backoff(base: Duration, delivered: i64, max: Duration) -> Duration {
-    let shift = (delivered.max(1) - 1).min(16) as u32;
-    base.saturating_mul(1u32 << shift).min(max)
+    let n = delivered.clamp(1, i64::from(u32::MAX)) as u32;
+    Policy::exponential(base, max).delay(n).min(max)
 }
 
 /// Runs the pull loop for `spec` until `shutdown` fires, then waits (up to
@@ -146,6 +150,7 @@ where
         spec.durable.clone(),
         shutdown.clone(),
     ));
+    let mut pull_errors = PULL_ERRORS.backoff();
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -160,7 +165,9 @@ where
             Some(Err(e)) => {
                 // Missed heartbeats and similar are transient; the stream recovers.
                 warn!(consumer = %spec.durable, error = %e, "pull error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !pull_errors.pause(&shutdown).await {
+                    break;
+                }
                 continue;
             }
             None => return Err(consume_err(&"message stream ended")),

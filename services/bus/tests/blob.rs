@@ -5,14 +5,10 @@ use bytes::Bytes;
 use imgcrawl_bus::blob::{BlobStore, CHUNK_BYTES};
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_tests::nats::NatsServer;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 fn sha(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    imgcrawl_events::Sha256::hex(body)
 }
 
 async fn read_with_client(bus: &Bus, name: &str) -> Vec<u8> {

@@ -2,8 +2,8 @@
 
 use imgcrawl_events::{ImageFilters, RejectReason};
 
-use crate::format::Format;
 use crate::validate::{ImageInfo, Rejection};
+use imgcrawl_events::Format;
 
 /// Checks `info` (of `bytes` bytes) against the job's filters: sizes below the minimums
 /// are `too_small`, a format outside a non-empty `formats` list is `format_not_accepted`.

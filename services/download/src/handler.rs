@@ -17,11 +17,11 @@ use imgcrawl_fetch::{Fetcher, RequestOptions};
 use tracing::{debug, field, instrument, Span};
 use url::Url;
 
-use crate::blob::sha256_hex;
 use crate::budget::MemoryBudget;
 use crate::failure::{self, Failure};
 use crate::validate::{inspect, ImageInfo, Rejection};
 use crate::{filters, Config};
+use imgcrawl_events::Sha256;
 
 /// The Accept header sent for images.
 pub const ACCEPT: &str = "image/avif,image/webp,image/*,*/*;q=0.8";
@@ -207,7 +207,7 @@ async fn check(
     max_pixels: u64,
 ) -> Result<Result<(ImageInfo, String), Rejection>, Stop> {
     let inline = body.len() <= INLINE_CHECK_BYTES;
-    let work = move || inspect(&body, max_pixels).map(|info| (info, sha256_hex(&body)));
+    let work = move || inspect(&body, max_pixels).map(|info| (info, Sha256::hex(&body)));
     if inline {
         return Ok(work());
     }

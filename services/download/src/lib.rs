@@ -11,13 +11,11 @@
 //! Byte-identical images at different URLs share one blob and produce one
 //! `image.downloaded` per URL with the same `sha256`.
 
-pub mod blob;
 pub mod budget;
 mod config;
 mod error;
 pub mod failure;
 pub mod filters;
-pub mod format;
 mod handler;
 pub mod sniff;
 pub mod validate;
@@ -34,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::DownloadError;
-pub use format::Format;
 pub use handler::ACCEPT;
+pub use imgcrawl_events::Format;
 pub use validate::{inspect, ImageInfo, Rejection};
 
 /// The durable consumer name of this stage.

@@ -1,9 +1,9 @@
 //! Format detection from magic bytes. The URL's extension and the server's
 //! Content-Type are never consulted: only the bytes say what an image is.
 
-use crate::format::Format;
 use crate::validate::bytes::{be32, le16, le32};
 use crate::validate::svg;
+use imgcrawl_events::Format;
 
 /// AVIF brands (`ftyp` major or compatible).
 const AVIF_BRANDS: [&[u8; 4]; 2] = [b"avif", b"avis"];

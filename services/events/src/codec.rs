@@ -141,15 +141,11 @@ fn check_url(field: &str, u: &str) -> Result<(), DecodeError> {
 }
 
 fn check_sha(s: &str) -> Result<(), DecodeError> {
-    if s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        Err(DecodeError::Invalid(format!(
-            "sha256 {s:?} is not 64 lowercase hex digits"
-        )))
+    match crate::Sha256::is_valid(s) {
+        true => Ok(()),
+        false => Err(DecodeError::Invalid(
+            crate::InvalidSha256(s.to_owned()).to_string(),
+        )),
     }
 }
 

@@ -9,15 +9,19 @@
 //! This crate is pure data: no I/O, no NATS. Stages depend on it and on `imgcrawl-bus`.
 
 mod codec;
+mod format;
 mod ids;
 mod job;
 mod kinds;
+mod sha256;
 mod types;
 
 pub use codec::{
     decode, DecodeError, EncodedEvent, HEADER_EVENT, HEADER_MSG_ID, HEADER_TRACEPARENT,
 };
+pub use format::Format;
 pub use ids::{job_id_from_sequence, traceparent, url_key};
 pub use job::{ImageFilters, JobSpec, Politeness, Scope};
 pub use kinds::{EventKind, SCHEMA_VERSION, SUBJECT_PREFIX};
+pub use sha256::{InvalidSha256, Sha256};
 pub use types::*;

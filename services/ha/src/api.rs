@@ -29,9 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
-use crate::consistency::Report;
-use crate::decide::SyncRequest;
 use crate::health::Health;
+use crate::report::{Report, SyncRequest};
 use crate::state::{self, sync_report_key, sync_request_key, Shared};
 
 type St = State<Arc<Shared>>;

@@ -22,6 +22,7 @@ use imgcrawl_bus::ha::{Pointer, POSTGRES};
 use imgcrawl_bus::ha_requests::{
     FailoverRequest, FailoverResult, FAILOVER_REQUEST_KEY, FAILOVER_RESULT_KEY,
 };
+use imgcrawl_bus::retry::{retry, Policy};
 use imgcrawl_events::{Event, HaFailover};
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -101,6 +102,10 @@ pub(crate) async fn switch(
     Ok(pointer)
 }
 
+/// Retries of the `ha.failover` publish: 200 ms doubling, five tries in all.
+const PUBLISH_RETRIES: Policy =
+    Policy::exponential(Duration::from_millis(200), Duration::from_millis(1600)).tries(5);
+
 /// Publishes the `ha.failover` event of `pointer` (a few attempts).
 pub(crate) async fn publish(shared: &Shared, pointer: &Pointer, manual: bool) {
     let event = Event::HaFailover(HaFailover {
@@ -112,15 +117,11 @@ pub(crate) async fn publish(shared: &Shared, pointer: &Pointer, manual: bool) {
         manual,
         occurred_at: pointer.at,
     });
-    for attempt in 0..5u32 {
-        match shared.bus.publisher().publish(&event).await {
-            Ok(()) => return,
-            Err(e) => {
-                warn!(error = %e, attempt, "cannot publish ha.failover; retrying");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-        }
-    }
+    let publish = || async { shared.bus.publisher().publish(&event).await };
+    let what = "publishing ha.failover";
+    // Gives up after the tries or at shutdown: the pointer in KV is the truth, and the
+    // next lease holder publishes the current pointer's event again.
+    let _ = retry(PUBLISH_RETRIES, what, &shared.shutdown, publish).await;
 }
 
 /// Carries out a pending manual request, once (the lease holder calls this every

@@ -9,10 +9,11 @@ use imgcrawl_bus::ha::{HaStore, Pointer, POSTGRES};
 use imgcrawl_bus::Bus;
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::consistency::Report;
 use crate::health::{NodeState, StreamEnd};
 use crate::objects::ObjectState;
+use crate::report::Report;
 use crate::Config;
 
 /// KV key of the watchers' lease.
@@ -37,10 +38,18 @@ pub(crate) struct Shared {
     pub inner: Mutex<Inner>,
     /// Wakes the decision loop (a node's health changed, a request arrived).
     pub wake: Notify,
+    /// The watcher's shutdown signal (retries give up when it fires).
+    pub shutdown: CancellationToken,
 }
 
 impl Shared {
-    pub fn new(config: Config, me: String, bus: Bus, store: HaStore) -> Arc<Shared> {
+    pub fn new(
+        config: Config,
+        me: String,
+        bus: Bus,
+        store: HaStore,
+        shutdown: CancellationToken,
+    ) -> Arc<Shared> {
         let nodes = config
             .nodes
             .iter()
@@ -64,6 +73,7 @@ impl Shared {
                 started: Instant::now(),
             }),
             wake: Notify::new(),
+            shutdown,
         })
     }
 

@@ -14,17 +14,18 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 use imgcrawl_bus::ha::{check_nodes, HaStore, Node, POSTGRES};
 use imgcrawl_bus::ha_requests::FAILOVER_REQUEST_KEY;
-use imgcrawl_bus::worker::to_chrono;
+use imgcrawl_bus::retry::Policy;
 use imgcrawl_bus::Bus;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
-use crate::decide::decision_loop;
-use crate::health::{probe, Health, StreamEnd};
+use crate::health::{probe, Health};
 use crate::lease::Lease;
+use crate::refresh::refresh_pointer;
+use crate::rounds::decision_loop;
 use crate::state::{lease_key, sync_request_key, Shared, Status};
-use crate::{api, objects, Config, HaError};
+use crate::{api, Config, HaError};
 
 /// A running watcher.
 pub struct Watcher {
@@ -85,7 +86,7 @@ pub async fn start(
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         )
     });
-    let shared = Shared::new(config.clone(), me.clone(), bus, store);
+    let shared = Shared::new(config.clone(), me.clone(), bus, store, shutdown.clone());
     let mut tasks = JoinSet::new();
     let addr = if config.listen.is_empty() {
         None
@@ -220,6 +221,7 @@ async fn follow_pointer(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// once, not at its next round. The rounds stay the safety net.
 async fn follow_requests(shared: Arc<Shared>, shutdown: CancellationToken) {
     let keys = [FAILOVER_REQUEST_KEY.to_string(), sync_request_key()];
+    let mut rewatch = Policy::fixed(shared.config.check_interval()).backoff();
     loop {
         match shared.store.kv().watch_many(keys.iter()).await {
             Ok(mut watch) => loop {
@@ -235,65 +237,8 @@ async fn follow_requests(shared: Arc<Shared>, shutdown: CancellationToken) {
             },
             Err(e) => warn!(error = %e, "cannot watch the ha requests; answering them each round"),
         }
-        if !pause(shared.config.check_interval(), &shutdown).await {
+        if !rewatch.pause(&shutdown).await {
             return;
         }
     }
-}
-
-/// Reads the pointer and the stream's end into the shared state; recomputes lag.
-pub(crate) async fn refresh(shared: &Shared) {
-    refresh_pointer(shared).await;
-    refresh_stream(shared).await;
-}
-
-async fn refresh_pointer(shared: &Shared) {
-    match shared.store.pointer(POSTGRES).await {
-        Ok(p) => {
-            let mut i = shared.lock();
-            let newer = match (&i.pointer, &p) {
-                (Some((_, cur)), Some((_, new))) => new >= cur,
-                _ => true,
-            };
-            if newer {
-                i.pointer = p;
-            }
-        }
-        Err(e) => warn!(error = %e, "cannot read the ha pointer"),
-    }
-}
-
-async fn refresh_stream(shared: &Shared) {
-    if let Some(end) = stream_end(&shared.bus).await {
-        let mut i = shared.lock();
-        i.stream = Some(end);
-        let threshold = shared.config.lag_threshold();
-        for n in &mut i.nodes {
-            n.update_lag(Some(&end), threshold);
-        }
-    }
-    let dirs: Vec<(usize, std::path::PathBuf)> = {
-        let i = shared.lock();
-        i.objects
-            .iter()
-            .enumerate()
-            .filter_map(|(k, o)| Some((k, o.dir()?)))
-            .collect()
-    };
-    for (k, dir) in dirs {
-        let r = tokio::task::spawn_blocking(move || objects::check_dir(&dir))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        shared.lock().objects[k].record(r);
-    }
-}
-
-async fn stream_end(bus: &Bus) -> Option<StreamEnd> {
-    let mut stream = bus.js.get_stream(&bus.config.stream).await.ok()?;
-    let info = stream.info().await.ok()?;
-    Some(StreamEnd {
-        last_seq: info.state.last_sequence,
-        last_at: to_chrono(info.state.last_timestamp),
-        first_at: to_chrono(info.state.first_timestamp),
-    })
 }

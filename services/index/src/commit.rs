@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::Message;
 use imgcrawl_bus::dlq::{dead_letter, DeadLetter};
+use imgcrawl_bus::retry::Policy;
 use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_bus::Bus;
 use imgcrawl_events::{decode, HEADER_EVENT};
@@ -22,30 +23,18 @@ use crate::source::consumed_subjects;
 use crate::{apply_batch_through, Config, Sourced};
 use imgcrawl_bus::identity::StreamIdentity;
 
-/// Runs `f` until it succeeds, backing off (doubling up to `max`) between failures;
-/// `None` if `shutdown` fired first.
+/// Runs `f` until it succeeds, backing off (doubling from 100 ms up to `max`) between
+/// failures with the bus's one retry policy; `None` if `shutdown` fired first.
 pub(crate) async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
     what: &str,
     max: Duration,
     shutdown: &CancellationToken,
-    mut f: impl FnMut() -> Fut,
+    f: impl FnMut() -> Fut,
 ) -> Option<T> {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let attempt = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            r = f() => r,
-        };
-        match attempt {
-            Ok(v) => return Some(v),
-            Err(e) => warn!(error = %e, retry_in = ?pause, "{what} failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(max);
-    }
+    let policy = Policy::exponential(Duration::from_millis(100), max);
+    imgcrawl_bus::retry::retry(policy, what, shutdown, f)
+        .await
+        .and_then(Result::ok)
 }
 
 /// A batch decoded: events to apply and messages to dead-letter.

@@ -36,10 +36,15 @@ use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, Message};
 use futures::StreamExt;
+use imgcrawl_bus::retry::Policy;
 use imgcrawl_events::EventKind;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+/// Pauses between failed attempts to (re)open the stream: 400 ms doubling to 12.8 s.
+const REOPEN: Policy =
+    Policy::exponential(Duration::from_millis(400), Duration::from_millis(12_800));
 
 /// The subjects the index applies: every event except its own outputs.
 pub fn consumed_subjects() -> Vec<String> {
@@ -158,7 +163,7 @@ impl EventSource {
     ) -> Vec<Message> {
         let mut batch = Vec::new();
         let mut deadline: Option<Instant> = None;
-        let mut failures = 0u32;
+        let mut reopen = REOPEN.backoff();
         if self.limit.is_none() {
             batch.extend(self.held.take());
         }
@@ -168,13 +173,11 @@ impl EventSource {
                     if !batch.is_empty() {
                         break;
                     }
-                    failures += 1;
                     warn!(error = %e, "cannot read the event stream; retrying");
-                    let pause = Duration::from_millis(200u64 << failures.min(6));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Vec::new(),
-                        _ = tokio::time::sleep(pause) => continue,
+                    if !reopen.pause(shutdown).await {
+                        return Vec::new();
                     }
+                    continue;
                 }
                 continue; // opened: it may have found nothing left up to the limit
             }

@@ -11,7 +11,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder};
-use sha2::{Digest, Sha256};
+use imgcrawl_events::Sha256;
 
 use crate::error::SiteError;
 use crate::rng::Rng;
@@ -32,37 +32,30 @@ pub enum Format {
 }
 
 impl Format {
+    /// The pipeline's format this one is.
+    pub fn pipeline(self) -> imgcrawl_events::Format {
+        match self {
+            Format::Jpeg => imgcrawl_events::Format::Jpeg,
+            Format::Png => imgcrawl_events::Format::Png,
+            Format::Gif => imgcrawl_events::Format::Gif,
+            Format::WebP => imgcrawl_events::Format::Webp,
+            Format::Svg => imgcrawl_events::Format::Svg,
+        }
+    }
+
     /// The name the pipeline uses in `image.downloaded.format`.
     pub fn name(self) -> &'static str {
-        match self {
-            Format::Jpeg => "jpeg",
-            Format::Png => "png",
-            Format::Gif => "gif",
-            Format::WebP => "webp",
-            Format::Svg => "svg",
-        }
+        self.pipeline().name()
     }
 
     /// The usual file extension (no dot).
     pub fn extension(self) -> &'static str {
-        match self {
-            Format::Jpeg => "jpg",
-            Format::Png => "png",
-            Format::Gif => "gif",
-            Format::WebP => "webp",
-            Format::Svg => "svg",
-        }
+        self.pipeline().extension()
     }
 
     /// The MIME type.
     pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Jpeg => "image/jpeg",
-            Format::Png => "image/png",
-            Format::Gif => "image/gif",
-            Format::WebP => "image/webp",
-            Format::Svg => "image/svg+xml",
-        }
+        self.pipeline().content_type()
     }
 }
 
@@ -84,7 +77,7 @@ pub struct Image {
 impl Image {
     /// Wraps encoded bytes, computing their SHA-256.
     pub fn new(format: Format, width: u32, height: u32, bytes: Vec<u8>) -> Image {
-        let sha256 = sha256_hex(&bytes);
+        let sha256 = Sha256::hex(&bytes);
         Image {
             format,
             width,
@@ -93,11 +86,6 @@ impl Image {
             sha256,
         }
     }
-}
-
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// What to draw and how to encode it.
@@ -296,7 +284,7 @@ mod tests {
         {
             let img = render(&ImageSpec::new(f, 97 + i as u32, 41, 5)).unwrap();
             assert_eq!(decode(&img), (img.width, img.height), "{f:?}");
-            assert_eq!(img.sha256, sha256_hex(&img.bytes));
+            assert_eq!(img.sha256, Sha256::hex(&img.bytes));
             let guessed = image::guess_format(&img.bytes).unwrap();
             assert!(
                 guessed.extensions_str().contains(&f.extension()),

@@ -1,8 +1,9 @@
-//! A tiny deterministic pseudo-random generator (SplitMix64).
+//! A tiny deterministic pseudo-random generator (SplitMix64), shared by the site
+//! generator and the benchmarks.
 //!
-//! Sites must be byte-identical for a given seed on every machine and every run, so
-//! nothing here reads the OS's randomness; SplitMix64 is small, fast and good enough
-//! for choosing colours, sizes and links.
+//! Sites (and benchmark histories and blobs) must be byte-identical for a given seed on
+//! every machine and every run, so nothing here reads the OS's randomness; SplitMix64
+//! is small, fast and good enough for choosing colours, sizes and links (not secrets).
 
 /// SplitMix64: a 64-bit state advanced by a constant, then mixed.
 #[derive(Debug, Clone)]
@@ -19,6 +20,14 @@ impl Rng {
     /// A generator for item `index` of a family seeded by `seed` (independent streams).
     pub fn derive(seed: u64, index: u64) -> Rng {
         Rng::new(mix(seed ^ mix(index.wrapping_add(0x5851_f42d_4c95_7f2d))))
+    }
+
+    /// A generator for item `n` of stream `seed`, independent of every other item (the
+    /// benchmarks' derivation; [`Rng::derive`] is the site generator's).
+    pub fn for_item(seed: u64, n: u64) -> Rng {
+        let mut r = Rng::new(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
+        r.next_u64();
+        r
     }
 
     /// The next 64 random bits.
@@ -38,6 +47,22 @@ impl Rng {
     /// A float in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// True with probability `p` (0.0..=1.0).
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() <= p
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let last = self.next_u64().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
     }
 
     /// A random byte.
@@ -98,6 +123,24 @@ mod tests {
             assert!((0.0..1.0).contains(&r.unit()));
         }
         assert_eq!(r.range(5, 5), 5);
+    }
+
+    #[test]
+    fn same_seed_same_numbers_and_ranges_hold() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        assert_eq!(a.next_u64(), b.next_u64());
+        assert_ne!(
+            Rng::for_item(7, 1).next_u64(),
+            Rng::for_item(7, 2).next_u64()
+        );
+        for _ in 0..1000 {
+            let n = a.range(5, 9);
+            assert!((5..=9).contains(&n));
+        }
+        assert_eq!(a.range(3, 3), 3);
+        let mut buf = [0u8; 13];
+        a.fill(&mut buf);
+        assert!(buf.iter().any(|&b| b != 0));
     }
 
     #[test]

@@ -311,7 +311,7 @@ fn demo_is_deterministic_and_its_images_are_what_the_truth_says() {
     for i in &a.truth.images {
         let body = &a.get(&i.final_path).unwrap().body;
         assert_eq!(
-            imgcrawl_sitegen::images::sha256_hex(body),
+            imgcrawl_events::Sha256::hex(body),
             i.sha256,
             "{}",
             i.url_path

@@ -57,7 +57,7 @@ fn write_to_puts_every_file_where_a_static_server_finds_it() {
     assert!(dir.path().join("robots.txt").is_file());
     for i in &site.truth.images {
         let on_disk = std::fs::read(dir.path().join(&i.url_path[1..])).unwrap();
-        assert_eq!(imgcrawl_sitegen::images::sha256_hex(&on_disk), i.sha256);
+        assert_eq!(imgcrawl_events::Sha256::hex(&on_disk), i.sha256);
     }
 }
 

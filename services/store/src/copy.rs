@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use imgcrawl_bus::blob::BlobStore;
 use imgcrawl_events::ImageDownloaded;
-use sha2::{Digest, Sha256};
+use imgcrawl_events::Sha256;
 
 use crate::bucket::{Bucket, ImageObject};
 use crate::key::extension;
@@ -82,7 +82,7 @@ pub async fn read_blob(blobs: &BlobStore, sha: &str) -> Result<Bytes, CopyError>
         Ok(None) => return Err(CopyError::Missing(sha.to_string())),
         Err(err) => return Err(CopyError::Failed(err.to_string())),
     };
-    let actual = hex::encode(Sha256::digest(&body));
+    let actual = Sha256::hex(&body);
     if actual != sha {
         return Err(CopyError::Corrupt(format!(
             "blob {sha} holds bytes hashing to {actual}"

@@ -56,7 +56,7 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    imgcrawl_events::Sha256::hex(data)
 }
 
 /// HMAC-SHA256 (RFC 2104).

@@ -5,7 +5,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::model::crawl::{ImageCounters, JobState, JobStatus, PageCounters, Rates};
-use crate::state::RecentJob;
 
 const COLUMNS: &str = "job_id, status, label, seeds, requested_at, stopped_at, completed_at, last_event_at,
     pages_discovered, pages_fetched, pages_failed, images_discovered, images_downloaded, images_rejected,
@@ -127,26 +126,6 @@ fn to_status(r: JobRow, distinct: Option<i64>, now: DateTime<Utc>) -> JobStatus 
             images_per_sec: per_sec(r.images_stored, elapsed),
             bytes_per_sec: per_sec(r.bytes_downloaded, elapsed),
         },
-    }
-}
-
-/// The status of a job published here that the index does not have yet.
-pub fn requested(job: &RecentJob) -> JobStatus {
-    let elapsed = ((Utc::now() - job.requested_at).num_milliseconds().max(0) as f64) / 1000.0;
-    JobStatus {
-        job_id: job.job_id,
-        state: JobState::Requested,
-        label: job.label.clone(),
-        seeds: job.seeds.clone(),
-        requested_at: Some(job.requested_at),
-        stopped_at: None,
-        completed_at: None,
-        last_event_at: None,
-        pages: PageCounters::default(),
-        images: ImageCounters::default(),
-        bytes_downloaded: 0,
-        elapsed_secs: elapsed,
-        rate: Rates::default(),
     }
 }
 

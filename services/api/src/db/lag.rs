@@ -5,9 +5,7 @@
 //! (`image.indexed`, `crawl.completed`), which usually end the stream, so the lag is
 //! the distance to the stream's end only while an event the index applies is waiting
 //! above the checkpoint, and 0 otherwise. The age of the oldest waiting event gives the
-//! lag in seconds. Measurements are reused for a second (the gallery polls).
-
-use std::time::{Duration, Instant};
+//! lag in seconds.
 
 use async_nats::jetstream::message::StreamMessage;
 use chrono::Utc;
@@ -17,12 +15,8 @@ use imgcrawl_bus::Bus;
 use imgcrawl_events::EventKind;
 use sqlx::PgPool;
 
-use crate::error::HttpError;
+use super::DbError;
 use crate::model::crawl::IndexLag;
-use crate::state::AppState;
-
-/// How long a measurement is reused.
-const REUSE: Duration = Duration::from_secs(1);
 
 /// The subjects the index applies: every event but its own outputs.
 pub fn applied_subjects() -> Vec<String> {
@@ -56,7 +50,7 @@ pub async fn node_checkpoint(db: &PgPool, name: &str) -> Result<Option<(u64, u64
 }
 
 /// The stream's name and last sequence.
-pub async fn stream_end(bus: &Bus) -> Result<(String, u64), HttpError> {
+pub async fn stream_end(bus: &Bus) -> Result<(String, u64), DbError> {
     let name = bus.config.stream.clone();
     let stream = bus
         .js
@@ -70,13 +64,16 @@ pub async fn stream_end(bus: &Bus) -> Result<(String, u64), HttpError> {
     Ok((name, info.state.last_sequence))
 }
 
-fn nats_down(op: &str, e: impl std::fmt::Display) -> HttpError {
+fn nats_down(op: &'static str, e: impl std::fmt::Display) -> DbError {
     tracing::warn!(op, error = %e, "nats unavailable");
-    HttpError::unavailable("nats is unavailable; try again shortly")
+    DbError::Nats {
+        op,
+        detail: e.to_string(),
+    }
 }
 
 /// The oldest event above `checkpoint` that the index applies: its age in seconds.
-async fn oldest_waiting(bus: &Bus, checkpoint: u64) -> Result<Option<f64>, HttpError> {
+async fn oldest_waiting(bus: &Bus, checkpoint: u64) -> Result<Option<f64>, DbError> {
     let stream = bus
         .js
         .get_stream(&bus.config.stream)
@@ -105,7 +102,7 @@ async fn oldest_waiting(bus: &Bus, checkpoint: u64) -> Result<Option<f64>, HttpE
 }
 
 /// The lag of a projection at checkpoint `cp` when the stream ends at `last`.
-pub async fn lag_at(bus: &Bus, cp: u64, last: u64) -> Result<IndexLag, HttpError> {
+pub async fn lag_at(bus: &Bus, cp: u64, last: u64) -> Result<IndexLag, DbError> {
     let waiting = if cp < last {
         oldest_waiting(bus, cp).await?
     } else {
@@ -120,33 +117,16 @@ pub async fn lag_at(bus: &Bus, cp: u64, last: u64) -> Result<IndexLag, HttpError
 }
 
 /// Measures the lag of checkpoint row `name` in `db`.
-pub async fn measure(bus: &Bus, db: &PgPool, name: &str) -> Result<IndexLag, HttpError> {
+pub async fn measure(bus: &Bus, db: &PgPool, name: &str) -> Result<IndexLag, DbError> {
     let (_, last) = stream_end(bus).await?;
     let cp = checkpoint(db, name)
         .await
-        .map_err(|e| HttpError::db("read the checkpoint", e))?
+        .map_err(|source| DbError::Query {
+            op: "read the checkpoint",
+            source,
+        })?
         .unwrap_or(0);
     lag_at(bus, cp, last).await
-}
-
-/// The primary's lag, measured at most once a second (and again after the primary
-/// changed).
-pub async fn index_lag(state: &AppState) -> Result<IndexLag, HttpError> {
-    let primary = state.nodes.primary();
-    if let Some((at, node, lag)) = state
-        .lag_cache
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-    {
-        if at.elapsed() < REUSE && node == primary.node {
-            return Ok(lag);
-        }
-    }
-    let lag = measure(&state.bus, &primary.pool, &state.config.checkpoint_name).await?;
-    *state.lag_cache.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some((Instant::now(), primary.node.clone(), lag.clone()));
-    Ok(lag)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Reads from the index (PostgreSQL) and from the stream's position. The API never
 //! writes the projection: every change is an event. Which node is read is
-//! [`crate::nodes`]'s business.
+//! [`crate::nodes`]'s business. Nothing here knows HTTP: reads fail with
+//! [`DbError`] (or `sqlx::Error`), which the routes map to answers.
 
+mod error;
 pub mod images;
 pub mod jobs;
 pub mod lag;
@@ -9,6 +11,8 @@ pub mod lag;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+
+pub use error::DbError;
 
 /// Runs `select 1` with a timeout; the round trip in milliseconds, or why not.
 pub async fn ping(db: &PgPool, timeout: Duration) -> Result<f64, String> {

@@ -1,23 +1,47 @@
 //! The gallery's HTML pieces, rendered the same way by the server (first view) and by
-//! the script (updates): jobs, thumbnail cards, the HA line; escaping and templating.
+//! the script (updates): jobs, thumbnail cards, the HA line, the job filter's options.
+//!
+//! Each piece is an `askama` template under `assets/`, checked and compiled with the
+//! crate; every value is escaped by [`Named`] (named entities, as the script's `esc`),
+//! unless a field is a [`Safe`] piece rendered by another template.
+
+use std::fmt;
+
+use askama::filters::{Escaper, Safe};
+use askama::Template;
 
 use crate::model::crawl::JobStatus;
 use crate::model::ha::HaNode;
 use crate::model::images::ImageSummary;
 
-/// Escapes text for HTML content and attribute values.
+/// The HTML escaper of every template (see `askama.toml`): `&`, `<`, `>`, `"` and `'`
+/// as `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&#39;`.
+#[derive(Debug, Clone, Copy)]
+pub struct Named;
+
+impl Escaper for Named {
+    fn write_escaped_str<W: fmt::Write>(&self, mut dest: W, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+            dest.write_str(&rest[..i])?;
+            dest.write_str(match rest.as_bytes()[i] {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => "&#39;",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        dest.write_str(rest)
+    }
+}
+
+/// Escapes text for HTML content and attribute values (as the templates do).
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    // Writing into a String cannot fail.
+    let _ = Named.write_escaped_str(&mut out, s);
     out
 }
 
@@ -36,25 +60,37 @@ pub fn human(bytes: i64) -> String {
     }
 }
 
+/// Standard base64 with padding (CSP script hashes).
 pub(crate) fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Renders a template; a template whose values all display cannot fail, so a failure
+/// (never seen) leaves the piece empty rather than failing the page.
+pub(crate) fn render(t: &impl Template) -> String {
+    t.render().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "gallery template failed");
+        String::new()
+    })
+}
+
+/// One job's card (`assets/job.html`).
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobCard<'a> {
+    id: uuid::Uuid,
+    state: &'a str,
+    title: &'a str,
+    stoppable: bool,
+    pct: i64,
+    pages_done: i64,
+    pages_discovered: i64,
+    stored: i64,
+    rejected: i64,
+    pending: i64,
+    bytes: String,
+    rate: f64,
 }
 
 /// One job, as the script renders it too.
@@ -78,88 +114,147 @@ pub fn job_html(j: &JobStatus) -> String {
         .clone()
         .or_else(|| j.seeds.first().cloned())
         .unwrap_or_default();
-    let stop = if matches!(state.as_str(), "running" | "requested") {
-        format!(
-            "<button class=\"secondary stop\" data-job=\"{}\">Stop</button>",
-            j.job_id
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "<article class=\"job\" data-job=\"{id}\" data-state=\"{state}\">\n  <div class=\"job-head\"><span class=\"state {state}\">{state}</span><span class=\"job-seed\" title=\"{t}\">{t}</span><span class=\"job-id\">{id}</span>{stop}</div>\n  <div class=\"bar\"><span style=\"width:{pct}%\"></span></div>\n  <div class=\"counters\"><span>pages <b class=\"counter\" data-counter=\"pages_done\">{pd}</b>/<b class=\"counter\" data-counter=\"pages_discovered\">{pdisc}</b></span><span>images stored <b class=\"counter\" data-counter=\"images_stored\">{st}</b></span><span>rejected <b class=\"counter\" data-counter=\"images_rejected\">{rej}</b></span><span>pending <b class=\"counter\" data-counter=\"images_pending\">{pend}</b></span><span><b class=\"counter\" data-counter=\"bytes\">{bytes}</b></span><span><b class=\"counter\" data-counter=\"rate\">{rate:.1}</b> img/s</span></div>\n</article>",
-        id = j.job_id,
-        t = esc(&title),
-        pd = p.fetched + p.failed,
-        pdisc = p.discovered,
-        st = im.stored,
-        rej = im.rejected,
-        pend = im.pending,
-        bytes = human(j.bytes_downloaded),
-        rate = j.rate.images_per_sec,
-    )
+    render(&JobCard {
+        id: j.job_id,
+        state: &state,
+        title: &title,
+        stoppable: matches!(state.as_str(), "running" | "requested"),
+        pct,
+        pages_done: p.fetched + p.failed,
+        pages_discovered: p.discovered,
+        stored: im.stored,
+        rejected: im.rejected,
+        pending: im.pending,
+        bytes: human(j.bytes_downloaded),
+        rate: j.rate.images_per_sec,
+    })
+}
+
+/// The job list (`assets/jobs.html`): the cards one a line, or a hint when empty.
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobList {
+    jobs: Vec<String>,
+}
+
+/// Every job's card, or the "no jobs yet" hint.
+pub(crate) fn jobs_html(jobs: &[JobStatus]) -> String {
+    render(&JobList {
+        jobs: jobs.iter().map(job_html).collect(),
+    })
+}
+
+/// One option of the job filter.
+struct JobOption {
+    id: uuid::Uuid,
+    title: String,
+}
+
+/// The job filter's options (`assets/job_options.html`).
+#[derive(Template)]
+#[template(path = "job_options.html")]
+struct JobOptions {
+    options: Vec<JobOption>,
+}
+
+/// An option per job: its label, else its first seed, else its id (60 characters).
+pub(crate) fn job_options_html(jobs: &[JobStatus]) -> String {
+    let options = jobs
+        .iter()
+        .map(|j| {
+            let t = j
+                .label
+                .clone()
+                .or_else(|| j.seeds.first().cloned())
+                .unwrap_or_else(|| j.job_id.to_string());
+            JobOption {
+                id: j.job_id,
+                title: t.chars().take(60).collect(),
+            }
+        })
+        .collect();
+    render(&JobOptions { options })
+}
+
+/// One thumbnail card (`assets/card.html`).
+#[derive(Template)]
+#[template(path = "card.html")]
+struct Card<'a> {
+    id: i64,
+    src: &'a str,
+    alt: &'a str,
+    width: i32,
+    height: i32,
+    format: &'a str,
+    size: String,
 }
 
 /// One thumbnail card, as the script renders it too.
 pub fn card_html(i: &ImageSummary) -> String {
-    format!(
-        "<figure class=\"card\" data-id=\"{id}\"><div class=\"frame\"><img class=\"thumb\" loading=\"lazy\" src=\"{src}\" alt=\"{alt}\"></div><figcaption><span>{w}×{h} {fmt}</span><span>{size}</span></figcaption></figure>",
-        id = i.id,
-        src = esc(&i.links.thumbnail),
-        alt = esc(i.filename.as_deref().unwrap_or("")),
-        w = i.width,
-        h = i.height,
-        fmt = esc(&i.format),
-        size = human(i.bytes),
-    )
+    render(&Card {
+        id: i.id,
+        src: &i.links.thumbnail,
+        alt: i.filename.as_deref().unwrap_or(""),
+        width: i.width,
+        height: i.height,
+        format: &i.format,
+        size: human(i.bytes),
+    })
+}
+
+/// One node of the HA line.
+struct NodeLine<'a> {
+    healthy: bool,
+    role: &'a str,
+    name: &'a str,
+    lag: String,
+    checkpoint: String,
+}
+
+/// The HA line (`assets/ha.html`).
+#[derive(Template)]
+#[template(path = "ha.html")]
+struct HaLine<'a> {
+    nodes: Vec<NodeLine<'a>>,
+    mode: &'a str,
+    last: String,
 }
 
 /// The HA line: every node (role, health, lag), then the mode; as the script's
 /// `renderHa` draws it.
 pub(crate) fn ha_html(nodes: &[HaNode], mode: &str, last_seq: Option<u64>) -> String {
-    let mut out: String = nodes.iter().map(|n| node_html(n, last_seq)).collect();
-    out.push_str(&format!(
-        "<span class=\"node muted\">{} node</span>",
-        esc(mode)
-    ));
-    out
-}
-
-fn node_html(node: &HaNode, last_seq: Option<u64>) -> String {
     let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-    format!(
-        "<span class=\"node\"><span class=\"dot{up}\"></span>{role} <b>{name}</b> <span class=\"muted\">lag</span> <b class=\"counter\" data-counter=\"lag_events\">{lag}</b> <span class=\"muted\">applied</span> {cp}<span class=\"muted\">/{last}</span></span>",
-        up = if node.healthy { " up" } else { "" },
-        role = esc(&node.role),
-        name = esc(&node.name),
-        lag = opt(node.lag_events),
-        cp = opt(node.checkpoint),
-        last = opt(last_seq),
-    )
+    render(&HaLine {
+        nodes: nodes
+            .iter()
+            .map(|n| NodeLine {
+                healthy: n.healthy,
+                role: &n.role,
+                name: &n.name,
+                lag: opt(n.lag_events),
+                checkpoint: opt(n.checkpoint),
+            })
+            .collect(),
+        mode,
+        last: opt(last_seq),
+    })
 }
 
-/// Replaces every `{{name}}` of `template` in one pass (so values are never scanned
-/// for slots themselves).
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out =
-        String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}").map(|end| (&after[..end], end)) {
-            Some((name, end)) if values.iter().any(|v| v.0 == name) => {
-                out.push_str(values.iter().find(|v| v.0 == name).map_or("", |v| v.1));
-                rest = &after[end + 2..];
-            }
-            _ => {
-                out.push_str("{{");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+/// The page (`assets/gallery.html`): its pieces are rendered by the templates above
+/// (or are the stylesheet and the script, verbatim: the CSP allows the script by hash).
+#[derive(Template)]
+#[template(path = "gallery.html")]
+pub(crate) struct Page<'a> {
+    pub style: Safe<&'a str>,
+    pub script: Safe<&'a str>,
+    pub page_size: u32,
+    pub next_cursor: &'a str,
+    pub ha: Safe<String>,
+    pub jobs: Safe<String>,
+    pub job_options: Safe<String>,
+    pub image_count: &'a str,
+    pub grid: Safe<String>,
+    pub sentinel: &'a str,
 }
 
 #[cfg(test)]
@@ -199,15 +294,6 @@ mod tests {
         );
         assert_eq!(html.matches("dot up").count(), 1);
         assert_eq!(html.matches("7<span class=\"muted\">/9</span>").count(), 2);
-    }
-
-    #[test]
-    fn slots_are_filled_once() {
-        let out = fill(
-            "a {{x}} b {{y}} {{unknown}} {{",
-            &[("x", "{{y}}"), ("y", "2")],
-        );
-        assert_eq!(out, "a {{y}} b 2 {{unknown}} {{");
     }
 
     #[test]

@@ -22,9 +22,11 @@ use crate::state::AppState;
 
 mod html;
 
-use html::{base64, ha_html};
-pub use html::{card_html, esc, fill, human, job_html};
+use askama::filters::Safe;
+use html::{base64, ha_html, job_options_html, jobs_html, Page};
+pub use html::{card_html, esc, human, job_html, Named};
 
+#[cfg(test)]
 const TEMPLATE: &str = include_str!("../../assets/gallery.html");
 const STYLE: &str = include_str!("../../assets/gallery.css");
 const SCRIPT: &str = include_str!("../../assets/gallery.js");
@@ -68,7 +70,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
     let indexed: Vec<JobStatus> = jobs.as_ref().map(|v| v.clone()).unwrap_or_default();
     for r in state.recent.newest_first().iter().take(5) {
         if !indexed.iter().any(|j| j.job_id == r.job_id) {
-            listed.push(jobs::requested(r));
+            listed.push(r.status());
         }
     }
     listed.extend(indexed);
@@ -98,45 +100,21 @@ pub async fn page(State(state): State<AppState>) -> Response {
         }
         Err(_) => (String::new(), String::new(), "the index is unavailable"),
     };
-    let jobs_html = if listed.is_empty() {
-        "<p class=\"empty\">No jobs yet: start one above.</p>".to_string()
-    } else {
-        listed.iter().map(job_html).collect::<Vec<_>>().join("\n")
-    };
-    let options: String = listed
-        .iter()
-        .map(|j| {
-            let t = j
-                .label
-                .clone()
-                .or_else(|| j.seeds.first().cloned())
-                .unwrap_or_else(|| j.job_id.to_string());
-            format!(
-                "<option value=\"{}\">{}</option>",
-                j.job_id,
-                esc(&t.chars().take(60).collect::<String>())
-            )
-        })
-        .collect();
-    let page_size = FIRST_PAGE.to_string();
     let last = ha.stream.as_ref().ok().map(|(_, last)| *last);
-    let ha = ha_html(&ha.nodes, state.nodes.mode(), last);
     let count = count.map_or(String::new(), |n| format!("{n} indexed"));
-    let html = fill(
-        TEMPLATE,
-        &[
-            ("style", STYLE),
-            ("script", SCRIPT),
-            ("page_size", &page_size),
-            ("next_cursor", &cursor),
-            ("ha", &ha),
-            ("jobs", &jobs_html),
-            ("job_options", &options),
-            ("image_count", &count),
-            ("grid", &grid),
-            ("sentinel", sentinel),
-        ],
-    );
+    let mut html = html::render(&Page {
+        style: Safe(STYLE),
+        script: Safe(SCRIPT),
+        page_size: FIRST_PAGE,
+        next_cursor: &cursor,
+        ha: Safe(ha_html(&ha.nodes, state.nodes.mode(), last)),
+        jobs: Safe(jobs_html(&listed)),
+        job_options: Safe(job_options_html(&listed)),
+        image_count: &count,
+        grid: Safe(grid),
+        sentinel,
+    });
+    html.push('\n'); // the template's own last newline, which askama drops
     let mut res = Html(html).into_response();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(csp()) {

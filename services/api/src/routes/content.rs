@@ -10,6 +10,7 @@ use object_store::path::Path;
 use crate::db::images::ImageRow;
 use crate::error::{ErrorBody, HttpError, HttpResult};
 use crate::extract::PathParams;
+use crate::media::content_type;
 use crate::range::{none_match, plan, Plan};
 use crate::routes::images::live_image;
 use crate::state::AppState;
@@ -20,21 +21,6 @@ pub const CACHE_CONTROL: &str = "public, max-age=86400";
 
 /// A Content-Security-Policy that keeps an SVG opened directly from running anything.
 pub const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
-
-/// The Content-Type to serve: the recorded one if it is a plain `image/...` value.
-pub fn content_type(recorded: &str) -> HeaderValue {
-    let ok = recorded.starts_with("image/")
-        && recorded.len() <= 100
-        && recorded
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/+-.".contains(&b));
-    if ok {
-        HeaderValue::from_str(recorded)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
-    } else {
-        HeaderValue::from_static("application/octet-stream")
-    }
-}
 
 /// Headers every image response carries.
 pub fn image_headers(h: &mut HeaderMap, etag: &str, content_type: HeaderValue) {
@@ -69,21 +55,6 @@ fn not_modified(etag: &str) -> Response {
         HeaderValue::from_static(CACHE_CONTROL),
     );
     res
-}
-
-/// Maps a bucket error: a missing object is 404, anything else 503.
-pub fn bucket_error(key: &str, e: object_store::Error) -> HttpError {
-    match e {
-        object_store::Error::NotFound { .. } => HttpError::new(
-            StatusCode::NOT_FOUND,
-            "content_missing",
-            "the image is indexed but its object is not in the bucket",
-        ),
-        e => {
-            tracing::warn!(key, error = %e, "bucket read failed");
-            HttpError::unavailable("the bucket is unavailable; try again shortly")
-        }
-    }
 }
 
 fn object_path(row: &ImageRow) -> HttpResult<(String, Path)> {
@@ -149,7 +120,7 @@ pub async fn content(
                 .store
                 .get(&path)
                 .await
-                .map_err(|e| bucket_error(&key, e))?;
+                .map_err(|e| HttpError::bucket(&key, e))?;
             let size = got.meta.size;
             (
                 StatusCode::OK,
@@ -163,7 +134,7 @@ pub async fn content(
                 .store
                 .get_range(&path, r.clone())
                 .await
-                .map_err(|e| bucket_error(&key, e))?;
+                .map_err(|e| HttpError::bucket(&key, e))?;
             let n = bytes.len() as u64;
             (
                 StatusCode::PARTIAL_CONTENT,

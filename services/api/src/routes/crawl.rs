@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::db::{jobs, lag};
+use crate::db::jobs;
 use crate::error::{ErrorBody, HttpError, HttpResult};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::model::crawl::{
@@ -112,7 +112,7 @@ pub async fn list(
         listed.extend(indexed);
     }
     listed.truncate(limit as usize);
-    let index = lag::index_lag(&state).await?;
+    let index = state.index_lag().await?;
     Ok(Json(JobList {
         jobs: listed,
         index,
@@ -135,7 +135,7 @@ async fn pending_requests(state: &AppState) -> HttpResult<Vec<crate::model::craw
     Ok(recent
         .iter()
         .filter(|j| !known.contains(&j.job_id))
-        .map(jobs::requested)
+        .map(RecentJob::status)
         .collect())
 }
 
@@ -159,11 +159,11 @@ pub async fn status(
     let job_status = match indexed {
         Some(s) => s,
         None => match known_elsewhere(&state, job).await? {
-            Some(r) => jobs::requested(&r),
+            Some(r) => r.status(),
             None => return Err(HttpError::not_found(format!("unknown job {job}"))),
         },
     };
-    let index = lag::index_lag(&state).await?;
+    let index = state.index_lag().await?;
     Ok(Json(JobReport {
         job: job_status,
         index,

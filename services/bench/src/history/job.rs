@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::Timed;
 use crate::blobs::BlobInfo;
-use crate::rng::Rng;
+use imgcrawl_sitegen::rng::Rng;
 
 /// What a job needs to know besides its number.
 pub(super) struct JobCtx<'a> {

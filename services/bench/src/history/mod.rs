@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use imgcrawl_events::{Event, ImageDeleted};
 
 use crate::blobs::BlobInfo;
-use crate::rng::Rng;
+use imgcrawl_sitegen::rng::Rng;
 use job::JobCtx;
 
 /// An event with its time in milliseconds after the history's epoch.

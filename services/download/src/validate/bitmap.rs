@@ -2,7 +2,7 @@
 
 use super::bytes::{le16, le32};
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 /// BMP DIB header sizes we understand (core, info, v2, v3, os/2 v2, v4, v5).
 pub(crate) const DIB_SIZES: [u32; 7] = [12, 40, 52, 56, 64, 108, 124];

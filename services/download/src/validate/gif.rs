@@ -3,7 +3,7 @@
 //! the trailer are ignored.
 
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 const F: Format = Format::Gif;
 

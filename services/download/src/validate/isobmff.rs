@@ -5,7 +5,7 @@
 
 use super::bytes::{be16, be32, be64, fourcc};
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 /// Walks the top-level boxes.
 pub(crate) fn check(format: Format, b: &[u8]) -> Result<(), Rejection> {

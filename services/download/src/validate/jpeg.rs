@@ -8,7 +8,7 @@
 
 use super::bytes::be16;
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 const F: Format = Format::Jpeg;
 

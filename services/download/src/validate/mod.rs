@@ -33,8 +33,8 @@ pub(crate) use png::SIGNATURE as PNG_SIGNATURE;
 
 use imgcrawl_events::RejectReason;
 
-use crate::format::Format;
 use crate::sniff::sniff;
+use imgcrawl_events::Format;
 
 /// Largest accepted width or height, for every format.
 pub const MAX_SIDE: u32 = 65_535;

@@ -2,7 +2,7 @@
 
 use super::bytes::{be32, fourcc};
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 /// The 8-byte PNG signature.
 pub(crate) const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];

@@ -9,7 +9,7 @@
 //! has no intrinsic size and reports 0x0.
 
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 use imgcrawl_events::RejectReason;
 
 const F: Format = Format::Svg;

@@ -3,7 +3,7 @@
 
 use super::bytes::{be16, be32, le16, le32};
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 const F: Format = Format::Tiff;
 

@@ -4,7 +4,7 @@
 
 use super::bytes::{fourcc, le16, le32};
 use super::Rejection;
-use crate::format::Format;
+use imgcrawl_events::Format;
 
 const F: Format = Format::Webp;
 

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use imgcrawl_bus::retry::{retry_when, Policy};
 use imgcrawl_bus::Bus;
 use imgcrawl_events::{EventKind, ImageDownloaded};
 use tokio::sync::watch;
@@ -35,7 +36,11 @@ use reader::Reader;
 pub use reader::{stream_info, StreamInfo};
 
 /// Attempts per image before the replay gives up (and can be resumed).
-const ATTEMPTS: u32 = 5;
+const ATTEMPTS: usize = 5;
+
+/// Retries of a failed image write: 200 ms doubling, [`ATTEMPTS`] tries in all.
+const COPY_RETRIES: Policy =
+    Policy::exponential(Duration::from_millis(200), Duration::from_millis(1600)).tries(ATTEMPTS);
 
 /// How far the object replay goes and how hard it works.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -168,7 +173,9 @@ pub async fn replay_objects(
             cp.last_seq = cp.last_seq.max(end);
             break;
         };
-        run.copy_chunk(&chunk).await?;
+        if !run.copy_chunk(&chunk, &shutdown).await? {
+            break; // shutdown: the checkpoint stays before this chunk
+        }
         run.stats.position = last;
         cp.last_seq = last;
         if saved.elapsed() > Duration::from_secs(1) {
@@ -205,7 +212,12 @@ impl Run {
 
     /// Copies a chunk's images, `concurrency` at a time; fails only if an image still
     /// cannot be written after [`ATTEMPTS`] tries (the checkpoint stays before it).
-    async fn copy_chunk(&mut self, chunk: &[(u64, ImageDownloaded)]) -> Result<(), StoreError> {
+    /// False if `shutdown` fired before every image was copied.
+    async fn copy_chunk(
+        &mut self,
+        chunk: &[(u64, ImageDownloaded)],
+        shutdown: &CancellationToken,
+    ) -> Result<bool, StoreError> {
         if self.done.len() > 100_000 {
             self.done.clear();
         }
@@ -231,9 +243,17 @@ impl Run {
         }
         let (blobs, bucket) = (&self.blobs, &self.bucket);
         let mut copies = futures::stream::iter(todo)
-            .map(|(seq, e)| async move { (seq, copy_with_retries(blobs, bucket, e, seq).await) })
+            .map(|(seq, e)| async move {
+                (
+                    seq,
+                    copy_with_retries(blobs, bucket, e, seq, shutdown).await,
+                )
+            })
             .buffer_unordered(self.concurrency);
         while let Some((seq, result)) = copies.next().await {
+            let Some(result) = result else {
+                return Ok(false);
+            };
             match result {
                 Ok(Copied {
                     wrote: true, bytes, ..
@@ -254,27 +274,20 @@ impl Run {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
+/// Copies one image, retrying failed writes ([`COPY_RETRIES`]); `None` on shutdown.
 async fn copy_with_retries(
     blobs: &BlobStore,
     bucket: &Bucket,
     e: &ImageDownloaded,
     seq: u64,
-) -> Result<Copied, CopyError> {
-    let mut pause = Duration::from_millis(200);
-    let mut attempt = 1;
-    loop {
-        match copy_image(blobs, bucket, e, seq).await {
-            Err(CopyError::Failed(detail)) if attempt < ATTEMPTS => {
-                warn!(seq, %detail, attempt, "copy failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    shutdown: &CancellationToken,
+) -> Option<Result<Copied, CopyError>> {
+    let what = format!("copy of event {seq}");
+    let copy = || copy_image(blobs, bucket, e, seq);
+    let transient = |e: &CopyError| matches!(e, CopyError::Failed(_));
+    retry_when(COPY_RETRIES, &what, shutdown, copy, transient).await
 }

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use imgcrawl_bus::Bus;
+use imgcrawl_events::Sha256;
 use imgcrawl_events::{Event, EventKind};
-use sha2::{Digest, Sha256};
 
 use super::reader::{stream_info, Reader};
 use super::tombstones;
@@ -160,7 +160,7 @@ async fn check(
             format!("expected sha256 {}", want.sha256),
         )));
     };
-    let actual = hex::encode(Sha256::digest(&found.body));
+    let actual = Sha256::hex(&found.body);
     if actual != want.sha256 {
         let detail = format!("expected sha256 {}, found {actual}", want.sha256);
         return Ok(Some(("content", detail)));

@@ -1,4 +1,4 @@
-//! The decision loop: every check interval, or at once when a node changes health or
+//! The lease holder's rounds (the decision loop): every check interval, or at once when a node changes health or
 //! a request arrives, read the pointer and the stream's end; then, only while holding
 //! the lease: answer a manual failover request, elect if the primary must change, and
 //! start a consistency check when one is due (periodic, after a failover, requested).
@@ -6,27 +6,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::consistency::{self, Report};
+use crate::consistency;
 use crate::election::{decide, Decision};
 use crate::failover;
 use crate::health::Health;
+use crate::refresh::refresh;
+use crate::report::{Report, SyncRequest};
 use crate::state::{sync_report_key, sync_request_key, Shared};
-use crate::watcher::refresh;
-
-/// A request for a consistency check (`POST /api/sync`), stored in KV.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncRequest {
-    /// Request id (the report names it).
-    pub id: Uuid,
-    /// When it was asked for.
-    pub at: DateTime<Utc>,
-}
 
 /// What the lease holder remembers between rounds.
 #[derive(Default)]
