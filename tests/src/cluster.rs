@@ -182,6 +182,11 @@ impl NatsCluster {
         self.nodes[i].port
     }
 
+    /// The process ids of the running nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| n.proc.as_ref().map(Proc::pid)).collect()
+    }
+
     /// The number of nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()

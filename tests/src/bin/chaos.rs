@@ -4,8 +4,9 @@
 //!
 //!     chaos [--fast] [SCENARIO…]     scenarios: no-fault leader-kill stage-kills
 //!                                     nats-pause pg-failover partition
+//!     chaos --cost [--fast]           the same crawl at R1, R3 and R3 with sync always
 
-use imgcrawl_tests::chaos::{run, table, Scenario, Size};
+use imgcrawl_tests::chaos::{cost, cost_table, run, table, Scenario, Size};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -15,6 +16,10 @@ async fn main() -> std::process::ExitCode {
     } else {
         Size::full()
     };
+    if args.iter().any(|a| a == "--cost") {
+        println!("{}", cost_table(&cost(&size).await));
+        return std::process::ExitCode::SUCCESS;
+    }
     let named: Vec<Scenario> = Scenario::ALL
         .into_iter()
         .filter(|s| args.iter().any(|a| a == s.name()))

@@ -171,6 +171,7 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
             sync_always: false,
             namespaces: scenario == Scenario::Partition,
         },
+        replicas: 3,
     };
     let rig = Rig::start(&options).await;
     let truth = rig.ground_truth();
@@ -267,6 +268,83 @@ pub fn table(reports: &[Report]) -> String {
             ratio,
             r.longest_stall,
             if r.verified { "identical" } else { "DIFFERS" },
+        ));
+    }
+    out
+}
+
+/// One row of the cost of durability: the same crawl on the same 3-node cluster.
+#[derive(Debug, Clone)]
+pub struct CostRow {
+    /// `R1`, `R3`, `R3, sync always`.
+    pub label: &'static str,
+    /// Images indexed.
+    pub images: usize,
+    /// Seconds from request to completion.
+    pub seconds: f64,
+    /// CPU seconds of the workers and the nats nodes.
+    pub cpu_seconds: f64,
+}
+
+/// Crawls the `size` site with no fault on a 3-node cluster three ways: the stream at
+/// R1, at R3, and at R3 with every node fsyncing each write.
+pub async fn cost(size: &Size) -> Vec<CostRow> {
+    let mut rows = Vec::new();
+    for (label, replicas, sync_always) in
+        [("R1", 1, false), ("R3", 3, false), ("R3, sync always", 3, true)]
+    {
+        let options = RigOptions {
+            site: size.site,
+            ha: false,
+            cluster: ClusterOptions {
+                sync_always,
+                namespaces: false,
+            },
+            replicas,
+        };
+        let rig = Rig::start(&options).await;
+        let truth = rig.ground_truth();
+        let cpu0 = rig.cpu_seconds();
+        let job = rig.request().await;
+        let started = Instant::now();
+        while started.elapsed() < size.timeout {
+            if faults::observe(&rig, job).await.1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu_seconds = rig.cpu_seconds() - cpu0;
+        let pool = rig.pool(0).await.expect("database");
+        let counts = check::check(&pool, &rig.bus, job, &truth).await;
+        rows.push(CostRow {
+            label,
+            images: counts.indexed,
+            seconds,
+            cpu_seconds,
+        });
+    }
+    rows
+}
+
+/// The cost table, ratios against the first row.
+pub fn cost_table(rows: &[CostRow]) -> String {
+    let mut out = String::from(
+        "| stream | images | time s | images/s | CPU ms/image | rate vs R1 | CPU vs R1 |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let rate = |r: &CostRow| r.images as f64 / r.seconds.max(0.001);
+    let cpu = |r: &CostRow| 1000.0 * r.cpu_seconds / (r.images.max(1) as f64);
+    let Some(base) = rows.first() else { return out };
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {:.1} | {:.0} | {:.2} | ×{:.2} | ×{:.2} |\n",
+            r.label,
+            r.images,
+            r.seconds,
+            rate(r),
+            cpu(r),
+            rate(r) / rate(base),
+            cpu(r) / cpu(base),
         ));
     }
     out

@@ -80,6 +80,8 @@ pub struct RigOptions {
     pub ha: bool,
     /// The cluster's settings.
     pub cluster: ClusterOptions,
+    /// Replicas of the stream, buckets and blob store.
+    pub replicas: usize,
 }
 
 impl Rig {
@@ -100,12 +102,12 @@ impl Rig {
         }
         let site = imgcrawl_sitegen::synthetic_with(&options.site).expect("fixture site");
         let site = crate::pipeline::serve(site).await;
-        let bus = connect(&cluster).await;
+        let bus = connect(&cluster, options.replicas).await;
         let bucket = dir.path().join("bucket");
         std::fs::create_dir_all(&bucket).unwrap();
         let mut env = vec![
             ("NATS_URL".to_string(), cluster.urls()),
-            ("IMGCRAWL_NATS_REPLICAS".into(), "3".into()),
+            ("IMGCRAWL_NATS_REPLICAS".into(), options.replicas.to_string()),
             ("DATABASE_URL".into(), dbs[0].clone()),
             ("IMGCRAWL_BUCKET".into(), bucket.display().to_string()),
             ("IMGCRAWL_ALLOW_LOOPBACK".into(), "true".into()),
@@ -181,6 +183,17 @@ impl Rig {
         }
     }
 
+    /// CPU seconds (user and system) used so far by the workers and the nats nodes
+    /// that run now (PostgreSQL not included).
+    pub fn cpu_seconds(&self) -> f64 {
+        let pids = self
+            .workers
+            .iter()
+            .filter_map(|w| w.proc.as_ref().map(Proc::pid))
+            .chain(self.cluster.pids());
+        pids.map(cpu_of).sum()
+    }
+
     /// The URL of the site's first page.
     pub fn seed(&self) -> String {
         self.site.seed_url()
@@ -247,10 +260,10 @@ impl Rig {
     }
 }
 
-/// Connects the checker, creating the topology with three replicas.
-async fn connect(cluster: &NatsCluster) -> Bus {
+/// Connects the checker, creating the topology with `replicas`.
+async fn connect(cluster: &NatsCluster, replicas: usize) -> Bus {
     let config = BusConfig {
-        replicas: 3,
+        replicas,
         client_name: "imgcrawl-chaos".into(),
         ..BusConfig::with_url(cluster.urls())
     };
@@ -267,3 +280,16 @@ async fn connect(cluster: &NatsCluster) -> Bus {
 
 /// Keeps a shared rig handle for fault tasks.
 pub type Shared = Arc<tokio::sync::Mutex<Rig>>;
+
+/// CPU seconds of process `pid` (utime + stime from /proc; 0 if it is gone).
+fn cpu_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    // after the command: state is field 3, utime 14 and stime 15 (1-based)
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}
