@@ -26,6 +26,7 @@ pub mod ha;
 pub mod ha_requests;
 pub mod identity;
 pub mod jobs;
+pub mod position;
 pub mod publish;
 pub mod seen;
 pub mod tombstones;

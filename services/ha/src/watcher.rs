@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use imgcrawl_bus::ha::{check_nodes, HaStore, Node, POSTGRES};
 use imgcrawl_bus::ha_requests::FAILOVER_REQUEST_KEY;
-use imgcrawl_bus::worker::to_chrono;
-use imgcrawl_bus::Bus;
+use imgcrawl_bus::position;
+use imgcrawl_bus::{Bus, BusError};
+use imgcrawl_readmodel::lag;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
@@ -153,12 +155,16 @@ async fn checker(shared: Arc<Shared>, i: usize, node: Node, shutdown: Cancellati
             r = probe(&node.url, &c.checkpoint_name, stamp_to, c.check_timeout()) => r,
         };
         let took = started.elapsed();
+        let end = shared.lock().stream;
+        let cp = result.as_ref().ok().map(|p| p.checkpoint);
+        let waiting = oldest_waiting(&shared.bus, end.as_ref(), cp).await;
         let changed = {
             let mut inner = shared.lock();
-            let end = inner.stream;
             let n = &mut inner.nodes[i];
             let changed = n.record(result, took, c.failures_before_down());
-            n.update_lag(end.as_ref(), c.lag_threshold());
+            if let Ok(waiting) = waiting {
+                n.update_lag(end.as_ref(), waiting, c.lag_threshold());
+            }
             if changed {
                 match n.health {
                     Health::Down => warn!(reason = %n.down_reason(), "node down"),
@@ -264,12 +270,17 @@ async fn refresh_pointer(shared: &Shared) {
 }
 
 async fn refresh_stream(shared: &Shared) {
-    if let Some(end) = stream_end(&shared.bus).await {
-        let mut i = shared.lock();
-        i.stream = Some(end);
+    if let Ok(end) = position::stream_end(&shared.bus).await {
+        let checkpoints: Vec<Option<u64>> = {
+            let mut i = shared.lock();
+            i.stream = Some(end);
+            i.nodes.iter().map(|n| n.checkpoint).collect()
+        };
         let threshold = shared.config.lag_threshold();
-        for n in &mut i.nodes {
-            n.update_lag(Some(&end), threshold);
+        for (k, cp) in checkpoints.into_iter().enumerate() {
+            if let Ok(waiting) = oldest_waiting(&shared.bus, Some(&end), cp).await {
+                shared.lock().nodes[k].update_lag(Some(&end), waiting, threshold);
+            }
         }
     }
     let dirs: Vec<(usize, std::path::PathBuf)> = {
@@ -288,12 +299,18 @@ async fn refresh_stream(shared: &Shared) {
     }
 }
 
-async fn stream_end(bus: &Bus) -> Option<StreamEnd> {
-    let mut stream = bus.js.get_stream(&bus.config.stream).await.ok()?;
-    let info = stream.info().await.ok()?;
-    Some(StreamEnd {
-        last_seq: info.state.last_sequence,
-        last_at: to_chrono(info.state.last_timestamp),
-        first_at: to_chrono(info.state.first_timestamp),
-    })
+/// When the stream stored the oldest event above checkpoint `cp` that the index
+/// applies (none when nothing waits); an error leaves the lag as last measured.
+async fn oldest_waiting(
+    bus: &Bus,
+    end: Option<&StreamEnd>,
+    cp: Option<u64>,
+) -> Result<Option<DateTime<Utc>>, BusError> {
+    match (end, cp) {
+        (Some(end), Some(cp)) if lag::behind(cp, end.last_seq) => {
+            let found = position::oldest_after(bus, &lag::applied_subjects(), cp).await?;
+            Ok(found.map(|(_, at)| at))
+        }
+        _ => Ok(None),
+    }
 }

@@ -1,6 +1,7 @@
 //! Errors at the index boundary, named after the operation that failed.
 
 use imgcrawl_bus::BusError;
+use imgcrawl_readmodel::ReadModelError;
 
 /// What went wrong projecting events into PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -70,28 +71,13 @@ pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
     move |source| IndexError::Database { op, source }
 }
 
-/// `url` without its password, for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+/// The read model's errors keep the index's variants (and so their messages).
+impl From<ReadModelError> for IndexError {
+    fn from(e: ReadModelError) -> IndexError {
+        match e {
+            ReadModelError::Connect { url, source } => IndexError::Connect { url, source },
+            ReadModelError::Migrate(m) => IndexError::Migrate(m),
+            ReadModelError::Database { op, source } => IndexError::Database { op, source },
         }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable database url>".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        let r = redact("postgres://u:secret@h:5/db");
-        assert!(!r.contains("secret"), "{r}");
-        assert!(r.contains("u:***@h:5/db"), "{r}");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert!(!redact("::secret::").contains("secret"));
     }
 }

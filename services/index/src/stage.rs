@@ -33,12 +33,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
 use crate::commit::{commit, dead_letter_all, prepare, retry, Prepared, Step};
-use crate::effects::BatchEffects;
 use crate::fencing::{self, Fence};
-use crate::meta::{self, RecordedStream};
+use crate::meta;
 use crate::replay::ReplayProgress;
 use crate::source::EventSource;
-use crate::{db, republish, Config, IndexError};
+use crate::{db, republish, BatchEffects, Config, IndexError, RecordedStream};
 use imgcrawl_bus::identity::StreamIdentity;
 
 /// How the loop runs: as the live stage or as a replay.
