@@ -90,7 +90,7 @@ pub struct JobImage {
     /// The image URL.
     pub url: String,
     /// The page it was found on.
-    pub page_url: String,
+    pub page_url: Option<String>,
     /// SHA-256.
     pub sha256: String,
     /// Size.
@@ -129,7 +129,7 @@ pub fn of_job(
 pub async fn stored_of_job(
     pool: &PgPool,
     job: Uuid,
-) -> Result<Vec<(String, String)>, ReadModelError> {
+) -> Result<Vec<(String, Option<String>)>, ReadModelError> {
     sqlx::query_as("select url, sha256 from image_sources where job_id = $1 and status = 'stored'")
         .bind(job)
         .fetch_all(pool)
