@@ -6,29 +6,10 @@ use imgcrawl_readmodel::ReadModelError;
 /// What went wrong projecting events into PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// Could not connect to PostgreSQL.
-    #[error(
-        "cannot connect to postgres at {url}: {source} (is the stack running? try `imgcrawl up`)"
-    )]
-    Connect {
-        /// The URL tried, password removed.
-        url: String,
-        /// The driver's error.
-        #[source]
-        source: sqlx::Error,
-    },
-    /// Running the embedded migrations failed.
-    #[error("migrate: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A statement failed; `op` names what it was doing.
-    #[error("postgres {op}: {source}")]
-    Database {
-        /// The operation, e.g. `insert pages`.
-        op: &'static str,
-        /// The driver's error.
-        #[source]
-        source: sqlx::Error,
-    },
+    /// Connecting, migrating or a statement failed (the read model's error, which
+    /// names the operation).
+    #[error(transparent)]
+    ReadModel(#[from] ReadModelError),
     /// Talking to NATS failed.
     #[error(transparent)]
     Bus(#[from] BusError),
@@ -68,16 +49,5 @@ pub enum IndexError {
 
 /// Wraps a driver error with the operation it interrupted.
 pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
-    move |source| IndexError::Database { op, source }
-}
-
-/// The read model's errors keep the index's variants (and so their messages).
-impl From<ReadModelError> for IndexError {
-    fn from(e: ReadModelError) -> IndexError {
-        match e {
-            ReadModelError::Connect { url, source } => IndexError::Connect { url, source },
-            ReadModelError::Migrate(m) => IndexError::Migrate(m),
-            ReadModelError::Database { op, source } => IndexError::Database { op, source },
-        }
-    }
+    move |source| IndexError::ReadModel(ReadModelError::Database { op, source })
 }

@@ -2,7 +2,7 @@
 //! same server, replayed up to the projection's checkpoint, compared, dropped.
 
 use imgcrawl_bus::Bus;
-use imgcrawl_readmodel::{admin, redact};
+use imgcrawl_readmodel::{admin, redact, ReadModelError};
 use sqlx::Connection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ impl ScratchDatabase {
     /// Creates a new, empty database on the server of `beside` (a `postgres://` URL
     /// whose role may create databases).
     pub async fn create(beside: &str) -> Result<ScratchDatabase, IndexError> {
-        let mut url = url::Url::parse(beside).map_err(|e| IndexError::Connect {
+        let mut url = url::Url::parse(beside).map_err(|e| ReadModelError::Connect {
             url: redact(beside),
             source: sqlx::Error::Configuration(e.into()),
         })?;
