@@ -58,3 +58,10 @@ bench *ARGS:
 bench-failover:
     bash infra/scripts/install-nats.sh >/dev/null
     cargo test --release -p imgcrawl-tests --test ha_bench -- --ignored --nocapture
+
+# the chaos suite: a crawl on a 3-node JetStream cluster (R3) with faults injected (nats nodes and stage processes killed, paused, partitioned; the primary PostgreSQL killed); prints the table. `just chaos --fast`, or name scenarios: no-fault leader-kill stage-kills nats-pause pg-failover partition
+chaos *ARGS:
+    bash infra/scripts/install-nats.sh >/dev/null
+    command -v iptables >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null)
+    cargo build --release -q -p imgcrawl -p imgcrawl-tests --bin imgcrawl --bin chaos
+    IMGCRAWL_BIN="${CARGO_TARGET_DIR:-target}/release/imgcrawl" "${CARGO_TARGET_DIR:-target}/release/chaos" {{ARGS}}

@@ -1,6 +1,8 @@
 //! A real `nats-server` with JetStream per test, on a free loopback port with its store in
 //! a temp dir; killed on drop. It can be killed and started again on the same port and
-//! store (crash tests), paused and resumed.
+//! store (crash tests), paused and resumed. [`NatsServer::start_with_config`] adds
+//! configuration text (TLS, an `authorization` block, cluster routes) to the server's
+//! config file.
 //!
 //! The binary is `IMGCRAWL_NATS_SERVER`, else `<workspace>/.tools/bin/nats-server`, else
 //! `nats-server` on `PATH`; it must be 2.10 or newer (2.9 silently ignores consumer
@@ -24,6 +26,8 @@ pub struct NatsServer {
     port: u16,
     bin: PathBuf,
     proc: Option<Proc>,
+    /// Extra config-file text; `None`: plain command-line flags.
+    config: Option<String>,
 }
 
 impl NatsServer {
@@ -37,6 +41,21 @@ impl NatsServer {
 
     /// Starts a server on a free port (retrying on another port if one was taken).
     pub async fn try_start() -> Result<NatsServer, HarnessError> {
+        NatsServer::try_start_inner(None).await
+    }
+
+    /// Starts a server whose config file is its port, loopback host and JetStream
+    /// store plus `text` (e.g. a `tls { … }` or `authorization { … }` block); panics
+    /// with the reason (and log) if it cannot. It is ready when it greets a TCP client
+    /// (a plain client may not be able to connect to it).
+    pub async fn start_with_config(text: &str) -> NatsServer {
+        match NatsServer::try_start_inner(Some(text.to_string())).await {
+            Ok(s) => s,
+            Err(e) => panic!("start nats-server with a config: {e}"),
+        }
+    }
+
+    async fn try_start_inner(config: Option<String>) -> Result<NatsServer, HarnessError> {
         let bin = nats_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("imgcrawl-nats-")
@@ -47,6 +66,7 @@ impl NatsServer {
             port: 0,
             bin,
             proc: None,
+            config,
         };
         let mut last = None;
         for _ in 0..3 {
@@ -110,15 +130,28 @@ impl NatsServer {
         self.kill();
         let store = self.store_dir();
         let mut cmd = Command::new(&self.bin);
-        cmd.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-sd",
-        ])
-        .arg(&store);
+        match &self.config {
+            None => {
+                cmd.args([
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-sd",
+                ])
+                .arg(&store);
+            }
+            Some(text) => {
+                let path = self.dir.path().join("nats.conf");
+                let conf = format!(
+                    "host: 127.0.0.1\nport: {}\njetstream {{ store_dir: {:?} }}\n{text}\n",
+                    self.port, store
+                );
+                std::fs::write(&path, conf).map_err(HarnessError::io("write nats.conf"))?;
+                cmd.arg("-c").arg(&path);
+            }
+        }
         let proc = Proc::spawn(&mut cmd, &self.log_path())?;
         self.proc = Some(proc);
         if let Err(e) = self.wait_ready().await {
@@ -138,6 +171,18 @@ impl NatsServer {
         loop {
             if let Some(status) = self.proc.as_mut().and_then(Proc::exited) {
                 return Err(format!("nats-server exited: {status}"));
+            }
+            if self.config.is_some() {
+                match greeting(self.port).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(format!("no greeting after {READY_TIMEOUT:?}: {e}"))
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
             }
             let err = match async_nats::connect(self.url()).await {
                 Ok(client) => match async_nats::jetstream::new(client).query_account().await {
@@ -183,6 +228,23 @@ impl NatsServer {
         async_nats::connect(self.url())
             .await
             .expect("connect to the test nats-server")
+    }
+}
+
+/// Whether the server on `port` sends its `INFO` greeting to a new TCP connection.
+async fn greeting(port: u16) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
+        .await
+        .map_err(|_| "no greeting".to_string())?
+        .map_err(|e| e.to_string())?;
+    match &buf {
+        b"INFO" => Ok(()),
+        other => Err(format!("unexpected greeting {other:?}")),
     }
 }
 

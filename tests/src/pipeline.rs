@@ -11,6 +11,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_events::{CrawlRequested, Event};
+pub use imgcrawl_pipeline::{Stage, StagesConfig};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -18,37 +19,10 @@ use uuid::Uuid;
 
 use crate::{wait_for, NatsServer, Postgres};
 
-/// A pipeline stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// The crawl stage.
-    Crawl,
-    /// The download stage.
-    Download,
-    /// The store stage.
-    Store,
-    /// The index stage.
-    Index,
-}
-
-impl Stage {
-    /// Every stage.
-    pub const ALL: [Stage; 4] = [Stage::Crawl, Stage::Download, Stage::Store, Stage::Index];
-}
-
-/// Every stage's config, tuned for tests: loopback allowed, short ack waits so a
-/// killed stage's messages come back quickly.
-#[derive(Debug, Clone)]
-pub struct Configs {
-    /// Crawl.
-    pub crawl: imgcrawl_crawl::Config,
-    /// Download.
-    pub download: imgcrawl_download::Config,
-    /// Store.
-    pub store: imgcrawl_store::Config,
-    /// Index.
-    pub index: imgcrawl_index::Config,
-}
+/// Every stage's config (the registry's [`StagesConfig`]), tuned for tests by
+/// [`Pipeline::start_without_stages`]: loopback allowed, short ack waits so a killed
+/// stage's messages come back quickly.
+pub type Configs = StagesConfig;
 
 /// One raw message of the stream.
 #[derive(Debug, Clone)]
@@ -137,6 +111,7 @@ impl Pipeline {
                 download,
                 store,
                 index,
+                ..Default::default()
             },
             shutdown: CancellationToken::new(),
             tasks: HashMap::new(),
@@ -148,22 +123,9 @@ impl Pipeline {
         let token = self.shutdown.child_token();
         let (bus, t, c) = (self.bus.clone(), token.clone(), self.configs.clone());
         let handle = tokio::spawn(async move {
-            let r = match stage {
-                Stage::Crawl => imgcrawl_crawl::run(bus, c.crawl, t)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Stage::Download => imgcrawl_download::run(bus, c.download, t)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Stage::Store => imgcrawl_store::run(bus, c.store, t)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Stage::Index => imgcrawl_index::run(bus, c.index, t)
-                    .await
-                    .map_err(|e| e.to_string()),
-            };
+            let r = stage.run(bus, &c, &[], t).await.map_err(|e| e.detail);
             if let Err(e) = &r {
-                eprintln!("stage {stage:?} failed: {e}");
+                eprintln!("stage {stage} failed: {e}");
             }
             r
         });

@@ -3,12 +3,28 @@
 //! A dead letter is itself an event in the stream (so it is durable and replayable)
 //! and points at the original by stream sequence; the original stays in the stream.
 //! Stages never consume `imgcrawl.dlq.>`.
+//!
+//! **The last resort.** A worker dead-letters on a message's last delivery; if that
+//! publish fails (NATS unreachable, the subject refused) the server delivers the
+//! message no more and emits a `MAX_DELIVERIES` advisory. Those advisories are
+//! captured in their own stream ([`advisory_stream`], created with the topology), and
+//! every worker also runs [`run_advisories`] for its consumer: it dead-letters each
+//! advisory's message, acking the advisory only after the dead letter's PubAck. So a
+//! message is never silently dropped, even when the dead-letter subject refuses writes
+//! for a while.
 
-use async_nats::jetstream;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, PullConsumer};
+use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use imgcrawl_events::{HEADER_EVENT, HEADER_MSG_ID, SUBJECT_PREFIX};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use crate::{Bus, BusError};
 
@@ -52,18 +68,37 @@ impl DeadLetter {
         delivered: i64,
         reason: String,
     ) -> Self {
+        Self::new(
+            stage,
+            &msg.subject,
+            msg.headers.as_ref(),
+            &msg.payload,
+            seq,
+            delivered,
+            reason,
+        )
+    }
+
+    /// Builds a dead letter for the message at `seq`.
+    pub fn new(
+        stage: &str,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        seq: u64,
+        delivered: i64,
+        reason: String,
+    ) -> Self {
         DeadLetter {
             stage: stage.to_string(),
             reason,
-            subject: msg.subject.to_string(),
+            subject: subject.to_string(),
             stream_sequence: seq,
             delivered,
-            event_header: msg
-                .headers
-                .as_ref()
+            event_header: headers
                 .and_then(|h| h.get(HEADER_EVENT))
                 .map(|v| v.as_str().to_string()),
-            payload: String::from_utf8_lossy(&msg.payload).into_owned(),
+            payload: String::from_utf8_lossy(payload).into_owned(),
             occurred_at: Utc::now(),
         }
     }
@@ -86,4 +121,153 @@ pub async fn dead_letter(bus: &Bus, dl: &DeadLetter) -> Result<(), BusError> {
         detail: e.to_string(),
     })?;
     Ok(())
+}
+
+/// The stream that captures the server's `MAX_DELIVERIES` advisories of the event
+/// stream `stream`.
+pub fn advisory_stream(stream: &str) -> String {
+    format!("{stream}_ADVISORIES")
+}
+
+/// The advisory subject for `consumer` of `stream` (`*` for every consumer).
+pub fn advisory_subject(stream: &str, consumer: &str) -> String {
+    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}")
+}
+
+/// The fields of a `MAX_DELIVERIES` advisory we use.
+#[derive(Debug, Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: i64,
+}
+
+/// Dead-letters the messages the server gave up on for `consumer` (see the module
+/// docs), until `shutdown`. Replicas of a stage share one durable consumer on the
+/// advisory stream.
+pub async fn run_advisories(
+    bus: Bus,
+    consumer: String,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let err = |e: &dyn std::fmt::Display| BusError::Consume {
+        consumer: format!("dlq-{consumer}"),
+        detail: e.to_string(),
+    };
+    let advisories = bus
+        .js
+        .get_stream(advisory_stream(&bus.config.stream))
+        .await
+        .map_err(|e| err(&e))?;
+    let reader: PullConsumer = advisories
+        .get_or_create_consumer(
+            &format!("dlq-{consumer}"),
+            pull::Config {
+                durable_name: Some(format!("dlq-{consumer}")),
+                description: Some(format!(
+                    "dead letters for {consumer} from max-deliveries advisories"
+                )),
+                filter_subject: advisory_subject(&bus.config.stream, &consumer),
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| err(&e))?;
+    let mut messages = reader
+        .stream()
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| err(&e))?;
+    let events = bus
+        .js
+        .get_stream(&bus.config.stream)
+        .await
+        .map_err(|e| err(&e))?;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = messages.next() => m,
+        };
+        let msg = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                warn!(consumer = %consumer, error = %e, "advisory pull error");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            None => return Err(err(&"advisory stream ended")),
+        };
+        let ack = match serde_json::from_slice::<MaxDeliveries>(&msg.payload) {
+            Err(e) => {
+                warn!(consumer = %consumer, error = %e, "unreadable max-deliveries advisory; skipped");
+                AckKind::Ack
+            }
+            Ok(adv) => {
+                let dl = from_advisory(&events, &consumer, &adv).await;
+                match dead_letter(&bus, &dl).await {
+                    Ok(()) => {
+                        warn!(consumer = %consumer, seq = adv.stream_seq, "dead-lettered after max deliveries");
+                        AckKind::Ack
+                    }
+                    Err(e) => {
+                        warn!(consumer = %consumer, seq = adv.stream_seq, error = %e, "dead letter still refused; keeping the advisory");
+                        AckKind::Nak(Some(Duration::from_secs(5)))
+                    }
+                }
+            }
+        };
+        if let Err(e) = msg.ack_with(ack).await {
+            warn!(consumer = %consumer, error = %e, "advisory ack failed; it will come again");
+        }
+    }
+}
+
+/// The dead letter for an advisory's message (read back from the event stream).
+async fn from_advisory(events: &Stream, consumer: &str, adv: &MaxDeliveries) -> DeadLetter {
+    let reason = format!(
+        "delivered {} times without an ack or a dead letter (max deliveries reached)",
+        adv.deliveries
+    );
+    match events.get_raw_message(adv.stream_seq).await {
+        Ok(m) => DeadLetter::new(
+            consumer,
+            &m.subject,
+            Some(&m.headers),
+            &m.payload,
+            adv.stream_seq,
+            adv.deliveries,
+            reason,
+        ),
+        Err(e) => DeadLetter::new(
+            consumer,
+            "",
+            None,
+            b"",
+            adv.stream_seq,
+            adv.deliveries,
+            format!("{reason}; the message could not be read back: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advisories_are_read_and_named_per_consumer() {
+        let adv: MaxDeliveries = serde_json::from_str(
+            r#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x","timestamp":"2026-01-01T00:00:00Z",
+                "stream":"IMGCRAWL","consumer":"download","stream_seq":42,"deliveries":8}"#,
+        )
+        .unwrap();
+        assert_eq!((adv.stream_seq, adv.deliveries), (42, 8));
+        assert_eq!(
+            advisory_subject("IMGCRAWL", "download"),
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.IMGCRAWL.download"
+        );
+        assert_eq!(advisory_stream("IMGCRAWL"), "IMGCRAWL_ADVISORIES");
+    }
 }

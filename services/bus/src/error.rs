@@ -4,13 +4,18 @@
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// Could not connect.
-    #[error("cannot connect to nats at {url}: {detail} (is the stack running? try `imgcrawl up`)")]
+    #[error("cannot connect to nats at {url}: {detail} ({hint})")]
     Connect {
-        /// The URL tried.
+        /// The URLs tried, user info redacted.
         url: String,
         /// The client's error.
         detail: String,
+        /// What to check.
+        hint: &'static str,
     },
+    /// The settings are invalid or a file they name cannot be read (never shows a secret).
+    #[error("nats settings: {0}")]
+    Config(String),
     /// Creating or checking a stream, bucket or consumer failed.
     #[error("topology: {0}")]
     Topology(String),
@@ -58,4 +63,16 @@ pub enum BusError {
         /// The error.
         detail: String,
     },
+}
+
+impl BusError {
+    /// Whether trying again later may help: not when the settings are invalid or the
+    /// server refused the credentials or certificates.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            BusError::Config(_) => false,
+            BusError::Connect { hint, .. } => *hint == crate::connect::UNREACHABLE,
+            _ => true,
+        }
+    }
 }

@@ -126,6 +126,17 @@ fn kv_err(e: impl std::fmt::Display) -> BusError {
     }
 }
 
+/// The HA bucket's configuration (storage and replicas are set by
+/// [`crate::topology::ensure_kv`]).
+pub fn kv_config() -> kv::Config {
+    kv::Config {
+        bucket: HA_BUCKET.into(),
+        description: "HA pointers (primary, epoch), watcher lease, requests".into(),
+        history: 16,
+        ..Default::default()
+    }
+}
+
 /// Handle to the `imgcrawl-ha` bucket.
 #[derive(Clone)]
 pub struct HaStore {
@@ -135,13 +146,7 @@ pub struct HaStore {
 impl HaStore {
     /// Opens the bucket, creating it if needed (idempotent).
     pub async fn open(bus: &Bus) -> Result<HaStore, BusError> {
-        let config = kv::Config {
-            bucket: HA_BUCKET.into(),
-            description: "HA pointers (primary, epoch), watcher lease, requests".into(),
-            history: 16,
-            ..Default::default()
-        };
-        let kv = crate::topology::ensure_kv(&bus.js, &bus.config, config).await?;
+        let kv = crate::topology::ensure_kv(&bus.js, &bus.config, kv_config()).await?;
         Ok(HaStore { kv })
     }
 

@@ -1,7 +1,11 @@
 //! imgcrawl's NATS JetStream plumbing, shared by every stage.
 //!
+//! * [`config`], [`config_env`]: the settings (`[bus]` in the config file, the
+//!   `IMGCRAWL_NATS_*` environment); [`connect`]: servers, authentication, TLS, retries.
 //! * [`topology`]: the stream, blob store and KV buckets, created idempotently, and
 //!   durable consumers whose configuration is read back and verified.
+//! * [`topology_diff`], [`topology_admin`]: what an operator's `imgcrawl topology apply`
+//!   would change, and changing it (the only way existing topology changes).
 //! * [`publish`]: events out with their headers; asynchronous publishes whose PubAcks
 //!   are awaited in batches.
 //! * [`worker`]: the pull loop every stage runs: decode, handle, and map the
@@ -20,6 +24,8 @@
 
 pub mod blob;
 pub mod config;
+pub mod config_env;
+pub mod connect;
 pub mod dlq;
 pub mod error;
 pub mod ha;
@@ -31,6 +37,8 @@ pub mod publish;
 pub mod seen;
 pub mod tombstones;
 pub mod topology;
+pub mod topology_admin;
+pub mod topology_diff;
 pub mod worker;
 
 pub use config::BusConfig;
@@ -59,19 +67,8 @@ pub struct Bus {
 impl Bus {
     /// Connects to NATS and makes sure the whole topology exists (idempotent).
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .name(config.client_name.clone())
-            .connection_timeout(config.connect_timeout())
-            .connect(config.nats_url.as_str())
-            .await
-            .map_err(|e| BusError::Connect {
-                url: config.nats_url.clone(),
-                detail: e.to_string(),
-            })?;
-        let js = match &config.js_domain {
-            Some(d) => jetstream::with_domain(client.clone(), d),
-            None => jetstream::new(client.clone()),
-        };
+        let client = connect::client(&config).await?;
+        let js = jetstream_context(&client, &config);
         let t = topology::ensure(&js, &config).await?;
         Ok(Bus {
             client,
@@ -95,6 +92,14 @@ impl Bus {
     /// 2.11 and later index subjects per block (283,000 filtered messages in 1.4 s).
     pub fn fast_filtered_reads(&self) -> bool {
         server_at_least(&self.client.server_info().version, (2, 11))
+    }
+}
+
+/// The JetStream context of a client, in the configured domain if any.
+pub fn jetstream_context(client: &async_nats::Client, config: &BusConfig) -> jetstream::Context {
+    match &config.js_domain {
+        Some(d) => jetstream::with_domain(client.clone(), d),
+        None => jetstream::new(client.clone()),
     }
 }
 

@@ -38,17 +38,22 @@ fn kv_err(e: impl std::fmt::Display) -> BusError {
     }
 }
 
+/// The tombstone bucket's configuration (storage and replicas are set by
+/// [`crate::topology::ensure_kv`]).
+pub fn kv_config() -> kv::Config {
+    kv::Config {
+        bucket: TOMBSTONE_BUCKET.into(),
+        description: "sha256 of deleted images".into(),
+        history: 1,
+        max_age: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
 impl Tombstones {
     /// Opens the bucket, creating it if needed (idempotent).
     pub async fn open(bus: &Bus) -> Result<Tombstones, BusError> {
-        let config = kv::Config {
-            bucket: TOMBSTONE_BUCKET.into(),
-            description: "sha256 of deleted images".into(),
-            history: 1,
-            max_age: Duration::ZERO,
-            ..Default::default()
-        };
-        let kv = crate::topology::ensure_kv(&bus.js, &bus.config, config).await?;
+        let kv = crate::topology::ensure_kv(&bus.js, &bus.config, kv_config()).await?;
         Ok(Tombstones { kv })
     }
 

@@ -39,10 +39,52 @@ pub fn stream_config(cfg: &BusConfig) -> stream::Config {
         description: Some("imgcrawl events: the source of truth".into()),
         subjects: vec![format!("{SUBJECT_PREFIX}.>")],
         retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
+        storage: cfg.storage.to_nats(),
         num_replicas: cfg.replicas,
         duplicate_window: Duration::from_secs(cfg.duplicate_window_secs),
+        max_age: Duration::from_secs(cfg.max_age_secs),
+        max_bytes: limit(cfg.max_bytes),
         allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// A byte limit for JetStream: 0 (unlimited) is -1 there.
+pub fn limit(bytes: u64) -> i64 {
+    match bytes {
+        0 => -1,
+        b => i64::try_from(b).unwrap_or(i64::MAX),
+    }
+}
+
+/// The blob store's configuration.
+pub fn blob_config(cfg: &BusConfig) -> object_store::Config {
+    object_store::Config {
+        bucket: cfg.blob_bucket.clone(),
+        description: Some("image bytes by sha256".into()),
+        storage: cfg.storage.to_nats(),
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
+/// The seen-set bucket's configuration (storage and replicas are set by [`ensure_kv`]).
+pub fn seen_config(cfg: &BusConfig) -> kv::Config {
+    kv::Config {
+        bucket: cfg.seen_bucket.clone(),
+        description: "urls seen per job: first create wins".into(),
+        history: 1,
+        max_age: Duration::from_secs(cfg.seen_max_age_secs),
+        ..Default::default()
+    }
+}
+
+/// The jobs bucket's configuration (storage and replicas are set by [`ensure_kv`]).
+pub fn jobs_config(cfg: &BusConfig) -> kv::Config {
+    kv::Config {
+        bucket: cfg.jobs_bucket.clone(),
+        description: "resolved job specs and run state".into(),
+        history: 5,
         ..Default::default()
     }
 }
@@ -56,18 +98,10 @@ pub fn stream_config(cfg: &BusConfig) -> stream::Config {
 /// a stream made by an earlier release ([`crate::identity`]).
 pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology, BusError> {
     ensure_stream(js, cfg).await?;
+    ensure_advisory_stream(js, cfg).await?;
     let blobs = match js.get_object_store(&cfg.blob_bucket).await {
         Ok(b) => b,
-        Err(_) => match js
-            .create_object_store(object_store::Config {
-                bucket: cfg.blob_bucket.clone(),
-                description: Some("image bytes by sha256".into()),
-                storage: stream::StorageType::File,
-                num_replicas: cfg.replicas,
-                ..Default::default()
-            })
-            .await
-        {
+        Err(_) => match js.create_object_store(blob_config(cfg)).await {
             Ok(b) => b,
             // another process created it meanwhile
             Err(e) => js
@@ -76,29 +110,8 @@ pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology
                 .map_err(|_| topo("create blob store")(e))?,
         },
     };
-    let seen = ensure_kv(
-        js,
-        cfg,
-        kv::Config {
-            bucket: cfg.seen_bucket.clone(),
-            description: "urls seen per job: first create wins".into(),
-            history: 1,
-            max_age: Duration::from_secs(cfg.seen_max_age_secs),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let jobs = ensure_kv(
-        js,
-        cfg,
-        kv::Config {
-            bucket: cfg.jobs_bucket.clone(),
-            description: "resolved job specs and run state".into(),
-            history: 5,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let seen = ensure_kv(js, cfg, seen_config(cfg)).await?;
+    let jobs = ensure_kv(js, cfg, jobs_config(cfg)).await?;
     Ok(Topology { blobs, seen, jobs })
 }
 
@@ -144,6 +157,34 @@ pub async fn ensure_stream(
     Ok(updated)
 }
 
+/// Makes sure the stream capturing `MAX_DELIVERIES` advisories exists (see
+/// [`crate::dlq::run_advisories`]); an existing one is left alone.
+async fn ensure_advisory_stream(js: &jetstream::Context, cfg: &BusConfig) -> Result<(), BusError> {
+    let name = crate::dlq::advisory_stream(&cfg.stream);
+    if stream_info(js, &name).await?.is_some() {
+        return Ok(());
+    }
+    let config = stream::Config {
+        name: name.clone(),
+        description: Some(
+            "max-deliveries advisories of the event stream: dead-lettered later".into(),
+        ),
+        subjects: vec![crate::dlq::advisory_subject(&cfg.stream, "*")],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    };
+    if let Err(e) = js.create_stream(config).await {
+        // another process created it meanwhile
+        if stream_info(js, &name).await?.is_none() {
+            return Err(topo("create advisory stream")(e));
+        }
+    }
+    Ok(())
+}
+
 /// The stream's info, or none if it does not exist.
 pub async fn stream_info(
     js: &jetstream::Context,
@@ -162,7 +203,7 @@ pub async fn stream_info(
     }
 }
 
-/// Opens a KV bucket, creating it with `config` (file storage, the configured
+/// Opens a KV bucket, creating it with `config` (the configured storage and
 /// replicas) only if it does not exist: an existing bucket is never updated.
 pub async fn ensure_kv(
     js: &jetstream::Context,
@@ -179,7 +220,7 @@ pub async fn ensure_kv(
         return Ok(store);
     }
     let config = kv::Config {
-        storage: stream::StorageType::File,
+        storage: cfg.storage.to_nats(),
         num_replicas: cfg.replicas,
         ..config
     };

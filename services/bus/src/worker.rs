@@ -9,16 +9,26 @@
 //! | `Poison` | dead-letter with the reason, then Term |
 //!
 //! Messages that do not decode (bad JSON, unknown version, schema violation) never
-//! reach the handler: they are dead-lettered with the decoder's reason. If the
-//! dead-letter publish itself fails, the message is Nak'ed instead, so nothing is lost.
+//! reach the handler: they are dead-lettered with the decoder's reason. A handler that
+//! panics is poison too, with the panic message as the reason (it would panic again).
+//! If the dead-letter publish itself fails, the message is Nak'ed instead; should that
+//! have been its last delivery, the server's `MAX_DELIVERIES` advisory is captured in a
+//! stream and dead-letters it later ([`crate::dlq::run_advisories`]), so nothing is
+//! lost.
+//!
+//! While a handler works, the loop tells the server so (`+WPI`, in-progress acks) every
+//! third of the consumer's `ack_wait`: slow hosts, robots delays and big downloads keep
+//! their message, and the `ack_wait` itself stays short, so the work of a process that
+//! died comes back to the others within one `ack_wait`.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use imgcrawl_events::{decode, Event, HEADER_EVENT};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -131,6 +141,11 @@ where
         .map_err(|e| consume_err(&e))?;
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let tracker = TaskTracker::new();
+    let advisories = tokio::spawn(crate::dlq::run_advisories(
+        bus.clone(),
+        spec.durable.clone(),
+        shutdown.clone(),
+    ));
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -157,6 +172,15 @@ where
         });
     }
     drop(messages);
+    match advisories.await {
+        Ok(Err(e)) => {
+            warn!(consumer = %spec.durable, error = %e, "max-deliveries dead-lettering stopped")
+        }
+        Err(e) => {
+            warn!(consumer = %spec.durable, error = %e, "max-deliveries dead-lettering panicked")
+        }
+        Ok(Ok(())) => {}
+    }
     tracker.close();
     if tokio::time::timeout(opts.grace, tracker.wait())
         .await
@@ -201,7 +225,13 @@ async fn handle_one<H, Fut>(
                 delivered,
                 published,
             };
-            handler(d).await
+            let work = AssertUnwindSafe(handler(d)).catch_unwind();
+            match with_progress(&msg, spec.ack_wait, work).await {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    Outcome::Poison(format!("handler panicked: {}", panic_message(&*panic)))
+                }
+            }
         }
     };
     let ack = match outcome {
@@ -220,6 +250,37 @@ async fn handle_one<H, Fut>(
     if let Err(e) = msg.ack_with(ack).await {
         warn!(consumer = %spec.durable, seq, error = %e, "ack failed; the message will be redelivered");
     }
+}
+
+/// Awaits `work`, sending an in-progress ack every third of `ack_wait` meanwhile.
+async fn with_progress<F: Future>(
+    msg: &jetstream::Message,
+    ack_wait: Duration,
+    work: F,
+) -> F::Output {
+    let every = (ack_wait / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticks.tick() => {
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    debug!(subject = %msg.subject, error = %e, "in-progress ack failed");
+                }
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic payload".into())
 }
 
 async fn poison(
@@ -244,6 +305,16 @@ async fn poison(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_payloads_become_reasons() {
+        let s: Box<dyn std::any::Any + Send> = Box::new("boom");
+        assert_eq!(panic_message(s.as_ref()), "boom");
+        let owned: Box<dyn std::any::Any + Send> = Box::new(format!("index {} out of range", 3));
+        assert_eq!(panic_message(owned.as_ref()), "index 3 out of range");
+        let other: Box<dyn std::any::Any + Send> = Box::new(7u8);
+        assert_eq!(panic_message(other.as_ref()), "a non-text panic payload");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

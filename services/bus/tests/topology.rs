@@ -103,3 +103,119 @@ async fn a_start_never_rewrites_existing_buckets() {
     assert!(js.get_key_value("imgcrawl-seen").await.is_ok());
     assert!(js.get_object_store("imgcrawl-blobs").await.is_ok());
 }
+
+/// A stream made by hand with settings that differ from the configuration: a start
+/// leaves it alone, an inspection lists the differences and changes nothing, an
+/// apply makes the safe changes, the weakening ones only when allowed, and never the
+/// storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_leaves_a_hand_made_stream_alone_and_apply_changes_it() {
+    use imgcrawl_bus::config::Storage;
+    use imgcrawl_bus::topology_admin::{apply, inspect};
+    use imgcrawl_bus::topology_diff::{Field, Verdict};
+
+    let nats = NatsServer::start().await;
+    let js = jetstream::new(nats.client().await);
+    let mut made = topology::stream_config(&BusConfig::default());
+    made.duplicate_window = Duration::from_secs(1200);
+    js.create_stream(made).await.unwrap();
+    // the first start adopts an id (its one write to an existing stream)
+    drop(Bus::connect(BusConfig::with_url(nats.url())).await.unwrap());
+    let before = info(&nats).await.config;
+
+    let cfg = BusConfig {
+        duplicate_window_secs: 1800,
+        max_age_secs: 7 * 86_400,
+        storage: Storage::Memory,
+        ..BusConfig::with_url(nats.url())
+    };
+    drop(Bus::connect(cfg.clone()).await.unwrap());
+    assert_eq!(info(&nats).await.config, before, "a start changes nothing");
+
+    let reports = inspect(&js, &cfg).await.unwrap();
+    assert_eq!(reports.len(), 6);
+    let stream = &reports[0];
+    let verdicts: Vec<_> = stream
+        .changes
+        .iter()
+        .map(|c| (c.field, c.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (
+                Field::Storage,
+                Verdict::CannotChange(imgcrawl_bus::topology_diff::STORAGE_FIXED)
+            ),
+            (Field::DuplicateWindow, Verdict::Apply),
+            (Field::MaxAge, Verdict::Weakens),
+        ]
+    );
+    for r in &reports[1..] {
+        let fields: Vec<_> = r.changes.iter().map(|c| c.field).collect();
+        // tombstones and ha are made by the stages that use them, not by every start
+        let want: &[Field] = match r.current {
+            Some(_) => &[Field::Storage],
+            None => &[],
+        };
+        assert_eq!(fields, want, "{}: only storage differs", r.target.name);
+    }
+    assert_eq!(
+        info(&nats).await.config,
+        before,
+        "inspecting changes nothing"
+    );
+
+    let done = apply(&js, &cfg, false).await.unwrap();
+    let now = info(&nats).await.config;
+    assert_eq!(now.duplicate_window, Duration::from_secs(1800), "applied");
+    assert_eq!(now.max_age, Duration::ZERO, "weakening needs leave");
+    assert_eq!(done[0].applied.len(), 1);
+    assert_eq!(done[0].skipped.len(), 2);
+    assert_eq!(now.metadata, before.metadata, "the id is kept");
+
+    apply(&js, &cfg, true).await.unwrap();
+    let now = info(&nats).await.config;
+    assert_eq!(now.max_age, Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        now.storage,
+        stream::StorageType::File,
+        "storage never changes"
+    );
+    // a start still changes nothing
+    drop(Bus::connect(cfg.clone()).await.unwrap());
+    assert_eq!(info(&nats).await.config, now);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_what_is_missing_with_the_configured_storage() {
+    use imgcrawl_bus::config::Storage;
+    let nats = NatsServer::start().await;
+    let js = jetstream::new(nats.client().await);
+    let cfg = BusConfig {
+        storage: Storage::Memory,
+        max_bytes: 1 << 30,
+        ..BusConfig::with_url(nats.url())
+    };
+    let done = imgcrawl_bus::topology_admin::apply(&js, &cfg, false)
+        .await
+        .unwrap();
+    assert!(done.iter().all(|a| a.created), "all six were missing");
+    for r in imgcrawl_bus::topology_admin::inspect(&js, &cfg)
+        .await
+        .unwrap()
+    {
+        let info = r.current.expect("created");
+        assert_eq!(
+            info.config.storage,
+            stream::StorageType::Memory,
+            "{}",
+            r.target.name
+        );
+        assert!(r.changes.is_empty(), "{}: {:?}", r.target.name, r.changes);
+    }
+    assert!(
+        StreamIdentity::of(&info(&nats).await).is_some(),
+        "with an id"
+    );
+}

@@ -92,7 +92,9 @@ fn load(settings: &Settings, args: &HaArgs) -> Result<imgcrawl_ha::Config> {
 
 /// Runs `imgcrawl ha`.
 pub async fn ha(settings: &Settings, args: HaArgs) -> Result<()> {
-    let bus = settings.connect_bus("imgcrawl-ha").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-ha")
+        .await?;
     match &args.cmd {
         None => {
             let cfg = load(settings, &args)?;

@@ -11,9 +11,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd_run::{RunArgs, StagesConfig};
+use crate::cmd_run::{load_config, RunArgs};
 use crate::progress::human_bytes;
 use crate::settings::{redact, Settings};
+use imgcrawl_pipeline::StagesConfig;
 
 /// Which projection to rebuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,7 +66,7 @@ pub(crate) fn stage_configs(settings: &Settings, config: Option<PathBuf>) -> Res
         allow_loopback: false,
         allow_private: false,
     };
-    StagesConfig::load(settings, &args)
+    load_config(settings, &args)
 }
 
 /// A progress bar over stream sequences (hidden when not drawing).
@@ -126,7 +127,9 @@ async fn postgres(settings: &Settings, args: ReplayArgs, draw: bool) -> Result<(
     if let Some(n) = args.batch_size {
         config.replay_batch_size = n;
     }
-    let bus = settings.connect_bus("imgcrawl-replay").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-replay")
+        .await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     let (tx, rx) = watch::channel(imgcrawl_index::ReplayProgress::default());
@@ -203,7 +206,9 @@ async fn objects(settings: &Settings, args: ReplayArgs, draw: bool) -> Result<()
     }
     let mut config = stage_configs(settings, args.config.clone())?.store;
     config.target = to.clone();
-    let bus = settings.connect_bus("imgcrawl-replay").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-replay")
+        .await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     let (tx, mut rx) = watch::channel(imgcrawl_store::ObjectReplayProgress::default());

@@ -38,9 +38,26 @@ pub async fn status(settings: &Settings) -> Result<()> {
         info.state.first_sequence,
         info.state.last_sequence
     );
+    if let Some(line) = cluster_line(&info) {
+        println!("{line}");
+    }
     let consumers: Vec<_> = stream.consumers().try_collect().await?;
     let mut consumers = consumers;
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    let leaders: Vec<String> = consumers
+        .iter()
+        .filter(|c| c.config.durable_name.is_some())
+        .filter_map(|c| {
+            Some(format!(
+                "{} on {}",
+                c.name,
+                c.cluster.as_ref()?.leader.as_ref()?
+            ))
+        })
+        .collect();
+    if info.config.num_replicas > 1 && !leaders.is_empty() {
+        println!("  consumer leaders: {}", leaders.join(", "));
+    }
     println!(
         "  {:<18} {:>10} {:>12} {:>12} {:>10}",
         "consumer", "pending", "in flight", "redelivered", "at seq"
@@ -131,4 +148,31 @@ async fn jobs(db: &sqlx::PgPool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The stream's replication: its leader and each replica's state (none on a single
+/// server).
+fn cluster_line(info: &async_nats::jetstream::stream::Info) -> Option<String> {
+    let c = info.cluster.as_ref()?;
+    let leader = c.leader.as_deref()?;
+    let mut line = format!(
+        "  cluster {}: R{}, stream leader {leader}",
+        c.name.as_deref().unwrap_or("-"),
+        info.config.num_replicas
+    );
+    for p in &c.replicas {
+        let state = if p.offline {
+            "offline".to_string()
+        } else if p.current {
+            "current".to_string()
+        } else {
+            format!("behind by {} operations", p.lag.unwrap_or(0))
+        };
+        line.push_str(&format!(
+            "; replica {}: {state}, seen {:.1}s ago",
+            p.name,
+            p.active.as_secs_f64()
+        ));
+    }
+    Some(line)
 }

@@ -51,7 +51,13 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<()> {
     let mut report = serde_json::Map::new();
     let mut identical = true;
     if postgres {
-        let (same, value) = verify_postgres(settings, &args, configs.index).await?;
+        let mut index = configs.index;
+        // With HA nodes and no database named: the primary the HA pointer names, not
+        // the first node (which may be the one that failed).
+        if settings.database_url.is_none() && !settings.ha_nodes()?.is_empty() {
+            index.database_url = settings.reader_database_url().await?;
+        }
+        let (same, value) = verify_postgres(settings, &args, index).await?;
         identical &= same;
         report.insert("postgres".into(), value);
     }
@@ -92,7 +98,9 @@ async fn verify_postgres(
             (c, redact(b))
         }
         None => {
-            let bus = settings.connect_bus("imgcrawl-verify").await?;
+            let bus = settings
+                .connect_bus_with(args.config.as_deref(), "imgcrawl-verify")
+                .await?;
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
             let draw = !args.json && std::io::stderr().is_terminal();
@@ -160,7 +168,9 @@ async fn verify_bucket(
     args: &VerifyArgs,
     config: &imgcrawl_store::Config,
 ) -> Result<(bool, Value)> {
-    let bus = settings.connect_bus("imgcrawl-verify").await?;
+    let bus = settings
+        .connect_bus_with(args.config.as_deref(), "imgcrawl-verify")
+        .await?;
     let concurrency = config.concurrency.max(1);
     let r = imgcrawl_store::verify_bucket(&bus, config, args.until, concurrency).await?;
     if !args.json {

@@ -10,6 +10,7 @@ mod cmd_replay;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_status;
+mod cmd_topology;
 mod cmd_verify;
 mod progress;
 mod settings;
@@ -74,17 +75,30 @@ enum Cmd {
     Ha(cmd_ha::HaArgs),
     /// Serve the HTTP API and the web gallery (port 8000 by default).
     Serve(cmd_serve::ServeArgs),
+    /// Show the JetStream topology, or change existing topology to match the
+    /// configuration (`apply [--dry-run]`): the only command that changes it.
+    Topology(cmd_topology::TopologyArgs),
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`). async-nats's DEBUG and
+/// TRACE events are always dropped: they include the CONNECT line with the password
+/// or token, and server URLs with their user info.
 fn init_tracing(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_secrets = tracing_subscriber::filter::filter_fn(|meta| {
+        !meta.target().starts_with("async_nats") || *meta.level() <= tracing::Level::INFO
+    });
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
-        .init();
+        .with_filter(filter)
+        .with_filter(no_secrets);
+    tracing_subscriber::registry().with(fmt).init();
 }
 
 /// Runs the command; on failure prints `error: <reason>` on one line (the whole cause
@@ -178,6 +192,7 @@ async fn run_cli() -> Result<()> {
                 Cmd::Demo(args) => cmd_demo::demo(&s, args).await,
                 Cmd::Replay(args) => cmd_replay::replay(&s, args).await,
                 Cmd::Verify(args) => cmd_verify::verify(&s, args).await,
+                Cmd::Topology(args) => cmd_topology::topology(&s, args).await,
                 Cmd::Run(_) => unreachable!("handled above"),
                 Cmd::Ha(_) => unreachable!("handled above"),
                 Cmd::Serve(_) => unreachable!("handled above"),

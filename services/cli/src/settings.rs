@@ -1,7 +1,13 @@
-//! Where the pipeline's infrastructure is: flags and environment over the local
-//! stack's defaults.
+//! Where the pipeline's infrastructure is: flags and environment over the config
+//! file's `[bus]` section over the local stack's defaults.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::Args;
+use imgcrawl_bus::config::Storage;
+use imgcrawl_bus::BusConfig;
+use serde::Deserialize;
 
 use crate::stack;
 
@@ -23,6 +29,31 @@ pub struct Settings {
     /// follow the HA pointer to the primary and the index runs one writer per node.
     #[arg(long, env = "IMGCRAWL_HA_NODES", global = true)]
     pub ha_nodes: Option<String>,
+    /// Replicas of the stream and buckets a start creates (default 1; existing ones
+    /// change only with `imgcrawl topology apply`).
+    #[arg(long, env = "IMGCRAWL_NATS_REPLICAS", global = true)]
+    pub nats_replicas: Option<usize>,
+    /// Storage of the stream and buckets a start creates: file (default) or memory.
+    #[arg(long, env = "IMGCRAWL_NATS_STORAGE", global = true)]
+    pub nats_storage: Option<Storage>,
+}
+
+/// The part of the config file these settings read.
+#[derive(Default, Deserialize)]
+struct BusFile {
+    #[serde(default)]
+    bus: BusConfig,
+}
+
+/// Whether the file's `[bus]` section names a URL (else the local stack's is used).
+#[derive(Default, Deserialize)]
+struct UrlProbe {
+    bus: Option<UrlOnly>,
+}
+
+#[derive(Default, Deserialize)]
+struct UrlOnly {
+    nats_url: Option<String>,
 }
 
 impl Settings {
@@ -53,17 +84,61 @@ impl Settings {
         self.nats_url.is_none() && self.database_url.is_none()
     }
 
-    /// Bus settings for these connection settings.
-    pub fn bus(&self, client_name: &str) -> imgcrawl_bus::BusConfig {
-        imgcrawl_bus::BusConfig {
-            client_name: client_name.into(),
-            ..imgcrawl_bus::BusConfig::with_url(self.nats_url())
+    /// Bus settings: the `[bus]` section of the file `IMGCRAWL_CONFIG` names, the
+    /// `IMGCRAWL_NATS_*` environment and the flags on top.
+    pub fn bus(&self, client_name: &str) -> anyhow::Result<BusConfig> {
+        let file = std::env::var_os("IMGCRAWL_CONFIG").map(PathBuf::from);
+        self.bus_with(file.as_deref(), client_name)
+    }
+
+    /// Bus settings with the `[bus]` section of `file` (a `--config` flag) at the bottom;
+    /// relative paths in it are relative to the file.
+    pub fn bus_with(&self, file: Option<&Path>, client_name: &str) -> anyhow::Result<BusConfig> {
+        let (mut cfg, url_in_file) = match file {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+                let cfg = toml::from_str::<BusFile>(&text)
+                    .with_context(|| format!("parse [bus] in {}", p.display()))?
+                    .bus;
+                let probe: UrlProbe = toml::from_str(&text).unwrap_or_default();
+                let mut cfg = cfg;
+                relative_to(&mut cfg, p.parent().unwrap_or(Path::new(".")));
+                (cfg, probe.bus.is_some_and(|b| b.nats_url.is_some()))
+            }
+            None => (BusConfig::default(), false),
+        };
+        if self.nats_url.is_some() || !url_in_file {
+            cfg.nats_url = self.nats_url();
         }
+        cfg.apply_process_env()?;
+        if let Some(r) = self.nats_replicas {
+            cfg.replicas = r;
+        }
+        if let Some(s) = self.nats_storage {
+            cfg.storage = s;
+        }
+        cfg.client_name = client_name.into();
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// Connects to NATS (creating the topology), with an error that says what to do.
     pub async fn connect_bus(&self, client_name: &str) -> anyhow::Result<imgcrawl_bus::Bus> {
-        Ok(imgcrawl_bus::Bus::connect(self.bus(client_name)).await?)
+        Ok(imgcrawl_bus::Bus::connect(self.bus(client_name)?).await?)
+    }
+
+    /// [`Settings::connect_bus`] with the `[bus]` section of `file` (a `--config` flag).
+    pub async fn connect_bus_with(
+        &self,
+        file: Option<&Path>,
+        client_name: &str,
+    ) -> anyhow::Result<imgcrawl_bus::Bus> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("IMGCRAWL_CONFIG").map(PathBuf::from));
+        let cfg = self.bus_with(file.as_deref(), client_name)?;
+        Ok(imgcrawl_bus::Bus::connect(cfg).await?)
     }
 
     /// The HA nodes: `--ha-nodes`/`IMGCRAWL_HA_NODES`, else the local stack's (none
@@ -103,6 +178,24 @@ impl Settings {
     }
 }
 
+/// Makes the file paths of a `[bus]` section relative to the file's directory.
+fn relative_to(cfg: &mut BusConfig, dir: &Path) {
+    for p in [
+        &mut cfg.creds_file,
+        &mut cfg.nkey_seed_file,
+        &mut cfg.tls_ca_file,
+        &mut cfg.tls_cert_file,
+        &mut cfg.tls_key_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    }
+}
+
 /// A URL with its password replaced, for messages.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -111,5 +204,65 @@ pub fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            nats_url: None,
+            database_url: None,
+            bucket: None,
+            ha_nodes: None,
+            nats_replicas: None,
+            nats_storage: None,
+        }
+    }
+
+    #[test]
+    fn the_bus_section_is_under_flags_and_its_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("imgcrawl.toml");
+        std::fs::write(
+            &file,
+            "[crawl]\n[bus]\nreplicas = 3\nmax_age_secs = 60\ntls_ca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let cfg = settings().bus_with(Some(&file), "t").unwrap();
+        assert_eq!((cfg.replicas, cfg.max_age_secs), (3, 60));
+        assert_eq!(cfg.tls_ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(
+            cfg.nats_url,
+            stack::default_nats_url(),
+            "no url in the file"
+        );
+        assert_eq!(cfg.client_name, "t");
+
+        let flags = Settings {
+            nats_replicas: Some(1),
+            nats_storage: Some(Storage::Memory),
+            ..settings()
+        };
+        let cfg = flags.bus_with(Some(&file), "t").unwrap();
+        assert_eq!((cfg.replicas, cfg.storage), (1, Storage::Memory));
+
+        std::fs::write(&file, "[bus]\nnats_url = \"nats://a:1,nats://b:2\"\n").unwrap();
+        let cfg = settings().bus_with(Some(&file), "t").unwrap();
+        assert_eq!(cfg.nats_url, "nats://a:1,nats://b:2", "the file's url");
+        let over = Settings {
+            nats_url: Some("nats://c:3".into()),
+            ..settings()
+        };
+        assert_eq!(
+            over.bus_with(Some(&file), "t").unwrap().nats_url,
+            "nats://c:3"
+        );
+
+        std::fs::write(&file, "[bus]\nreplica = 3\n").unwrap();
+        let e = format!("{:#}", settings().bus_with(Some(&file), "t").unwrap_err());
+        assert!(e.contains("replica"), "{e}");
     }
 }

@@ -14,6 +14,8 @@ use imgcrawl_tests::{free_port, nats::nats_binary, sitegen, NatsServer, Postgres
 mod readme;
 #[path = "cli/restarts.rs"]
 mod restarts;
+#[path = "cli/topology.rs"]
+mod topology;
 
 const BIN: &str = env!("CARGO_BIN_EXE_imgcrawl");
 

@@ -24,8 +24,9 @@ pub struct Config {
     pub max_links_per_page: usize,
     /// Most distinct image URLs taken from one page.
     pub max_images_per_page: usize,
-    /// Seconds the server waits for an ack before redelivering. Covers politeness
-    /// waits (a host with a 10 s crawl-delay queues requests) plus the fetch.
+    /// Seconds the server waits for an ack before redelivering: how long the page of a
+    /// process that died stays stuck. Long work (politeness waits, slow hosts) keeps
+    /// its message with in-progress acks every third of this.
     pub ack_wait_secs: u64,
     /// Deliveries before a message is dead-lettered.
     pub max_deliver: i64,
@@ -45,7 +46,7 @@ impl Default for Config {
             http_retry_delay_ms: 2_000,
             max_links_per_page: 5_000,
             max_images_per_page: 5_000,
-            ack_wait_secs: 300,
+            ack_wait_secs: 30,
             max_deliver: 8,
             max_backoff_secs: 120,
             shutdown_grace_secs: 10,

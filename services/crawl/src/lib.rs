@@ -39,8 +39,8 @@ use tracing::info;
 pub use config::Config;
 pub use error::CrawlError;
 
-/// The durable consumer name of the crawl stage.
-pub const DURABLE: &str = "crawl";
+/// The durable consumer name of this stage.
+pub const CONSUMER: &str = "crawl";
 
 /// The crawl stage's durable consumer: its three subjects, ack wait and deliveries.
 pub fn consumer_spec(config: &Config) -> ConsumerSpec {
@@ -50,7 +50,7 @@ pub fn consumer_spec(config: &Config) -> ConsumerSpec {
         EventKind::PageDiscovered,
     ]
     .map(EventKind::subject);
-    let mut spec = ConsumerSpec::new(DURABLE, subjects);
+    let mut spec = ConsumerSpec::new(CONSUMER, subjects);
     spec.ack_wait = Duration::from_secs(config.ack_wait_secs.max(1));
     spec.max_deliver = config.max_deliver.max(1);
     spec
@@ -68,7 +68,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         config: Arc::new(config),
     };
     info!(
-        consumer = DURABLE,
+        consumer = CONSUMER,
         concurrency = opts.concurrency,
         "crawl stage starting"
     );
@@ -77,7 +77,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         async move { crawler.handle(d).await }
     };
     run_worker(&bus, spec, opts, handle, shutdown).await?;
-    info!(consumer = DURABLE, "crawl stage stopped");
+    info!(consumer = CONSUMER, "crawl stage stopped");
     Ok(())
 }
 
@@ -97,7 +97,11 @@ mod tests {
                 "imgcrawl.page.discovered"
             ]
         );
-        assert_eq!(s.ack_wait, Duration::from_secs(300));
+        assert_eq!(
+            s.ack_wait,
+            Duration::from_secs(30),
+            "short: in-progress acks cover long work"
+        );
         assert_eq!(s.max_deliver, 8);
     }
 }

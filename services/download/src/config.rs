@@ -24,9 +24,21 @@ pub struct Config {
     /// Deliveries of one image URL that may end in a transient failure (HTTP 5xx or
     /// 429, timeout, network error) before it is rejected with that reason.
     pub retry_deliveries: u32,
-    /// Seconds the server waits for an ack before redelivering (covers politeness
-    /// waits and the request timeout).
+    /// Seconds the server waits for an ack before redelivering: how long the image of
+    /// a process that died stays stuck. Long work (politeness waits, big downloads)
+    /// keeps its message with in-progress acks every third of this.
     pub ack_wait_secs: u64,
+}
+
+impl Config {
+    /// The worker loop's options: `concurrency` handlers at once, the bus's defaults
+    /// otherwise.
+    pub fn worker_options(&self) -> imgcrawl_bus::worker::WorkerOptions {
+        imgcrawl_bus::worker::WorkerOptions {
+            concurrency: self.concurrency.max(1),
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -38,7 +50,7 @@ impl Default for Config {
             max_bytes_ceiling: 64 * 1024 * 1024,
             max_pixels: 100_000_000,
             retry_deliveries: 3,
-            ack_wait_secs: 180,
+            ack_wait_secs: 30,
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgcrawl_bus::topology::ConsumerSpec;
-use imgcrawl_bus::worker::{run_worker, WorkerOptions};
+use imgcrawl_bus::worker::run_worker;
 use imgcrawl_bus::Bus;
 use imgcrawl_events::EventKind;
 use imgcrawl_fetch::Fetcher;
@@ -61,10 +61,7 @@ pub async fn run(
     let retry_deliveries = i64::from(config.retry_deliveries.max(1))
         .min(spec.max_deliver - 1)
         .max(1);
-    let opts = WorkerOptions {
-        concurrency: config.concurrency.max(1),
-        ..WorkerOptions::default()
-    };
+    let opts = config.worker_options();
     let blobs = imgcrawl_bus::blob::BlobStore::open(&bus).await?;
     let stage = Arc::new(handler::Stage {
         bus: bus.clone(),

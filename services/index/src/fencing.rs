@@ -14,26 +14,23 @@
 //! epoch recorded in the node's checkpoint row: if the node has seen a newer epoch the
 //! transaction fails ([`IndexError::Fenced`]) and nothing is committed; otherwise the
 //! node records the writer's epoch. The watcher stamps the current epoch on every
-//! node it can reach (`imgcrawl_readmodel::checkpoint::stamp`), first on a node that returns, so a writer that missed a failover
-//! can no longer commit there. Epochs only grow, on nodes and in the pointer.
+//! node it can reach (`imgcrawl_readmodel::checkpoint::stamp`), first on a node that
+//! returns, so a writer that missed a failover can no longer commit there. Epochs only grow, on nodes and in the pointer.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use imgcrawl_bus::ha::{HaStore, Node, Pointer, POSTGRES};
-use imgcrawl_bus::Bus;
+use imgcrawl_bus::ha::Pointer;
 use sqlx::PgConnection;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, Instrument};
+use tracing::info;
 
 use imgcrawl_events::Event;
 use imgcrawl_readmodel::checkpoint;
 
 use crate::error::IndexError;
-use crate::stage::{drive, Mode};
-use crate::{BatchEffects, Config};
+use crate::BatchEffects;
 
 /// What an HA writer knows: its node and the pointer it follows.
 #[derive(Clone)]
@@ -179,78 +176,6 @@ pub(crate) async fn check(
             node,
         }),
     }
-}
-
-/// Runs the writer of one node with `fence` until `shutdown`: the live loop, which
-/// publishes only while the fence says primary.
-pub async fn run_fenced(
-    bus: Bus,
-    config: Config,
-    fence: Fence,
-    shutdown: CancellationToken,
-) -> Result<(), IndexError> {
-    let mode = Mode {
-        publish_outputs: true,
-        until: None,
-        follow: false,
-        batch_size: config.batch_size(),
-        linger: config.batch_wait(),
-        patient: true,
-        progress: None,
-        fence: Some(fence),
-    };
-    drive(bus, config, mode, shutdown).await.map(|_| ())
-}
-
-/// Runs the writer of node `node` (its `config.database_url`), following the
-/// `postgres` pointer, until `shutdown`.
-pub async fn run_node(
-    bus: Bus,
-    config: Config,
-    node: &str,
-    shutdown: CancellationToken,
-) -> Result<(), IndexError> {
-    let store = HaStore::open(&bus).await?;
-    let pointer = store.follow(POSTGRES, shutdown.child_token());
-    run_fenced(bus, config, Fence::new(node, pointer), shutdown).await
-}
-
-/// Runs one writer per node (each with `config`, its URL replaced by the node's) until
-/// `shutdown`. A writer that fails (a node holding another stream's projection) is
-/// logged and the others go on: one bad node must not stop the primary's writer. The
-/// first failure is returned once every writer has ended.
-pub async fn run_nodes(
-    bus: Bus,
-    config: Config,
-    nodes: &[Node],
-    shutdown: CancellationToken,
-) -> Result<(), IndexError> {
-    let mut set = JoinSet::new();
-    for n in nodes {
-        let config = Config {
-            database_url: n.url.clone(),
-            ..config.clone()
-        };
-        let (bus, name, stop) = (bus.clone(), n.name.clone(), shutdown.clone());
-        let span = tracing::info_span!("node", node = %n.name);
-        let writer = async move {
-            let r = run_node(bus, config, &name, stop).await;
-            if let Err(e) = &r {
-                error!(node = %name, error = %e, "index writer stopped; the other nodes go on");
-            }
-            r
-        };
-        set.spawn(writer.instrument(span));
-    }
-    info!(nodes = nodes.len(), "ha index writers started");
-    let mut first = Ok(());
-    while let Some(joined) = set.join_next().await {
-        let r = joined.unwrap_or_else(|e| Err(IndexError::Stream(format!("writer task: {e}"))));
-        if let (Err(e), true) = (r, first.is_ok()) {
-            first = Err(e);
-        }
-    }
-    first
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ mod db;
 mod error;
 mod fencing;
 mod meta;
+mod mode;
+mod nodes;
 mod replay;
 mod republish;
 mod source;
@@ -43,13 +45,14 @@ pub use db::{
     apply_batch, apply_batch_through, connect, migrate, read_checkpoint, Checkpoint, MIGRATOR,
 };
 pub use error::IndexError;
-pub use fencing::{run_fenced, run_node, run_nodes, Fence};
+pub use fencing::Fence;
 pub use imgcrawl_bus::identity::StreamIdentity;
 pub use imgcrawl_readmodel::meta::RecordedStream;
 pub use imgcrawl_readmodel::write::{
     filename, Applied, BatchEffects, Counters, Invalid, JobStatus, Sourced, MAX_URL_BYTES,
 };
 pub use meta::{recorded_stream, stream_position, StreamPosition};
+pub use nodes::{run_fenced, run_node, run_nodes};
 pub use replay::{replay, ReplayOptions, ReplayProgress};
 pub use republish::recent_completions;
 pub use source::consumed_subjects;

@@ -15,7 +15,8 @@ use imgcrawl_bus::Bus;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::stage::{drive, Mode};
+use crate::mode::Mode;
+use crate::stage::drive;
 use crate::{Config, IndexError};
 
 /// How far a replay goes.
@@ -91,16 +92,7 @@ pub async fn replay(
     progress: Option<watch::Sender<ReplayProgress>>,
     shutdown: CancellationToken,
 ) -> Result<ReplayProgress, IndexError> {
-    let mode = Mode {
-        publish_outputs: false,
-        until: Some(options.until.unwrap_or(u64::MAX)),
-        follow: options.follow,
-        batch_size: config.replay_batch_size.max(1),
-        linger: Duration::from_millis(20),
-        patient: false,
-        progress,
-        fence: None,
-    };
+    let mode = Mode::replay(&options, progress);
     drive(bus, config, mode, shutdown).await
 }
 

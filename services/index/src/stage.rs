@@ -12,7 +12,7 @@
 //! 3. only after the commit, `image.indexed` and `crawl.completed` are published (see
 //!    the `republish` module for a crash in between).
 //!
-//! A replay runs the same loop with [`Mode::publish_outputs`] off (no dead letters, no
+//! A replay runs the same loop in [`Mode::Replay`] (no dead letters, no
 //! announcements: they were published when the events were first applied) and a
 //! limit: it stops once everything up to the stream's end at start (or `until`) is
 //! applied, or keeps following without publishing.
@@ -28,41 +28,17 @@ use async_nats::jetstream::Message;
 use imgcrawl_bus::Bus;
 use imgcrawl_events::Event;
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
 use crate::commit::{commit, dead_letter_all, prepare, retry, Prepared, Step};
-use crate::fencing::{self, Fence};
+use crate::fencing;
 use crate::meta;
+use crate::mode::Mode;
 use crate::replay::ReplayProgress;
 use crate::source::EventSource;
 use crate::{db, republish, BatchEffects, Config, IndexError, RecordedStream};
 use imgcrawl_bus::identity::StreamIdentity;
-
-/// How the loop runs: as the live stage or as a replay.
-pub(crate) struct Mode {
-    /// Publish what batches produce: dead letters, `image.indexed`, `crawl.completed`,
-    /// and recent completions at start. Only the live stage does.
-    pub publish_outputs: bool,
-    /// Stop once everything up to this sequence, or up to the stream's end at start if
-    /// smaller, is applied. `None`: run until shutdown.
-    pub until: Option<u64>,
-    /// Once caught up with `until`, keep applying (still without publishing).
-    pub follow: bool,
-    /// Events per transaction.
-    pub batch_size: usize,
-    /// How long to wait for more events once a batch has its first.
-    pub linger: Duration,
-    /// Keep retrying to open the database and the stream (the live stage) instead of
-    /// failing at once (a replay run by a person).
-    pub patient: bool,
-    /// Where to report progress after every batch.
-    pub progress: Option<watch::Sender<ReplayProgress>>,
-    /// HA: the writer's node and the pointer it follows. Outputs are published only
-    /// while it is primary, and every transaction is fenced by its epoch.
-    pub fence: Option<Fence>,
-}
 
 /// The running loop.
 struct Stage {
@@ -70,6 +46,10 @@ struct Stage {
     pool: PgPool,
     config: Config,
     mode: Mode,
+    /// Events per transaction.
+    batch_size: usize,
+    /// How long to wait for more events once a batch has its first.
+    linger: Duration,
     name: String,
     stream: StreamIdentity,
     source: EventSource,
@@ -84,7 +64,7 @@ struct Stage {
 impl Stage {
     /// Handles one batch; false when shutting down.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<bool, IndexError> {
-        let (linger, max) = (self.mode.linger, self.mode.batch_size.max(1));
+        let (linger, max) = (self.linger, self.batch_size);
         let (msgs, p) = match self.ahead.take() {
             Some(ahead) => ahead,
             None => {
@@ -100,8 +80,8 @@ impl Stage {
             // Only the index's own outputs or dead letters: nothing to commit.
             return Ok(true);
         }
-        let (primary, promoted) = fencing::role(self.mode.fence.as_mut());
-        let publish = self.mode.publish_outputs && primary;
+        let (primary, promoted) = fencing::role(self.mode.fence_mut());
+        let publish = self.mode.publishes() && primary;
         if publish && promoted {
             let (pool, name) = (&self.pool, &self.config.checkpoint_name);
             republish::republish(&self.bus, pool, name, self.config.republish_window_secs).await;
@@ -109,10 +89,10 @@ impl Stage {
         if publish && !dead_letter_all(&self.bus, &self.name, &msgs, &p.poison, shutdown).await {
             return Ok(false);
         }
-        let (pool, config, fence) = (&self.pool, &self.config, self.mode.fence.as_ref());
+        let (pool, config, fence) = (&self.pool, &self.config, self.mode.fence());
         let at = self.committed;
         // A replay reads (and decodes) its next batch while PostgreSQL applies this one.
-        let read_ahead = !self.mode.publish_outputs && fence.is_none() && self.source.limited();
+        let read_ahead = !self.mode.publishes() && self.source.limited();
         let (source, stream) = (&mut self.source, &self.stream);
         let ahead = async {
             if !read_ahead {
@@ -147,10 +127,10 @@ impl Stage {
         self.record(&msgs, &p, &effects);
         if !publish {
             let with_indexed = self.config.publish_indexed;
-            fencing::stash(self.mode.fence.as_mut(), &effects, with_indexed);
+            fencing::stash(self.mode.fence_mut(), &effects, with_indexed);
             return Ok(true);
         }
-        let backlog = fencing::backlog(self.mode.fence.as_mut());
+        let backlog = fencing::backlog(self.mode.fence_mut());
         self.announce(&msgs, effects, backlog, uncertain, shutdown)
             .await
     }
@@ -164,7 +144,7 @@ impl Stage {
         s.invalid += (p.poison.len() + effects.invalid.len()) as u64;
         s.bytes += msgs.iter().map(|m| m.payload.len() as u64).sum::<u64>();
         s.elapsed = self.started.elapsed();
-        if !self.mode.publish_outputs {
+        if !self.mode.publishes() {
             for bad in p.poison.iter().chain(&effects.invalid) {
                 debug!(seq = bad.seq, reason = %bad.reason, "not applied (not dead-lettered again by a replay)");
             }
@@ -173,7 +153,7 @@ impl Stage {
     }
 
     fn report(&self) {
-        if let Some(tx) = &self.mode.progress {
+        if let Some(tx) = self.mode.progress() {
             tx.send_replace(self.stats.clone());
         }
     }
@@ -240,7 +220,7 @@ pub(crate) async fn drive(
     mode: Mode,
     shutdown: CancellationToken,
 ) -> Result<ReplayProgress, IndexError> {
-    let opened = if mode.patient {
+    let opened = if mode.patient() {
         let open = || open(&bus, &config);
         match retry("open database", config.max_backoff(), &shutdown, open).await {
             Some(o) => o,
@@ -251,9 +231,9 @@ pub(crate) async fn drive(
     };
     meta::check(opened.recorded.as_ref(), &opened.stream)?;
     let (start, pool) = (opened.start, opened.pool);
-    let limit = mode.until.map(|u| u.min(opened.last_seq));
+    let limit = mode.until().map(|u| u.min(opened.last_seq));
     info!(start, end = ?limit, stream = %opened.stream, "projection started");
-    if mode.publish_outputs && mode.fence.is_none() {
+    if mode.publishes() && mode.fence().is_none() {
         let window = config.republish_window_secs;
         republish::republish(&bus, &pool, &config.checkpoint_name, window).await;
     }
@@ -271,11 +251,14 @@ pub(crate) async fn drive(
         checkpoint: start,
         ..ReplayProgress::default()
     };
+    let (batch_size, linger) = (mode.batch_size(&config), mode.linger(&config));
     let mut stage = Stage {
         bus,
         pool,
         config,
         mode,
+        batch_size,
+        linger,
         name,
         stream: opened.stream,
         source,
@@ -299,7 +282,7 @@ async fn run_loop(stage: &mut Stage, shutdown: &CancellationToken) -> Result<(),
             stage.stats.caught_up = true;
             stage.stats.elapsed = stage.started.elapsed();
             stage.report();
-            if !stage.mode.follow {
+            if !stage.mode.follows() {
                 return Ok(());
             }
             info!(
@@ -317,15 +300,6 @@ async fn run_loop(stage: &mut Stage, shutdown: &CancellationToken) -> Result<(),
 /// Runs the index stage until `shutdown` fires. Returns an error only when the
 /// database belongs to another stream (it never mixes projections).
 pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), IndexError> {
-    let mode = Mode {
-        publish_outputs: true,
-        until: None,
-        follow: false,
-        batch_size: config.batch_size(),
-        linger: config.batch_wait(),
-        patient: true,
-        progress: None,
-        fence: None,
-    };
+    let mode = Mode::live();
     drive(bus, config, mode, shutdown).await.map(|_| ())
 }

@@ -18,7 +18,8 @@ pub struct Config {
     pub prefix: String,
     /// Messages handled at once (each holds one image in memory).
     pub concurrency: usize,
-    /// Seconds JetStream waits for an ack before redelivering to another replica.
+    /// Seconds JetStream waits for an ack before redelivering to another replica (a
+    /// slow put keeps its message with in-progress acks every third of this).
     pub ack_wait_secs: u64,
     /// Images of at least this many bytes go up as a multipart upload (parts in
     /// parallel; S3 refuses single PUTs over 5 GiB). On a local directory the parts
@@ -36,7 +37,7 @@ impl Default for Config {
             s3: bucket.s3,
             prefix: bucket.prefix,
             concurrency: 16,
-            ack_wait_secs: 60,
+            ack_wait_secs: 30,
             multipart_threshold_bytes: 8 << 20,
             multipart_part_bytes: 8 << 20,
         }
@@ -44,6 +45,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The worker loop's options: `concurrency` handlers at once, the bus's defaults
+    /// otherwise.
+    pub fn worker_options(&self) -> imgcrawl_bus::worker::WorkerOptions {
+        imgcrawl_bus::worker::WorkerOptions {
+            concurrency: self.concurrency.max(1),
+            ..Default::default()
+        }
+    }
+
     /// The bucket these settings write to (target, S3 settings, prefix), for readers
     /// of the same bucket.
     pub fn bucket(&self) -> imgcrawl_bucket::Config {

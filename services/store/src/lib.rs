@@ -26,7 +26,7 @@ mod tombstone;
 use std::sync::Arc;
 
 use imgcrawl_bus::topology::ConsumerSpec;
-use imgcrawl_bus::worker::{run_worker, WorkerOptions};
+use imgcrawl_bus::worker::run_worker;
 use imgcrawl_bus::Bus;
 use imgcrawl_events::EventKind;
 use tokio_util::sync::CancellationToken;
@@ -71,10 +71,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         bucket: Bucket::from_config(store, &config),
         tombstones: imgcrawl_bus::tombstones::Tombstones::open(&bus).await?,
     });
-    let opts = WorkerOptions {
-        concurrency: config.concurrency.max(1),
-        ..WorkerOptions::default()
-    };
+    let opts = config.worker_options();
     let handler = move |d| handler::handle(stage.clone(), d);
     run_worker(&bus, consumer_spec(&config), opts, handler, shutdown).await?;
     Ok(())

@@ -1,0 +1,250 @@
+//! A real JetStream cluster for one test: N nats-server processes with routes between
+//! them, each with its own store, on loopback ports or, for partition tests, each in a
+//! network namespace of its own (see [`crate::netns`]). Nodes can be killed, paused
+//! (SIGSTOP), resumed and restarted; everything is cleaned up on drop.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::netns::Net;
+use crate::process::{log_tail, Proc};
+use crate::{free_port, nats::nats_binary, HarnessError};
+
+/// How long a cluster may take to elect its JetStream meta leader.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Cluster settings.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// `jetstream { sync_interval: always }`: fsync every write (the durable setting).
+    pub sync_always: bool,
+    /// Put each node in its own network namespace (for partitions).
+    pub namespaces: bool,
+}
+
+struct Node {
+    name: String,
+    host: String,
+    port: u16,
+    cluster_port: u16,
+    proc: Option<Proc>,
+}
+
+/// A running cluster.
+pub struct NatsCluster {
+    dir: TempDir,
+    bin: PathBuf,
+    nodes: Vec<Node>,
+    options: ClusterOptions,
+    net: Option<Net>,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes and waits until JetStream answers; panics with the logs if not.
+    pub async fn start(n: usize, options: ClusterOptions) -> NatsCluster {
+        match NatsCluster::try_start(n, options).await {
+            Ok(c) => c,
+            Err(e) => panic!("start nats cluster: {e}"),
+        }
+    }
+
+    /// Starts `n` nodes and waits until JetStream answers.
+    pub async fn try_start(n: usize, options: ClusterOptions) -> Result<NatsCluster, HarnessError> {
+        let bin = nats_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("imgcrawl-cluster-")
+            .tempdir()
+            .map_err(HarnessError::io("cluster temp dir"))?;
+        let net = if options.namespaces {
+            Some(Net::create(n)?)
+        } else {
+            None
+        };
+        let nodes = (0..n)
+            .map(|i| Node {
+                name: format!("n{}", i + 1),
+                host: net.as_ref().map_or("127.0.0.1".into(), |net| net.addr(i)),
+                port: if net.is_some() { 4222 } else { free_port() },
+                cluster_port: if net.is_some() { 6222 } else { free_port() },
+                proc: None,
+            })
+            .collect();
+        let mut c = NatsCluster {
+            dir,
+            bin,
+            nodes,
+            options,
+            net,
+        };
+        for i in 0..n {
+            c.spawn(i)?;
+        }
+        c.wait_ready().await?;
+        Ok(c)
+    }
+
+    fn config(&self, i: usize) -> String {
+        let node = &self.nodes[i];
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("\"nats-route://{}:{}\"", n.host, n.cluster_port))
+            .collect();
+        let sync = if self.options.sync_always {
+            "sync_interval: always"
+        } else {
+            ""
+        };
+        let store = self.dir.path().join(&node.name).join("store");
+        format!(
+            "server_name: {name}\nlisten: \"{host}:{port}\"\n\
+             jetstream {{ store_dir: \"{store}\" {sync} }}\n\
+             cluster {{ name: imgcrawl-test, listen: \"{host}:{cport}\", routes: [{routes}] }}\n",
+            name = node.name,
+            host = node.host,
+            port = node.port,
+            store = store.display(),
+            cport = node.cluster_port,
+            routes = routes.join(", "),
+        )
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("{}.log", self.nodes[i].name))
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), HarnessError> {
+        let conf = self.dir.path().join(format!("{}.conf", self.nodes[i].name));
+        std::fs::write(&conf, self.config(i)).map_err(HarnessError::io("write nats config"))?;
+        let mut cmd = match &self.net {
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &net.namespace(i)]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        cmd.arg("-c").arg(&conf);
+        let proc = Proc::spawn(&mut cmd, &self.log_path(i))?;
+        self.nodes[i].proc = Some(proc);
+        Ok(())
+    }
+
+    /// Waits until every running node answers and the cluster answers JetStream
+    /// account requests (a meta leader is elected).
+    pub async fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let err = match async_nats::connect(self.urls()).await {
+                Ok(client) => match async_nats::jetstream::new(client).query_account().await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                let logs: Vec<String> = (0..self.nodes.len())
+                    .map(|i| log_tail(&self.log_path(i), 1500))
+                    .collect();
+                return Err(HarnessError::NotReady {
+                    what: "nats cluster".into(),
+                    detail: format!("{err}\n{}", logs.join("\n---\n")),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every node's client URL, comma-separated (what `NATS_URL` takes).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://{}:{}", n.host, n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The index of the node named `name` (`n1`…).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The server name of node `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// Kills node `i` with SIGKILL (its store stays).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(p) = self.nodes[i].proc.take() {
+            drop(p);
+        }
+    }
+
+    /// Starts node `i` again on its ports and store.
+    pub fn start_again(&mut self, i: usize) -> Result<(), HarnessError> {
+        self.kill(i);
+        self.spawn(i)
+    }
+
+    /// Stops node `i` with SIGSTOP.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, libc::SIGSTOP);
+    }
+
+    /// Continues node `i` after [`NatsCluster::pause`].
+    pub fn resume(&self, i: usize) {
+        self.signal(i, libc::SIGCONT);
+    }
+
+    fn signal(&self, i: usize, sig: i32) {
+        if let Some(p) = &self.nodes[i].proc {
+            // `ip netns exec` execs the server: the pid is the server's either way
+            p.signal(sig);
+        }
+    }
+
+    /// Cuts node `i` off from every other node (both directions); clients keep their
+    /// links. Needs [`ClusterOptions::namespaces`].
+    pub fn partition(&self, i: usize) -> Result<(), HarnessError> {
+        let net = self.net.as_ref().ok_or_else(|| HarnessError::NotReady {
+            what: "partition".into(),
+            detail: "the cluster was not started in network namespaces".into(),
+        })?;
+        net.isolate(i)
+    }
+
+    /// Undoes [`NatsCluster::partition`].
+    pub fn heal(&self, i: usize) -> Result<(), HarnessError> {
+        match &self.net {
+            Some(net) => net.rejoin(i),
+            None => Ok(()),
+        }
+    }
+
+    /// The last lines of node `i`'s log.
+    pub fn log(&self, i: usize) -> String {
+        log_tail(&self.log_path(i), 4000)
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.proc.take();
+        }
+    }
+}
