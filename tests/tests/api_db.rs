@@ -112,7 +112,7 @@ async fn the_size_sorts_use_an_index_on_fresh_and_existing_databases() {
     // a database at the previous schema version, holding rows, then upgraded
     let db = imgcrawl_index::connect(&pg.fresh_db().await).await.unwrap();
     let old = tempfile::tempdir().unwrap();
-    let dir = workspace_root().join("services/index/migrations");
+    let dir = workspace_root().join("services/readmodel/migrations");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();

@@ -145,7 +145,8 @@ impl HttpError {
 
     /// Maps a database error: unreachable or not yet migrated is 503, anything else
     /// is an internal error. Logged; the driver's text never reaches the client.
-    pub fn db(op: &str, e: sqlx::Error) -> Self {
+    pub fn db(op: &str, e: impl Into<sqlx::Error>) -> Self {
+        let e: sqlx::Error = e.into();
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(op, error = %e, "index database unavailable");

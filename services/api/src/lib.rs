@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod filters;
 pub mod gallery;
+pub mod lag;
 pub mod limit;
 pub mod media;
 pub mod model;

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use imgcrawl_bus::Bus;
@@ -12,7 +12,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::Token;
-use crate::db::{lag, DbError};
 use crate::limit::RateLimiter;
 use crate::model::crawl::{ImageCounters, IndexLag, JobState, JobStatus, PageCounters, Rates};
 use crate::nodes::Nodes;
@@ -20,7 +19,6 @@ use crate::thumbs::Thumbnailer;
 use crate::Config;
 
 /// How long an index-lag measurement is reused (the gallery polls).
-const LAG_REUSE: Duration = Duration::from_secs(1);
 
 /// How many jobs requested through this server are remembered until the index has them.
 const RECENT_JOBS: usize = 1024;
@@ -52,26 +50,6 @@ impl AppState {
     /// The read pool on the current primary (take it once per request).
     pub fn db(&self) -> PgPool {
         self.nodes.pool()
-    }
-
-    /// The primary's lag, measured at most once a second (and again after the primary
-    /// changed).
-    pub async fn index_lag(&self) -> Result<IndexLag, DbError> {
-        let primary = self.nodes.primary();
-        if let Some((at, node, lag)) = self
-            .lag_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            if at.elapsed() < LAG_REUSE && node == primary.node {
-                return Ok(lag);
-            }
-        }
-        let lag = lag::measure(&self.bus, &primary.pool, &self.config.checkpoint_name).await?;
-        *self.lag_cache.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), primary.node.clone(), lag.clone()));
-        Ok(lag)
     }
 }
 

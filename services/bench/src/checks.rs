@@ -27,10 +27,7 @@ pub async fn databases(urls: &[String]) -> Result<Value> {
         right.close().await;
     }
     let rows = imgcrawl_index::verify::row_counts(&left).await?;
-    let statuses: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
-            .fetch_all(&left)
-            .await?;
+    let statuses = imgcrawl_readmodel::jobs::count_by_status(&left).await?;
     left.close().await;
     let rows: serde_json::Map<String, Value> =
         rows.into_iter().map(|(t, n)| (t, json!(n))).collect();

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use imgcrawl_readmodel::admin;
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
@@ -202,11 +203,12 @@ impl Postgres {
 
     /// Creates database `name` (letters, digits, `_`) and returns its URL.
     pub async fn create_db(&self, name: &str) -> Result<String> {
-        let mut c = PgConnection::connect(&self.url("postgres")).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut c)
-            .await?;
+        let mut c = admin::connect_server(&self.url("postgres")).await?;
+        let created = admin::create_database(&mut c, name).await?;
         c.close().await?;
+        if !created {
+            bail!("database {name} exists already");
+        }
         Ok(self.url(name))
     }
 }

@@ -34,6 +34,7 @@ pub mod ha;
 pub mod ha_requests;
 pub mod identity;
 pub mod jobs;
+pub mod position;
 pub mod publish;
 pub mod retry;
 pub mod seen;

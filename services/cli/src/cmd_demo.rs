@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Args;
 use imgcrawl_events::{CrawlRequested, Event};
-use sqlx::Row;
+use imgcrawl_readmodel::sources;
 use uuid::Uuid;
 
 use crate::settings::{redact, Settings};
@@ -80,20 +80,10 @@ pub async fn demo(settings: &Settings, args: DemoArgs) -> Result<()> {
             )
         })
         .collect();
-    let rows = sqlx::query(
-        "select url, sha256 from image_sources where job_id = $1 and status = 'stored'",
-    )
-    .bind(job_id)
-    .fetch_all(&db)
-    .await?;
+    let rows = sources::stored_of_job(&db, job_id).await?;
     let got: BTreeSet<(String, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.get("url"),
-                r.get::<Option<String>, _>("sha256").unwrap_or_default(),
-            )
-        })
+        .into_iter()
+        .map(|(url, sha256)| (url, sha256.unwrap_or_default()))
         .collect();
     let missing: Vec<_> = expected.difference(&got).collect();
     let unexpected: Vec<_> = got.difference(&expected).collect();

@@ -5,8 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 use clap::Args;
 use futures::TryStreamExt;
+use imgcrawl_readmodel::sources;
 use serde_json::json;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::settings::Settings;
@@ -25,28 +25,21 @@ pub struct ImagesArgs {
 /// Runs `imgcrawl images`.
 pub async fn images(settings: &Settings, args: ImagesArgs) -> Result<()> {
     let db = settings.connect_db().await?;
-    let mut rows = sqlx::query(
-        "select s.url, s.page_url, i.sha256, i.bytes, i.width, i.height, i.format, i.object_key
-         from image_sources s join images i on i.sha256 = s.sha256
-         where s.job_id = $1 and s.status in ('downloaded', 'stored') and not i.deleted
-         order by s.url",
-    )
-    .bind(args.job)
-    .fetch(&db);
+    let mut rows = std::pin::pin!(sources::of_job(&db, args.job));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut n = 0u64;
     while let Some(r) = rows.try_next().await? {
         n += 1;
         let v = json!({
-            "url": r.get::<String, _>("url"),
-            "page_url": r.get::<Option<String>, _>("page_url"),
-            "sha256": r.get::<String, _>("sha256"),
-            "bytes": r.get::<i64, _>("bytes"),
-            "width": r.get::<i32, _>("width"),
-            "height": r.get::<i32, _>("height"),
-            "format": r.get::<String, _>("format"),
-            "object_key": r.get::<Option<String>, _>("object_key"),
+            "url": r.url,
+            "page_url": r.page_url,
+            "sha256": r.sha256,
+            "bytes": r.bytes,
+            "width": r.width,
+            "height": r.height,
+            "format": r.format,
+            "object_key": r.object_key,
         });
         let line = if args.jsonl {
             v.to_string()

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use futures::TryStreamExt;
-use sqlx::Row;
+use imgcrawl_readmodel::{checkpoint, jobs};
 
 use crate::progress::human_bytes;
 use crate::settings::Settings;
@@ -108,29 +108,17 @@ pub async fn status(settings: &Settings) -> Result<()> {
 }
 
 async fn jobs(db: &sqlx::PgPool) -> Result<()> {
-    let Ok(cps) =
-        sqlx::query("select name, last_seq, epoch from projection_checkpoint order by name")
-            .fetch_all(db)
-            .await
-    else {
+    let Ok(cps) = checkpoint::all(db).await else {
         println!("index: not initialised yet (start the workers: `imgcrawl up` or `imgcrawl run`)");
         return Ok(());
     };
-    for r in cps {
+    for (name, c) in cps {
         println!(
-            "index checkpoint {}: seq {} (epoch {})",
-            r.get::<String, _>("name"),
-            r.get::<i64, _>("last_seq"),
-            r.get::<i64, _>("epoch")
+            "index checkpoint {name}: seq {} (epoch {})",
+            c.last_seq, c.epoch
         );
     }
-    let rows = sqlx::query(
-        "select job_id, status, seeds[1] as seed, pages_fetched, pages_failed, pages_discovered, images_stored, images_rejected,
-                images_discovered, bytes_downloaded
-         from jobs order by request_seq desc limit 10",
-    )
-    .fetch_all(db)
-    .await?;
+    let rows = jobs::list(db, None, 10).await?;
     if rows.is_empty() {
         println!("no jobs yet: `imgcrawl crawl URL --wait`");
         return Ok(());
@@ -142,23 +130,21 @@ async fn jobs(db: &sqlx::PgPool) -> Result<()> {
     for r in rows {
         let pages = format!(
             "{}/{}",
-            r.get::<i64, _>("pages_fetched") + r.get::<i64, _>("pages_failed"),
-            r.get::<i64, _>("pages_discovered")
+            r.pages_fetched + r.pages_failed,
+            r.pages_discovered
         );
         let images = format!(
             "{}/{} ({})",
-            r.get::<i64, _>("images_stored"),
-            r.get::<i64, _>("images_discovered"),
-            r.get::<i64, _>("images_rejected")
+            r.images_stored, r.images_discovered, r.images_rejected
         );
         println!(
             "  {:<36} {:<10} {:>11} {:>17} {:>10}  {}",
-            r.get::<uuid::Uuid, _>("job_id").to_string(),
-            r.get::<String, _>("status"),
+            r.job_id.to_string(),
+            r.status,
             pages,
             images,
-            human_bytes(r.get::<i64, _>("bytes_downloaded") as u64),
-            r.get::<Option<String>, _>("seed").unwrap_or_default()
+            human_bytes(r.bytes_downloaded as u64),
+            r.seeds.first().cloned().unwrap_or_default()
         );
     }
     Ok(())

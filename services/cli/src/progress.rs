@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use imgcrawl_readmodel::{jobs, ReadModelError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use sqlx::Row;
 use uuid::Uuid;
 
 /// A job's counters as the index holds them.
@@ -37,32 +37,25 @@ pub struct JobCounters {
 impl JobCounters {
     /// Loads the counters of `job` (None until the index has seen the request).
     pub async fn load(db: &sqlx::PgPool, job: Uuid) -> anyhow::Result<Option<JobCounters>> {
-        let row = sqlx::query(
-            "select status, pages_discovered, pages_fetched, pages_failed, images_discovered, images_downloaded,
-                    images_rejected, images_stored, bytes_downloaded,
-                    (select count(distinct s.sha256) from image_sources s where s.job_id = j.job_id and s.sha256 is not null) as distinct_images
-             from jobs j where job_id = $1",
-        )
-        .bind(job)
-        .fetch_optional(db)
-        .await;
-        let row = match row {
+        let row = match jobs::get(db, job).await {
             Ok(r) => r,
             // The index creates its schema when it starts: until then the job is unknown.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+            Err(e) if undefined_table(&e) => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(row.map(|r| JobCounters {
-            status: r.get("status"),
-            pages_discovered: r.get("pages_discovered"),
-            pages_fetched: r.get("pages_fetched"),
-            pages_failed: r.get("pages_failed"),
-            images_discovered: r.get("images_discovered"),
-            images_downloaded: r.get("images_downloaded"),
-            images_rejected: r.get("images_rejected"),
-            images_stored: r.get("images_stored"),
-            distinct_images: r.get("distinct_images"),
-            bytes: r.get("bytes_downloaded"),
+        let Some(r) = row else { return Ok(None) };
+        let distinct_images = jobs::distinct_images(db, job).await?;
+        Ok(Some(JobCounters {
+            status: r.status,
+            pages_discovered: r.pages_discovered,
+            pages_fetched: r.pages_fetched,
+            pages_failed: r.pages_failed,
+            images_discovered: r.images_discovered,
+            images_downloaded: r.images_downloaded,
+            images_rejected: r.images_rejected,
+            images_stored: r.images_stored,
+            distinct_images,
+            bytes: r.bytes_downloaded,
             wall: Duration::ZERO,
         }))
     }
@@ -168,4 +161,9 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// Whether `e` says the schema is not there yet (`undefined_table`).
+fn undefined_table(e: &ReadModelError) -> bool {
+    matches!(e.sqlx(), Some(sqlx::Error::Database(d)) if d.code().as_deref() == Some("42P01"))
 }

@@ -5,12 +5,15 @@
 //! A node is **down** after `failures_before_down` consecutive failed probes, or at
 //! once when a probe takes longer than `check_timeout` (a stalled server accepts TCP
 //! connections and then answers nothing). One successful probe brings it back up.
-//! **Lag** is measured from the node's checkpoint to the stream's end, in sequences
-//! and in seconds of stream time; a node is **lagging** above the threshold.
+//! **Lag** is the read model's one definition (`imgcrawl_readmodel::lag`): stream
+//! sequences from the node's checkpoint to the stream's end while an event the index
+//! applies waits, and the age of the oldest such event in seconds; a node is
+//! **lagging** above the threshold.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use imgcrawl_readmodel::{checkpoint, lag, ReadModelError};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
@@ -81,11 +84,9 @@ async fn probe_inner(url: &str, name: &str, stamp_to: Option<u64>) -> Result<Pro
 }
 
 async fn read(c: &mut PgConnection, name: &str, stamp_to: Option<u64>) -> Result<Probe, String> {
-    let projected: bool =
-        sqlx::query_scalar("SELECT to_regclass('public.projection_checkpoint') IS NOT NULL")
-            .fetch_one(&mut *c)
-            .await
-            .map_err(|e| format!("query: {e}"))?;
+    let projected = checkpoint::table_exists(&mut *c)
+        .await
+        .map_err(|e| format!("query: {}", cause(&e)))?;
     if !projected {
         return Ok(Probe {
             projected,
@@ -95,36 +96,29 @@ async fn read(c: &mut PgConnection, name: &str, stamp_to: Option<u64>) -> Result
         });
     }
     if let Some(epoch) = stamp_to {
-        imgcrawl_index::stamp(c, name, epoch)
+        checkpoint::stamp(c, name, epoch)
             .await
             .map_err(|e| format!("stamp epoch {epoch}: {e}"))?;
     }
-    let row: Option<(i64, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT last_seq, epoch, updated_at FROM projection_checkpoint WHERE name = $1",
-    )
-    .bind(name)
-    .fetch_optional(&mut *c)
-    .await
-    .map_err(|e| format!("read checkpoint: {e}"))?;
-    let (seq, epoch, applied_at) = row.unwrap_or((0, 0, None));
+    let cp = checkpoint::read(&mut *c, name)
+        .await
+        .map_err(|e| format!("read checkpoint: {}", cause(&e)))?;
     Ok(Probe {
         projected,
-        checkpoint: u64::try_from(seq).unwrap_or(0),
-        epoch: u64::try_from(epoch).unwrap_or(0),
-        applied_at,
+        checkpoint: cp.as_ref().map_or(0, |c| c.last_seq),
+        epoch: cp
+            .as_ref()
+            .map_or(0, |c| u64::try_from(c.epoch).unwrap_or(0)),
+        applied_at: cp.and_then(|c| c.updated_at),
     })
 }
 
-/// The stream's end, for lag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct StreamEnd {
-    /// Last sequence.
-    pub last_seq: u64,
-    /// When the last message was stored.
-    pub last_at: DateTime<Utc>,
-    /// When the first message still in the stream was stored.
-    pub first_at: DateTime<Utc>,
+/// The driver's error alone (probe errors read as before the read model named them).
+fn cause(e: &ReadModelError) -> String {
+    e.sqlx().map_or_else(|| e.to_string(), ToString::to_string)
 }
+
+pub use imgcrawl_bus::position::StreamEnd;
 
 /// One node as the watcher sees it (also the node entry of `GET /api/status`).
 #[derive(Debug, Clone, Serialize)]
@@ -155,10 +149,11 @@ pub struct NodeState {
     pub epoch: Option<u64>,
     /// Publish time of the last event it applied.
     pub applied_at: Option<DateTime<Utc>>,
-    /// Stream sequences between its checkpoint and the stream's end (the index's own
-    /// outputs at the end count too, so a caught-up node may show a few).
+    /// Stream sequences between its checkpoint and the stream's end while an event
+    /// the index applies waits (0 when caught up: the index's own outputs at the end
+    /// do not count).
     pub lag_seqs: Option<u64>,
-    /// Seconds of stream time between the last event it applied and the stream's end.
+    /// Age in seconds of the oldest event waiting to be applied.
     pub lag_secs: Option<f64>,
     /// Lag above the threshold.
     pub lagging: bool,
@@ -239,21 +234,21 @@ impl NodeState {
         )
     }
 
-    /// Recomputes lag against the stream's end.
-    pub fn update_lag(&mut self, end: Option<&StreamEnd>, threshold: Duration) {
+    /// Recomputes lag against the stream's end, given when the stream stored the
+    /// oldest event above the checkpoint that the index applies (`waiting`).
+    pub fn update_lag(
+        &mut self,
+        end: Option<&StreamEnd>,
+        waiting: Option<DateTime<Utc>>,
+        threshold: Duration,
+    ) {
         let (Some(end), Some(cp)) = (end, self.checkpoint) else {
             return;
         };
-        let seqs = end.last_seq.saturating_sub(cp);
-        let secs = if seqs == 0 {
-            0.0
-        } else {
-            let from = self.applied_at.unwrap_or(end.first_at);
-            ((end.last_at - from).num_milliseconds().max(0) as f64) / 1000.0
-        };
-        self.lag_seqs = Some(seqs);
-        self.lag_secs = Some(secs);
-        self.lagging = secs > threshold.as_secs_f64();
+        let l = lag::lag(cp, end.last_seq, waiting, Utc::now());
+        self.lag_seqs = Some(l.events);
+        self.lag_secs = Some(l.seconds);
+        self.lagging = l.seconds > threshold.as_secs_f64();
     }
 }
 
@@ -294,8 +289,8 @@ mod tests {
     }
 
     #[test]
-    fn lag_is_sequences_and_stream_seconds_from_the_checkpoint() {
-        let t0 = DateTime::<Utc>::from_timestamp(1_000, 0).unwrap();
+    fn lag_is_sequences_and_the_age_of_the_oldest_waiting_event() {
+        let t0 = Utc::now() - chrono::Duration::seconds(70);
         let end = StreamEnd {
             last_seq: 100,
             last_at: t0 + chrono::Duration::seconds(90),
@@ -303,13 +298,18 @@ mod tests {
         };
         let mut n = NodeState::new("a", 1);
         n.record(ok(40), Duration::ZERO, 3);
-        n.applied_at = Some(t0 + chrono::Duration::seconds(20));
-        n.update_lag(Some(&end), Duration::from_secs(60));
+        n.update_lag(Some(&end), Some(t0), Duration::from_secs(60));
         assert_eq!(n.lag_seqs, Some(60));
-        assert_eq!(n.lag_secs, Some(70.0));
+        assert!(n.lag_secs.unwrap() >= 70.0, "{:?}", n.lag_secs);
         assert!(n.lagging);
+        // only the index's own outputs above the checkpoint: caught up
+        n.update_lag(Some(&end), None, Duration::from_secs(60));
+        assert_eq!(
+            (n.lag_seqs, n.lag_secs, n.lagging),
+            (Some(0), Some(0.0), false)
+        );
         n.checkpoint = Some(100);
-        n.update_lag(Some(&end), Duration::from_secs(60));
+        n.update_lag(Some(&end), Some(t0), Duration::from_secs(60));
         assert_eq!(
             (n.lag_seqs, n.lag_secs, n.lagging),
             (Some(0), Some(0.0), false)

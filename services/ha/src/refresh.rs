@@ -2,9 +2,11 @@
 //! pointer, the stream's end (and from it every node's lag), the object stores'
 //! directories. Every round of the decision loop starts with it.
 
+use chrono::{DateTime, Utc};
 use imgcrawl_bus::ha::POSTGRES;
-use imgcrawl_bus::worker::to_chrono;
-use imgcrawl_bus::Bus;
+use imgcrawl_bus::position;
+use imgcrawl_bus::{Bus, BusError};
+use imgcrawl_readmodel::lag;
 use tracing::warn;
 
 use crate::health::StreamEnd;
@@ -34,12 +36,17 @@ pub(crate) async fn refresh_pointer(shared: &Shared) {
 }
 
 async fn refresh_stream(shared: &Shared) {
-    if let Some(end) = stream_end(&shared.bus).await {
-        let mut i = shared.lock();
-        i.stream = Some(end);
+    if let Ok(end) = position::stream_end(&shared.bus).await {
+        let checkpoints: Vec<Option<u64>> = {
+            let mut i = shared.lock();
+            i.stream = Some(end);
+            i.nodes.iter().map(|n| n.checkpoint).collect()
+        };
         let threshold = shared.config.lag_threshold();
-        for n in &mut i.nodes {
-            n.update_lag(Some(&end), threshold);
+        for (k, cp) in checkpoints.into_iter().enumerate() {
+            if let Ok(waiting) = oldest_waiting(&shared.bus, Some(&end), cp).await {
+                shared.lock().nodes[k].update_lag(Some(&end), waiting, threshold);
+            }
         }
     }
     let dirs: Vec<(usize, std::path::PathBuf)> = {
@@ -58,12 +65,18 @@ async fn refresh_stream(shared: &Shared) {
     }
 }
 
-async fn stream_end(bus: &Bus) -> Option<StreamEnd> {
-    let mut stream = bus.js.get_stream(&bus.config.stream).await.ok()?;
-    let info = stream.info().await.ok()?;
-    Some(StreamEnd {
-        last_seq: info.state.last_sequence,
-        last_at: to_chrono(info.state.last_timestamp),
-        first_at: to_chrono(info.state.first_timestamp),
-    })
+/// When the stream stored the oldest event above checkpoint `cp` that the index
+/// applies (none when nothing waits); an error leaves the lag as last measured.
+pub(crate) async fn oldest_waiting(
+    bus: &Bus,
+    end: Option<&StreamEnd>,
+    cp: Option<u64>,
+) -> Result<Option<DateTime<Utc>>, BusError> {
+    match (end, cp) {
+        (Some(end), Some(cp)) if lag::behind(cp, end.last_seq) => {
+            let found = position::oldest_after(bus, &lag::applied_subjects(), cp).await?;
+            Ok(found.map(|(_, at)| at))
+        }
+        _ => Ok(None),
+    }
 }

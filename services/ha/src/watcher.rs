@@ -22,7 +22,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::health::{probe, Health};
 use crate::lease::Lease;
-use crate::refresh::refresh_pointer;
+use crate::refresh::{oldest_waiting, refresh_pointer};
 use crate::rounds::decision_loop;
 use crate::state::{lease_key, sync_request_key, Shared, Status};
 use crate::{api, Config, HaError};
@@ -154,12 +154,16 @@ async fn checker(shared: Arc<Shared>, i: usize, node: Node, shutdown: Cancellati
             r = probe(&node.url, &c.checkpoint_name, stamp_to, c.check_timeout()) => r,
         };
         let took = started.elapsed();
+        let end = shared.lock().stream;
+        let cp = result.as_ref().ok().map(|p| p.checkpoint);
+        let waiting = oldest_waiting(&shared.bus, end.as_ref(), cp).await;
         let changed = {
             let mut inner = shared.lock();
-            let end = inner.stream;
             let n = &mut inner.nodes[i];
             let changed = n.record(result, took, c.failures_before_down());
-            n.update_lag(end.as_ref(), c.lag_threshold());
+            if let Ok(waiting) = waiting {
+                n.update_lag(end.as_ref(), waiting, c.lag_threshold());
+            }
             if changed {
                 match n.health {
                     Health::Down => warn!(reason = %n.down_reason(), "node down"),

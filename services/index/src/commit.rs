@@ -15,12 +15,11 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::effects::{BatchEffects, Invalid};
 use crate::error::{db as db_err, IndexError};
 use crate::fencing::{self, Fence};
 use crate::meta;
 use crate::source::consumed_subjects;
-use crate::{apply_batch_through, Config, Sourced};
+use crate::{apply_batch_through, BatchEffects, Config, Invalid, Sourced};
 use imgcrawl_bus::identity::StreamIdentity;
 
 /// Runs `f` until it succeeds, backing off (doubling from 100 ms up to `max`) between

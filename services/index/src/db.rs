@@ -1,47 +1,46 @@
-//! Connecting to PostgreSQL, the embedded migrations, and reading checkpoints.
+//! The read model (`imgcrawl-readmodel`) as the index uses it: connecting, the
+//! schema, checkpoints and the write API, with the index's error type.
 
-use std::time::Duration;
+use imgcrawl_readmodel::write::{self, BatchEffects, Sourced};
+use sqlx::{PgPool, Postgres, Transaction};
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use crate::error::IndexError;
 
-use crate::apply::checkpoint::Checkpoint;
-use crate::error::{db, redact, IndexError};
-
-/// The migrations in `services/index/migrations/`, embedded at build time.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub use imgcrawl_readmodel::{Checkpoint, MIGRATOR};
 
 /// Opens a small pool (the projection is one ordered writer per database).
 pub async fn connect(url: &str) -> Result<PgPool, IndexError> {
-    PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .map_err(|source| IndexError::Connect {
-            url: redact(url),
-            source,
-        })
+    Ok(imgcrawl_readmodel::connect(url).await?)
 }
 
 /// Creates or upgrades the schema (idempotent; serialised by an advisory lock).
 pub async fn migrate(pool: &PgPool) -> Result<(), IndexError> {
-    MIGRATOR.run(pool).await?;
-    Ok(())
+    Ok(imgcrawl_readmodel::migrate(pool).await?)
 }
 
 /// The checkpoint named `name`, if it exists (no lock: for start-up and status).
 pub async fn read_checkpoint(pool: &PgPool, name: &str) -> Result<Option<Checkpoint>, IndexError> {
-    let row: Option<(i64, i64, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-        "SELECT last_seq, epoch, updated_at FROM projection_checkpoint WHERE name = $1",
-    )
-    .bind(name)
-    .fetch_optional(pool)
-    .await
-    .map_err(db("read checkpoint"))?;
-    Ok(row.map(|(s, epoch, updated_at)| Checkpoint {
-        last_seq: u64::try_from(s).unwrap_or(0),
-        epoch,
-        updated_at,
-    }))
+    Ok(imgcrawl_readmodel::checkpoint::read(pool, name).await?)
+}
+
+/// Applies `events` to the projection named `checkpoint_name` inside `tx` and
+/// advances its checkpoint ([`write::apply_batch`]). The caller commits and only
+/// then publishes [`BatchEffects::events`].
+pub async fn apply_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    checkpoint_name: &str,
+    events: &[Sourced],
+) -> Result<BatchEffects, IndexError> {
+    Ok(write::apply_batch(tx, checkpoint_name, events).await?)
+}
+
+/// [`apply_batch`], and moves the checkpoint to at least `through`
+/// ([`write::apply_batch_through`]).
+pub async fn apply_batch_through(
+    tx: &mut Transaction<'_, Postgres>,
+    checkpoint_name: &str,
+    events: &[Sourced],
+    through: u64,
+) -> Result<BatchEffects, IndexError> {
+    Ok(write::apply_batch_through(tx, checkpoint_name, events, through).await?)
 }

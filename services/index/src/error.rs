@@ -1,33 +1,15 @@
 //! Errors at the index boundary, named after the operation that failed.
 
 use imgcrawl_bus::BusError;
+use imgcrawl_readmodel::ReadModelError;
 
 /// What went wrong projecting events into PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// Could not connect to PostgreSQL.
-    #[error(
-        "cannot connect to postgres at {url}: {source} (is the stack running? try `imgcrawl up`)"
-    )]
-    Connect {
-        /// The URL tried, password removed.
-        url: String,
-        /// The driver's error.
-        #[source]
-        source: sqlx::Error,
-    },
-    /// Running the embedded migrations failed.
-    #[error("migrate: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A statement failed; `op` names what it was doing.
-    #[error("postgres {op}: {source}")]
-    Database {
-        /// The operation, e.g. `insert pages`.
-        op: &'static str,
-        /// The driver's error.
-        #[source]
-        source: sqlx::Error,
-    },
+    /// Connecting, migrating or a statement failed (the read model's error, which
+    /// names the operation).
+    #[error(transparent)]
+    ReadModel(#[from] ReadModelError),
     /// Talking to NATS failed.
     #[error(transparent)]
     Bus(#[from] BusError),
@@ -67,31 +49,5 @@ pub enum IndexError {
 
 /// Wraps a driver error with the operation it interrupted.
 pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
-    move |source| IndexError::Database { op, source }
-}
-
-/// `url` without its password, for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable database url>".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        let r = redact("postgres://u:secret@h:5/db");
-        assert!(!r.contains("secret"), "{r}");
-        assert!(r.contains("u:***@h:5/db"), "{r}");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert!(!redact("::secret::").contains("secret"));
-    }
+    move |source| IndexError::ReadModel(ReadModelError::Database { op, source })
 }

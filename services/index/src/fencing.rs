@@ -13,9 +13,9 @@
 //! projection transaction, before any row is written, [`check`] compares it with the
 //! epoch recorded in the node's checkpoint row: if the node has seen a newer epoch the
 //! transaction fails ([`IndexError::Fenced`]) and nothing is committed; otherwise the
-//! node records the writer's epoch. The watcher [`stamp`]s the current epoch on every
-//! node it can reach, first on a node that returns, so a writer that missed a failover
-//! can no longer commit there. Epochs only grow, on nodes and in the pointer.
+//! node records the writer's epoch. The watcher stamps the current epoch on every
+//! node it can reach (`imgcrawl_readmodel::checkpoint::stamp`), first on a node that
+//! returns, so a writer that missed a failover can no longer commit there. Epochs only grow, on nodes and in the pointer.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -27,10 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use imgcrawl_events::Event;
+use imgcrawl_readmodel::checkpoint;
 
-use crate::clean::big;
-use crate::effects::BatchEffects;
-use crate::error::{db, IndexError};
+use crate::error::IndexError;
+use crate::BatchEffects;
 
 /// What an HA writer knows: its node and the pointer it follows.
 #[derive(Clone)]
@@ -169,63 +169,13 @@ pub(crate) async fn check(
     checkpoint_name: &str,
     epoch: u64,
 ) -> Result<(), IndexError> {
-    let raised: Option<i64> = sqlx::query_scalar(
-        "UPDATE projection_checkpoint SET epoch = $2 WHERE name = $1 AND epoch <= $2 RETURNING epoch",
-    )
-    .bind(checkpoint_name)
-    .bind(big(epoch))
-    .fetch_optional(&mut *c)
-    .await
-    .map_err(db("check fencing epoch"))?;
-    if raised.is_some() {
-        return Ok(());
+    match checkpoint::raise_epoch(c, checkpoint_name, epoch).await? {
+        None => Ok(()),
+        Some(node) => Err(IndexError::Fenced {
+            writer: epoch,
+            node,
+        }),
     }
-    let created: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO projection_checkpoint (name, last_seq, epoch) VALUES ($1, 0, $2)
-         ON CONFLICT (name) DO NOTHING RETURNING epoch",
-    )
-    .bind(checkpoint_name)
-    .bind(big(epoch))
-    .fetch_optional(&mut *c)
-    .await
-    .map_err(db("check fencing epoch"))?;
-    if created.is_some() {
-        return Ok(());
-    }
-    let node: i64 =
-        sqlx::query_scalar("SELECT epoch FROM projection_checkpoint WHERE name = $1 FOR UPDATE")
-            .bind(checkpoint_name)
-            .fetch_one(&mut *c)
-            .await
-            .map_err(db("check fencing epoch"))?;
-    if node <= big(epoch) {
-        return Ok(()); // raced with the row's creation; the lock now orders us
-    }
-    Err(IndexError::Fenced {
-        writer: epoch,
-        node: u64::try_from(node).unwrap_or(0),
-    })
-}
-
-/// For the HA watcher: records `epoch` on the node's checkpoint row `checkpoint_name`
-/// (created if missing, never lowered) and returns the node's epoch afterwards. Waits
-/// for a writer's transaction in flight on that row to end.
-pub async fn stamp(
-    c: &mut PgConnection,
-    checkpoint_name: &str,
-    epoch: u64,
-) -> Result<u64, IndexError> {
-    let e: i64 = sqlx::query_scalar(
-        "INSERT INTO projection_checkpoint (name, last_seq, epoch) VALUES ($1, 0, $2)
-         ON CONFLICT (name) DO UPDATE SET epoch = GREATEST(projection_checkpoint.epoch, EXCLUDED.epoch)
-         RETURNING epoch",
-    )
-    .bind(checkpoint_name)
-    .bind(big(epoch))
-    .fetch_one(c)
-    .await
-    .map_err(db("stamp fencing epoch"))?;
-    Ok(u64::try_from(e).unwrap_or(0))
 }
 
 #[cfg(test)]

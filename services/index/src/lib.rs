@@ -19,46 +19,41 @@
 //!   stream ([`IndexError::ForeignStream`]).
 //! * HA: [`run_nodes`] runs one writer per PostgreSQL node, each following the HA
 //!   pointer; only the primary's writer publishes, and every transaction is fenced by
-//!   the writer's epoch (see [`Fence`] and [`stamp`]).
+//!   the writer's epoch (see [`Fence`] and `imgcrawl_readmodel::checkpoint::stamp`).
 //! * [`verify`] compares two projections at one checkpoint (counts, latest record, id
 //!   range, content digest per table), or a projection with a fresh replay.
 //!
-//! The schema lives in `migrations/` and is embedded ([`MIGRATOR`]).
+//! The schema, the statements that apply a batch and every other query belong to the
+//! read model (`imgcrawl-readmodel`); this crate is the stage around it.
 
-mod apply;
-mod batch;
-mod clean;
 mod commit;
 mod config;
 mod db;
-mod effects;
 mod error;
 mod fencing;
 mod meta;
 mod mode;
 mod nodes;
-mod progress;
 mod replay;
 mod republish;
 mod source;
-mod sourced;
 mod stage;
 pub mod verify;
 
-pub use apply::checkpoint::Checkpoint;
-pub use apply::{apply_batch, apply_batch_through};
-pub use clean::{filename, MAX_URL_BYTES};
 pub use config::Config;
-pub use db::{connect, migrate, read_checkpoint, MIGRATOR};
-pub use effects::{Applied, BatchEffects, Invalid};
+pub use db::{
+    apply_batch, apply_batch_through, connect, migrate, read_checkpoint, Checkpoint, MIGRATOR,
+};
 pub use error::IndexError;
-pub use fencing::{stamp, Fence};
+pub use fencing::Fence;
 pub use imgcrawl_bus::identity::StreamIdentity;
-pub use meta::{recorded_stream, stream_position, RecordedStream, StreamPosition};
+pub use imgcrawl_readmodel::meta::RecordedStream;
+pub use imgcrawl_readmodel::write::{
+    filename, Applied, BatchEffects, Counters, Invalid, JobStatus, Sourced, MAX_URL_BYTES,
+};
+pub use meta::{recorded_stream, stream_position, StreamPosition};
 pub use nodes::{run_fenced, run_node, run_nodes};
-pub use progress::{Counters, JobStatus};
 pub use replay::{replay, ReplayOptions, ReplayProgress};
 pub use republish::recent_completions;
 pub use source::consumed_subjects;
-pub use sourced::Sourced;
 pub use stage::run;

@@ -12,16 +12,17 @@
 //! across nats-server restarts, when the database's first job is the request stored at
 //! the same sequence of the stream; it then records the id and goes on.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use imgcrawl_bus::identity::{micros, StreamIdentity};
 use imgcrawl_bus::topology;
 use imgcrawl_bus::worker::to_chrono;
 use imgcrawl_bus::Bus;
 use imgcrawl_events::{decode, job_id_from_sequence, Event, HEADER_EVENT};
+use imgcrawl_readmodel as readmodel;
 use sqlx::{PgConnection, PgPool};
 use tracing::info;
 
-use crate::error::{db, IndexError};
+use crate::error::IndexError;
+use crate::RecordedStream;
 
 /// Where a stream is: its identity and last sequence, as the server reports them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,33 +31,6 @@ pub struct StreamPosition {
     pub identity: StreamIdentity,
     /// Its last sequence (0 when empty).
     pub last_seq: u64,
-}
-
-/// What a database records about the stream it projects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedStream {
-    /// Stream name.
-    pub stream: String,
-    /// The stream's id (none in a row recorded by an earlier release and not yet
-    /// recognised).
-    pub id: Option<String>,
-    /// The creation time an earlier release recorded (none in newer databases).
-    pub created: Option<DateTime<Utc>>,
-}
-
-impl std::fmt::Display for RecordedStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.id, self.created) {
-            (Some(id), _) => write!(f, "{} (id {id})", self.stream),
-            (None, Some(t)) => write!(
-                f,
-                "{} created {}",
-                self.stream,
-                t.to_rfc3339_opts(SecondsFormat::Micros, true)
-            ),
-            (None, None) => write!(f, "{}", self.stream),
-        }
-    }
 }
 
 /// Reads the identity and last sequence of the bus's event stream.
@@ -79,21 +53,7 @@ pub async fn stream_position(bus: &Bus) -> Result<StreamPosition, IndexError> {
 
 /// What the database records, if anything (the table exists once migrated).
 pub async fn recorded_stream(pool: &PgPool) -> Result<Option<RecordedStream>, IndexError> {
-    let mut c = pool.acquire().await.map_err(db("acquire"))?;
-    read(&mut c).await
-}
-
-async fn read(c: &mut PgConnection) -> Result<Option<RecordedStream>, IndexError> {
-    let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT stream, stream_id, stream_created FROM projection_meta")
-            .fetch_optional(c)
-            .await
-            .map_err(db("read projection meta"))?;
-    Ok(row.map(|(stream, id, created)| RecordedStream {
-        stream,
-        id,
-        created,
-    }))
+    Ok(readmodel::meta::read(pool).await?)
 }
 
 /// Refuses `found` (what the database records) unless it is `ours` (or nothing yet).
@@ -133,14 +93,7 @@ pub async fn recognise_legacy(
     if !by_time && !first_job_matches(bus, pool).await? {
         return Ok(recorded);
     }
-    sqlx::query(
-        "UPDATE projection_meta SET stream_id = $1 WHERE stream_id IS NULL AND stream = $2",
-    )
-    .bind(&ours.id)
-    .bind(&ours.stream)
-    .execute(pool)
-    .await
-    .map_err(db("record the stream id"))?;
+    readmodel::meta::record_id(pool, &ours.stream, &ours.id).await?;
     info!(stream = %ours, by_time, "recognised a projection recorded by an earlier release");
     recorded_stream(pool).await
 }
@@ -150,12 +103,7 @@ pub async fn recognise_legacy(
 /// (whose id derives from the sequence alone), the same request time. A database with
 /// no job holds nothing of any stream and matches.
 async fn first_job_matches(bus: &Bus, pool: &PgPool) -> Result<bool, IndexError> {
-    let first: Option<(uuid::Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT job_id, request_seq, requested_at FROM jobs ORDER BY request_seq LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await
-    .map_err(db("read the first job"))?;
+    let first = readmodel::meta::first_job(pool).await?;
     let Some((job, seq, requested_at)) = first else {
         return Ok(true);
     };
@@ -181,7 +129,8 @@ async fn first_job_matches(bus: &Bus, pool: &PgPool) -> Result<bool, IndexError>
     Ok(match r.job_id {
         Some(id) => id == job,
         None => {
-            let at = r.occurred_at.unwrap_or_else(|| to_chrono(msg.time));
+            let at: chrono::DateTime<chrono::Utc> =
+                r.occurred_at.unwrap_or_else(|| to_chrono(msg.time));
             job_id_from_sequence(&bus.config.stream, seq) == job && micros(at) == requested_at
         }
     })
@@ -190,23 +139,14 @@ async fn first_job_matches(bus: &Bus, pool: &PgPool) -> Result<bool, IndexError>
 /// Records `ours` if the database records nothing yet, and refuses it if the database
 /// records another stream. Runs inside the batch's transaction (one statement).
 pub(crate) async fn claim(c: &mut PgConnection, ours: &StreamIdentity) -> Result<(), IndexError> {
-    sqlx::query(
-        "INSERT INTO projection_meta (singleton, stream, stream_id) VALUES (true, $1, $2)
-         ON CONFLICT (singleton) DO NOTHING",
-    )
-    .bind(&ours.stream)
-    .bind(&ours.id)
-    .execute(&mut *c)
-    .await
-    .map_err(db("claim projection meta"))?;
-    let found = read(c).await?;
+    let found = readmodel::meta::claim(c, &ours.stream, &ours.id).await?;
     check(found.as_ref(), ours)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{DateTime, TimeZone, Utc};
 
     fn ours(legacy: Option<DateTime<Utc>>) -> StreamIdentity {
         StreamIdentity {

@@ -14,23 +14,12 @@
 //! re-published: it is a best-effort notification.
 
 use imgcrawl_bus::Bus;
-use imgcrawl_events::{CompletionStatus, CrawlCompleted, Event};
+use imgcrawl_events::{CrawlCompleted, Event};
+use imgcrawl_readmodel::jobs;
 use sqlx::PgPool;
 use tracing::{info, warn};
-use uuid::Uuid;
 
-use crate::error::{db, IndexError};
-
-type Row = (
-    Uuid,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    chrono::DateTime<chrono::Utc>,
-);
+use crate::error::IndexError;
 
 /// `crawl.completed` for the jobs of projection `checkpoint_name` that completed
 /// within `window_secs` (stream time) before its checkpoint, oldest first.
@@ -39,37 +28,7 @@ pub async fn recent_completions(
     checkpoint_name: &str,
     window_secs: u64,
 ) -> Result<Vec<CrawlCompleted>, IndexError> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT j.job_id, j.status, j.pages_fetched, j.pages_failed, j.images_stored, j.images_rejected,
-                j.bytes_downloaded, j.completed_at
-         FROM jobs j JOIN projection_checkpoint c ON c.name = $1
-         WHERE j.status IN ('completed', 'stopped') AND j.completed_at IS NOT NULL
-           AND j.completed_at >= c.updated_at - make_interval(secs => $2)
-         ORDER BY j.completed_at, j.job_id",
-    )
-    .bind(checkpoint_name)
-    .bind(window_secs as f64)
-    .fetch_all(pool)
-    .await
-    .map_err(db("select recent completions"))?;
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(rows
-        .into_iter()
-        .map(|r| CrawlCompleted {
-            job_id: r.0,
-            status: if r.1 == "stopped" {
-                CompletionStatus::Stopped
-            } else {
-                CompletionStatus::Completed
-            },
-            pages_fetched: u(r.2),
-            pages_failed: u(r.3),
-            images_stored: u(r.4),
-            images_rejected: u(r.5),
-            bytes: u(r.6),
-            occurred_at: r.7,
-        })
-        .collect())
+    Ok(jobs::recent_completions(pool, checkpoint_name, window_secs).await?)
 }
 
 /// Publishes [`recent_completions`]; failures are logged, not fatal.

@@ -32,13 +32,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
 use crate::commit::{commit, dead_letter_all, prepare, retry, Prepared, Step};
-use crate::effects::BatchEffects;
 use crate::fencing;
-use crate::meta::{self, RecordedStream};
+use crate::meta;
 use crate::mode::Mode;
 use crate::replay::ReplayProgress;
 use crate::source::EventSource;
-use crate::{db, republish, Config, IndexError};
+use crate::{db, republish, BatchEffects, Config, IndexError, RecordedStream};
 use imgcrawl_bus::identity::StreamIdentity;
 
 /// The running loop.

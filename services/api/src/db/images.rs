@@ -1,213 +1,89 @@
-//! Images as the index holds them: filtered keyset pages, one image, its sources and
-//! pages. Deleted images (and images not in the bucket yet) are never listed.
+//! Images through the read model (`imgcrawl_readmodel::images` and `sources`), in
+//! the API's vocabulary: its sort and cursor, its source and page types. No SQL here.
 
-use chrono::{DateTime, Utc};
+use imgcrawl_readmodel::images::{self as rm, After, Order};
+use imgcrawl_readmodel::sources;
+use imgcrawl_readmodel::ReadModelError;
 use sqlx::{PgPool, Postgres, QueryBuilder};
-use uuid::Uuid;
 
 use crate::cursor::Cursor;
 use crate::model::images::{ImageSource, PageRef, Sort};
 
-/// The host of a URL in SQL: scheme, optional userinfo, then up to a port, path, query
-/// or fragment.
-const HOST_OF_URL: &str =
-    "lower(substring(s.url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]+)'))";
+pub use imgcrawl_readmodel::images::{ImageFilter, ImageRow};
+pub use imgcrawl_readmodel::sources::MAX_SOURCES;
 
-/// Most sources listed for one image.
-pub const MAX_SOURCES: i64 = 200;
-
-/// Validated filters of a listing.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ImageFilter {
-    /// A source in this job.
-    pub job: Option<Uuid>,
-    /// A source URL on this host (lowercase).
-    pub host: Option<String>,
-    /// One of these formats.
-    pub formats: Vec<String>,
-    /// Width range.
-    pub width: (Option<i32>, Option<i32>),
-    /// Height range.
-    pub height: (Option<i32>, Option<i32>),
-    /// Size range.
-    pub bytes: (Option<i64>, Option<i64>),
-    /// `first_seen_at` in `[since, until)`.
-    pub since: Option<DateTime<Utc>>,
-    /// See `since`.
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// One `images` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ImageRow {
-    /// Id.
-    pub id: i64,
-    /// SHA-256.
-    pub sha256: String,
-    /// First URL.
-    pub url: String,
-    /// File name.
-    pub filename: Option<String>,
-    /// Size.
-    pub bytes: i64,
-    /// Width.
-    pub width: i32,
-    /// Height.
-    pub height: i32,
-    /// Format.
-    pub format: String,
-    /// Content type.
-    pub content_type: String,
-    /// First download.
-    pub first_seen_at: DateTime<Utc>,
-    /// Latest download.
-    pub last_seen_at: DateTime<Utc>,
-    /// Bucket key.
-    pub object_key: Option<String>,
-    /// Tombstoned.
-    pub deleted: bool,
-}
-
-const COLUMNS: &str =
-    "i.id, i.sha256, i.url, i.filename, i.bytes, i.width, i.height, i.format, i.content_type,
-    i.first_seen_at, i.last_seen_at, i.object_key, i.deleted";
-
-fn range<'a, T>(q: &mut QueryBuilder<'a, Postgres>, col: &str, r: (Option<T>, Option<T>))
-where
-    T: 'a + sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send,
-{
-    if let Some(min) = r.0 {
-        q.push(format!(" AND {col} >= ")).push_bind(min);
-    }
-    if let Some(max) = r.1 {
-        q.push(format!(" AND {col} <= ")).push_bind(max);
+/// The read model's order for an API sort.
+fn order(sort: Sort) -> Order {
+    match sort {
+        Sort::Newest => Order::Newest,
+        Sort::Oldest => Order::Oldest,
+        Sort::Largest => Order::Largest,
+        Sort::Smallest => Order::Smallest,
     }
 }
 
-fn push_filters<'a>(q: &mut QueryBuilder<'a, Postgres>, f: &'a ImageFilter) {
-    if !f.formats.is_empty() {
-        q.push(" AND i.format = ANY(")
-            .push_bind(&f.formats)
-            .push(")");
-    }
-    range(q, "i.width", f.width);
-    range(q, "i.height", f.height);
-    range(q, "i.bytes", f.bytes);
-    if let Some(t) = f.since {
-        q.push(" AND i.first_seen_at >= ").push_bind(t);
-    }
-    if let Some(t) = f.until {
-        q.push(" AND i.first_seen_at < ").push_bind(t);
-    }
-    if f.job.is_some() || f.host.is_some() {
-        q.push(" AND EXISTS (SELECT 1 FROM image_sources s WHERE s.sha256 = i.sha256 AND s.status IN ('downloaded', 'stored')");
-        if let Some(job) = f.job {
-            q.push(" AND s.job_id = ").push_bind(job);
-        }
-        if let Some(host) = &f.host {
-            q.push(format!(" AND {HOST_OF_URL} = ")).push_bind(host);
-        }
-        q.push(")");
-    }
+fn after(c: Option<Cursor>) -> Option<After> {
+    c.map(|c| After {
+        bytes: c.bytes,
+        id: c.id,
+    })
 }
 
-fn push_keyset(q: &mut QueryBuilder<'_, Postgres>, sort: Sort, after: Option<Cursor>) {
-    if let Some(c) = after {
-        match sort {
-            Sort::Newest => q.push(" AND i.id < ").push_bind(c.id),
-            Sort::Oldest => q.push(" AND i.id > ").push_bind(c.id),
-            Sort::Largest => q
-                .push(" AND (i.bytes, i.id) < (")
-                .push_bind(c.bytes)
-                .push(", ")
-                .push_bind(c.id)
-                .push(")"),
-            Sort::Smallest => q
-                .push(" AND (i.bytes, i.id) > (")
-                .push_bind(c.bytes)
-                .push(", ")
-                .push_bind(c.id)
-                .push(")"),
-        };
-    }
-    q.push(match sort {
-        Sort::Newest => " ORDER BY i.id DESC",
-        Sort::Oldest => " ORDER BY i.id ASC",
-        Sort::Largest => " ORDER BY i.bytes DESC, i.id DESC",
-        Sort::Smallest => " ORDER BY i.bytes ASC, i.id ASC",
-    });
-}
-
-/// The statement of a listing page: `prefix` (e.g. `EXPLAIN `, empty to run it), then
-/// the live, stored images matching `filter` after `after` in `sort` order, at most
-/// `limit + 1` (the extra row says whether more follow). Values are bound: filters
-/// first, then the keyset, then the limit.
+/// The statement of a listing page ([`rm::list_query`]) for an API sort and cursor.
 pub fn list_query<'a>(
     prefix: &str,
     filter: &'a ImageFilter,
     sort: Sort,
-    after: Option<Cursor>,
+    cursor: Option<Cursor>,
     limit: u32,
 ) -> QueryBuilder<'a, Postgres> {
-    let mut q = QueryBuilder::new(format!(
-        "{prefix}SELECT {COLUMNS} FROM images i WHERE NOT i.deleted AND i.object_key IS NOT NULL"
-    ));
-    push_filters(&mut q, filter);
-    push_keyset(&mut q, sort, after);
-    q.push(" LIMIT ").push_bind(i64::from(limit) + 1);
-    q
+    rm::list_query(prefix, filter, order(sort), after(cursor), limit)
 }
 
-/// One page of live, stored images after `after`, and whether more follow.
+/// One page of live, stored images after `cursor`, and whether more follow.
 pub async fn list(
     db: &PgPool,
     filter: &ImageFilter,
     sort: Sort,
-    after: Option<Cursor>,
+    cursor: Option<Cursor>,
     limit: u32,
-) -> Result<(Vec<ImageRow>, bool), sqlx::Error> {
-    let mut q = list_query("", filter, sort, after, limit);
-    let mut rows: Vec<ImageRow> = q.build_query_as().fetch_all(db).await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    Ok((rows, more))
+) -> Result<(Vec<ImageRow>, bool), ReadModelError> {
+    rm::list(db, filter, order(sort), after(cursor), limit).await
 }
 
 /// The image with `id`, deleted or not.
-pub async fn get(db: &PgPool, id: i64) -> Result<Option<ImageRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM images i WHERE i.id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+pub async fn get(db: &PgPool, id: i64) -> Result<Option<ImageRow>, ReadModelError> {
+    rm::get(db, id).await
+}
+
+/// How many live, stored images the index holds.
+pub async fn count(db: &PgPool) -> Result<i64, ReadModelError> {
+    rm::count_live(db).await
 }
 
 /// The image's downloaded sources, oldest first, at most [`MAX_SOURCES`] + 1.
-pub async fn sources(db: &PgPool, sha256: &str) -> Result<Vec<ImageSource>, sqlx::Error> {
-    let rows: Vec<SourceRow> = sqlx::query_as(
-        "SELECT job_id, url, final_url, page_url, alt, found_by, status, discovered_at, downloaded_at, stored_at
-         FROM image_sources WHERE sha256 = $1 AND status IN ('downloaded', 'stored')
-         ORDER BY seq LIMIT $2",
-    )
-    .bind(sha256)
-    .bind(MAX_SOURCES + 1)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+pub async fn sources(db: &PgPool, sha256: &str) -> Result<Vec<ImageSource>, ReadModelError> {
+    let rows = sources::of_image(db, sha256).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ImageSource {
+            job_id: r.job_id,
+            url: r.url,
+            final_url: r.final_url,
+            page_url: r.page_url,
+            alt: r.alt,
+            found_by: r.found_by,
+            status: r.status,
+            discovered_at: r.discovered_at,
+            downloaded_at: r.downloaded_at,
+            stored_at: r.stored_at,
+        })
+        .collect())
 }
 
 /// The pages the image's sources were found on (at most [`MAX_SOURCES`]).
-pub async fn pages(db: &PgPool, sha256: &str) -> Result<Vec<PageRef>, sqlx::Error> {
-    let rows: Vec<PageRow> = sqlx::query_as(
-        "SELECT s.job_id, s.page_url AS url, p.title, p.status, p.http_status, p.depth
-         FROM (SELECT DISTINCT job_id, page_url FROM image_sources
-               WHERE sha256 = $1 AND status IN ('downloaded', 'stored')) s
-         LEFT JOIN pages p ON p.job_id = s.job_id AND p.url = s.page_url
-         ORDER BY s.page_url, s.job_id LIMIT $2",
-    )
-    .bind(sha256)
-    .bind(MAX_SOURCES)
-    .fetch_all(db)
-    .await?;
+pub async fn pages(db: &PgPool, sha256: &str) -> Result<Vec<PageRef>, ReadModelError> {
+    let rows = sources::pages_of_image(db, sha256).await?;
     Ok(rows
         .into_iter()
         .map(|r| PageRef {
@@ -219,86 +95,4 @@ pub async fn pages(db: &PgPool, sha256: &str) -> Result<Vec<PageRef>, sqlx::Erro
             depth: r.depth,
         })
         .collect())
-}
-
-#[derive(sqlx::FromRow)]
-struct PageRow {
-    job_id: Uuid,
-    url: String,
-    title: Option<String>,
-    status: Option<String>,
-    http_status: Option<i32>,
-    depth: Option<i32>,
-}
-
-#[derive(sqlx::FromRow)]
-struct SourceRow {
-    job_id: Uuid,
-    url: String,
-    final_url: Option<String>,
-    page_url: String,
-    alt: Option<String>,
-    found_by: Option<String>,
-    status: String,
-    discovered_at: DateTime<Utc>,
-    downloaded_at: Option<DateTime<Utc>>,
-    stored_at: Option<DateTime<Utc>>,
-}
-
-impl From<SourceRow> for ImageSource {
-    fn from(r: SourceRow) -> Self {
-        ImageSource {
-            job_id: r.job_id,
-            url: r.url,
-            final_url: r.final_url,
-            page_url: r.page_url,
-            alt: r.alt,
-            found_by: r.found_by,
-            status: r.status,
-            discovered_at: r.discovered_at,
-            downloaded_at: r.downloaded_at,
-            stored_at: r.stored_at,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_and_keysets_build_one_parameterised_statement() {
-        let f = ImageFilter {
-            job: Some(Uuid::nil()),
-            host: Some("cdn.example.org".into()),
-            formats: vec!["png".into()],
-            width: (Some(10), None),
-            bytes: (None, Some(99)),
-            ..Default::default()
-        };
-        let mut q = QueryBuilder::new("SELECT 1 FROM images i WHERE true");
-        push_filters(&mut q, &f);
-        let c = Cursor {
-            sort: Sort::Largest,
-            bytes: 5,
-            id: 7,
-        };
-        push_keyset(&mut q, Sort::Largest, Some(c));
-        let sql = q.sql();
-        assert!(sql.contains("i.format = ANY($1)"), "{sql}");
-        assert!(
-            sql.contains("i.width >= $2") && sql.contains("i.bytes <= $3"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("s.job_id = $4") && sql.contains("= $5)"),
-            "{sql}"
-        );
-        assert!(sql.contains("(i.bytes, i.id) < ($6, $7)"), "{sql}");
-        assert!(sql.ends_with("ORDER BY i.bytes DESC, i.id DESC"), "{sql}");
-        assert!(
-            !sql.contains("cdn.example.org"),
-            "values are bound, never inlined"
-        );
-    }
 }

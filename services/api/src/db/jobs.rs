@@ -1,85 +1,50 @@
-//! Jobs as the index holds them: counters, state, rates.
+//! Jobs through the read model (`imgcrawl_readmodel::jobs`), as the API shows them:
+//! counters, state, rates. No SQL here.
 
 use chrono::{DateTime, Utc};
+use imgcrawl_readmodel::jobs::{self, JobRow};
+use imgcrawl_readmodel::ReadModelError;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::model::crawl::{ImageCounters, JobState, JobStatus, PageCounters, Rates};
-
-const COLUMNS: &str = "job_id, status, label, seeds, requested_at, stopped_at, completed_at, last_event_at,
-    pages_discovered, pages_fetched, pages_failed, images_discovered, images_downloaded, images_rejected,
-    images_stored, bytes_downloaded";
-
-/// One `jobs` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct JobRow {
-    job_id: Uuid,
-    status: String,
-    label: Option<String>,
-    seeds: Vec<String>,
-    requested_at: DateTime<Utc>,
-    stopped_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    last_event_at: DateTime<Utc>,
-    pages_discovered: i64,
-    pages_fetched: i64,
-    pages_failed: i64,
-    images_discovered: i64,
-    images_downloaded: i64,
-    images_rejected: i64,
-    images_stored: i64,
-    bytes_downloaded: i64,
-}
 
 /// Jobs, newest request first, optionally only those in `state`.
 pub async fn list(
     db: &PgPool,
     state: Option<&str>,
     limit: u32,
-) -> Result<Vec<JobStatus>, sqlx::Error> {
-    let rows: Vec<JobRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE ($1::text IS NULL OR status = $1)
-         ORDER BY request_seq DESC LIMIT $2"
-    ))
-    .bind(state)
-    .bind(i64::from(limit))
-    .fetch_all(db)
-    .await?;
+) -> Result<Vec<JobStatus>, ReadModelError> {
+    let rows = jobs::list(db, state, limit).await?;
     let now = Utc::now();
     Ok(rows.into_iter().map(|r| to_status(r, None, now)).collect())
 }
 
 /// One job with its distinct-image count, if the index has it.
-pub async fn get(db: &PgPool, job: Uuid) -> Result<Option<JobStatus>, sqlx::Error> {
-    let row: Option<JobRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE job_id = $1"))
-            .bind(job)
-            .fetch_optional(db)
-            .await?;
-    let Some(row) = row else {
+pub async fn get(db: &PgPool, job: Uuid) -> Result<Option<JobStatus>, ReadModelError> {
+    let Some(row) = jobs::get(db, job).await? else {
         return Ok(None);
     };
-    let distinct: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT sha256) FROM image_sources WHERE job_id = $1 AND sha256 IS NOT NULL",
-    )
-    .bind(job)
-    .fetch_one(db)
-    .await?;
+    let distinct = jobs::distinct_images(db, job).await?;
     Ok(Some(to_status(row, Some(distinct), Utc::now())))
 }
 
 /// The status column of a job, if the index has it.
-pub async fn state_of(db: &PgPool, job: Uuid) -> Result<Option<JobState>, sqlx::Error> {
-    let s: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1")
-        .bind(job)
-        .fetch_optional(db)
-        .await?;
-    Ok(s.as_deref().map(JobState::from_db))
+pub async fn state_of(db: &PgPool, job: Uuid) -> Result<Option<JobState>, ReadModelError> {
+    Ok(jobs::status(db, job)
+        .await?
+        .as_deref()
+        .map(JobState::from_db))
 }
 
 /// Whether the index has the job.
-pub async fn exists(db: &PgPool, job: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn exists(db: &PgPool, job: Uuid) -> Result<bool, ReadModelError> {
     Ok(state_of(db, job).await?.is_some())
+}
+
+/// Which of `ids` the index has.
+pub async fn known(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, ReadModelError> {
+    jobs::known(db, ids).await
 }
 
 fn per_sec(n: i64, secs: f64) -> f64 {

@@ -1,14 +1,13 @@
-//! Reads from the index (PostgreSQL) and from the stream's position. The API never
-//! writes the projection: every change is an event. Which node is read is
-//! [`crate::nodes`]'s business. Nothing here knows HTTP: reads fail with
-//! [`DbError`] (or `sqlx::Error`), which the routes map to answers.
+//! Reads from the index through the read model (`imgcrawl-readmodel`), in the API's
+//! vocabulary; nothing here knows HTTP, and no SQL lives here. The API never writes
+//! the projection: every change is an event. Which node is read is
+//! [`crate::nodes`]'s business.
 
 mod error;
 pub mod images;
 pub mod jobs;
-pub mod lag;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -16,12 +15,12 @@ pub use error::DbError;
 
 /// Runs `select 1` with a timeout; the round trip in milliseconds, or why not.
 pub async fn ping(db: &PgPool, timeout: Duration) -> Result<f64, String> {
-    let start = Instant::now();
-    match tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(db)).await {
-        Ok(Ok(_)) => Ok(start.elapsed().as_secs_f64() * 1000.0),
-        Ok(Err(e)) => Err(short_db_error(&e)),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
-    }
+    imgcrawl_readmodel::admin::ping(db, timeout)
+        .await
+        .map_err(|e| match e {
+            Some(e) => short_db_error(&e),
+            None => format!("no answer within {timeout:?}"),
+        })
 }
 
 /// A database error for people, without SQL or server detail.

@@ -58,11 +58,10 @@ pub async fn page(State(state): State<AppState>) -> Response {
     // All at once: with the index down the page costs one acquire timeout, not four.
     let db = state.db();
     let filter = ImageFilter::default();
-    let count_sql = "SELECT count(*) FROM images WHERE NOT deleted AND object_key IS NOT NULL";
     let (jobs, page, count, ha) = tokio::join!(
         jobs::list(&db, None, JOBS),
         images_db::list(&db, &filter, Sort::Newest, None, FIRST_PAGE),
-        sqlx::query_scalar::<_, i64>(count_sql).fetch_one(&db),
+        images_db::count(&db),
         ha::measure(&state),
     );
     let count = count.ok();

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::db::jobs;
 use crate::error::{ErrorBody, HttpError, HttpResult};
 use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::lag;
 use crate::model::crawl::{
     CrawlStarted, CrawlStopping, JobList, JobReport, JobState, StartCrawl, StopCrawl,
 };
@@ -112,7 +113,7 @@ pub async fn list(
         listed.extend(indexed);
     }
     listed.truncate(limit as usize);
-    let index = state.index_lag().await?;
+    let index = lag::index_lag(&state).await?;
     Ok(Json(JobList {
         jobs: listed,
         index,
@@ -126,9 +127,7 @@ async fn pending_requests(state: &AppState) -> HttpResult<Vec<crate::model::craw
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = recent.iter().map(|j| j.job_id).collect();
-    let known: Vec<Uuid> = sqlx::query_scalar("SELECT job_id FROM jobs WHERE job_id = ANY($1)")
-        .bind(&ids)
-        .fetch_all(&state.db())
+    let known = jobs::known(&state.db(), &ids)
         .await
         .map_err(|e| HttpError::db("list jobs", e))?;
     let known: HashSet<Uuid> = known.into_iter().collect();
@@ -163,7 +162,7 @@ pub async fn status(
             None => return Err(HttpError::not_found(format!("unknown job {job}"))),
         },
     };
-    let index = state.index_lag().await?;
+    let index = lag::index_lag(&state).await?;
     Ok(Json(JobReport {
         job: job_status,
         index,

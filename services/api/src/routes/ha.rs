@@ -16,11 +16,13 @@ use axum::Json;
 use chrono::Utc;
 use futures::future::join_all;
 
-use crate::db::{endpoint, lag, ping};
+use crate::db::{endpoint, ping};
 use crate::error::{ErrorBody, HttpError, HttpResult};
+use crate::lag;
 use crate::model::ha::{HaNode, HaPointer, HaStatus, NodeSync, StreamState, SyncStatus};
 use crate::nodes::{NodeConn, Primary};
 use crate::state::AppState;
+use imgcrawl_readmodel::checkpoint;
 
 /// Every node, measured now.
 pub(crate) struct Measured {
@@ -62,10 +64,12 @@ async fn node(state: &AppState, p: &Primary, n: &NodeConn, last: Option<u64>) ->
             return node;
         }
     }
-    let Ok(row) = lag::node_checkpoint(&pool, &state.config.checkpoint_name).await else {
+    let Ok(row) = checkpoint::read(&pool, &state.config.checkpoint_name).await else {
         return node; // reachable, not projected yet (no schema)
     };
-    let (cp, epoch) = row.unwrap_or((0, 0));
+    let (cp, epoch) = row.map_or((0, 0), |c| {
+        (c.last_seq, u64::try_from(c.epoch).unwrap_or(0))
+    });
     (node.checkpoint, node.epoch) = (Some(cp), Some(epoch));
     if let Some(last) = last {
         if let Ok(l) = lag::lag_at(&state.bus, cp, last).await {

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use imgcrawl_readmodel::admin;
 use sqlx::Connection;
 
 use super::proc::{chown_for_pg, pg_command, port_open, wait_port};
@@ -104,15 +105,8 @@ async fn ensure_database(port: u16) -> Result<()> {
     for _ in 0..50 {
         match sqlx::PgConnection::connect(&admin).await {
             Ok(mut conn) => {
-                let exists: Option<i32> =
-                    sqlx::query_scalar("select 1 from pg_database where datname = $1")
-                        .bind(PG_DB)
-                        .fetch_optional(&mut conn)
-                        .await?;
-                if exists.is_none() {
-                    sqlx::query(&format!("create database {PG_DB}"))
-                        .execute(&mut conn)
-                        .await?;
+                if !admin::database_exists(&mut conn, PG_DB).await? {
+                    admin::create_database(&mut conn, PG_DB).await?;
                 }
                 return Ok(());
             }

@@ -7,7 +7,8 @@
 use imgcrawl_bus::ha::Node;
 use imgcrawl_index::verify::ProjectionDigest;
 use imgcrawl_index::{read_checkpoint, IndexError, ReplayOptions};
-use sqlx::{Connection, PgConnection};
+use imgcrawl_readmodel::admin;
+use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::{compared, digest_of, NodeReport};
@@ -58,15 +59,12 @@ pub(super) async fn compare(
 
 /// Drops the reference database beside `node_url`.
 async fn drop_reference(node_url: &str) -> Result<(), String> {
-    let mut c = PgConnection::connect(node_url)
+    let mut c = admin::connect_server(node_url)
         .await
         .map_err(|e| e.to_string())?;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{REFERENCE_DB}\" WITH (FORCE)"
-    ))
-    .execute(&mut c)
-    .await
-    .map_err(|e| e.to_string())?;
+    admin::drop_database(&mut c, REFERENCE_DB)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = c.close().await;
     Ok(())
 }
@@ -107,27 +105,16 @@ async fn reference_at(
 async fn ensure_reference(node_url: &str) -> Result<String, String> {
     let mut url = url::Url::parse(node_url).map_err(|e| format!("node url: {e}"))?;
     url.set_path(&format!("/{REFERENCE_DB}"));
-    let mut c = PgConnection::connect(node_url)
+    let mut c = admin::connect_server(node_url)
         .await
         .map_err(|e| e.to_string())?;
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(REFERENCE_DB)
-        .fetch_optional(&mut c)
+    let exists = admin::database_exists(&mut c, REFERENCE_DB)
         .await
         .map_err(|e| e.to_string())?;
-    if exists.is_none() {
-        let created = sqlx::query(&format!("CREATE DATABASE \"{REFERENCE_DB}\""))
-            .execute(&mut c)
-            .await;
-        if let Err(e) = created {
-            let dup = e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .is_some_and(|c| c == "42P04");
-            if !dup {
-                return Err(format!("create {REFERENCE_DB}: {e}"));
-            }
-        }
+    if !exists {
+        admin::create_database(&mut c, REFERENCE_DB)
+            .await
+            .map_err(|e| format!("create {REFERENCE_DB}: {e}"))?;
     }
     let _ = c.close().await;
     Ok(url.to_string())

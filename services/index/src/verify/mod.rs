@@ -8,50 +8,17 @@
 //! This module is a library on purpose: `imgcrawl verify` uses it, and so can an HA
 //! watcher's periodic consistency check.
 
-mod digest;
 mod scratch;
 
 use std::collections::BTreeMap;
 
+use imgcrawl_readmodel::digest as read;
 use sqlx::PgPool;
 
-use crate::{IndexError, RecordedStream};
+use crate::IndexError;
 
+pub use imgcrawl_readmodel::digest::{ProjectionDigest, Schema, TableDigest};
 pub use scratch::{against_replay, ScratchDatabase};
-
-/// Tables and their columns (sorted by name).
-pub type Schema = BTreeMap<String, Vec<String>>;
-
-/// One table's consistency figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableDigest {
-    /// Table name.
-    pub table: String,
-    /// The columns digested, by name.
-    pub columns: Vec<String>,
-    /// Row count.
-    pub rows: i64,
-    /// The column used for the latest record and the id range (`id`, `seq` or
-    /// `request_seq`), if the table has one.
-    pub id_column: Option<String>,
-    /// The row with the highest id, as text.
-    pub latest: Option<String>,
-    /// Lowest and highest id.
-    pub id_range: Option<(i64, i64)>,
-    /// Content digest (hex SHA-256).
-    pub digest: String,
-}
-
-/// A projection's digest at its checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectionDigest {
-    /// The checkpoint (last applied sequence; 0 if none).
-    pub checkpoint: u64,
-    /// The stream it projects, as recorded.
-    pub stream: Option<RecordedStream>,
-    /// Per table, by name.
-    pub tables: Vec<TableDigest>,
-}
 
 /// One thing that differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,18 +62,17 @@ pub async fn digest(
     checkpoint_name: &str,
     only: Option<&Schema>,
 ) -> Result<ProjectionDigest, IndexError> {
-    digest::read(pool, checkpoint_name, only).await
+    Ok(read::read(pool, checkpoint_name, only).await?)
 }
 
 /// The projected tables of a database and their columns.
 pub async fn schema(pool: &PgPool) -> Result<Schema, IndexError> {
-    let mut c = pool.acquire().await.map_err(crate::error::db("acquire"))?;
-    digest::schema_of(&mut c).await
+    Ok(read::schema(pool).await?)
 }
 
 /// Row counts of every projected table, by name.
 pub async fn row_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, IndexError> {
-    digest::counts(pool).await
+    Ok(read::row_counts(pool).await?)
 }
 
 /// The tables and columns both schemas have, and notes on what only one has.

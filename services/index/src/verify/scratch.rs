@@ -2,13 +2,14 @@
 //! same server, replayed up to the projection's checkpoint, compared, dropped.
 
 use imgcrawl_bus::Bus;
-use sqlx::{Connection, PgConnection};
+use imgcrawl_readmodel::{admin, redact, ReadModelError};
+use sqlx::Connection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{compared, digest, Comparison};
-use crate::error::{db, redact, IndexError};
+use crate::error::IndexError;
 use crate::{connect, replay, Config, ReplayOptions, ReplayProgress};
 
 /// A temporary database on the same server as another; drop it with
@@ -24,17 +25,14 @@ impl ScratchDatabase {
     /// Creates a new, empty database on the server of `beside` (a `postgres://` URL
     /// whose role may create databases).
     pub async fn create(beside: &str) -> Result<ScratchDatabase, IndexError> {
-        let mut url = url::Url::parse(beside).map_err(|e| IndexError::Connect {
+        let mut url = url::Url::parse(beside).map_err(|e| ReadModelError::Connect {
             url: redact(beside),
             source: sqlx::Error::Configuration(e.into()),
         })?;
         let name = format!("imgcrawl_verify_{}", uuid::Uuid::new_v4().simple());
         url.set_path(&format!("/{name}"));
-        let mut c = admin(beside).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut c)
-            .await
-            .map_err(db("create scratch database"))?;
+        let mut c = admin::connect_server(beside).await?;
+        admin::create_database(&mut c, &name).await?;
         let _ = c.close().await;
         Ok(ScratchDatabase {
             beside: beside.to_string(),
@@ -55,29 +53,11 @@ impl ScratchDatabase {
 
     /// Drops it (closing other sessions on it where the server can, PostgreSQL >= 13).
     pub async fn drop(self) -> Result<(), IndexError> {
-        let mut c = admin(&self.beside).await?;
-        let name = &self.name;
-        let forced = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut c)
-            .await;
-        if forced.is_err() {
-            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-                .execute(&mut c)
-                .await
-                .map_err(db("drop scratch database"))?;
-        }
+        let mut c = admin::connect_server(&self.beside).await?;
+        admin::drop_database(&mut c, &self.name).await?;
         let _ = c.close().await;
         Ok(())
     }
-}
-
-async fn admin(url: &str) -> Result<PgConnection, IndexError> {
-    PgConnection::connect(url)
-        .await
-        .map_err(|source| IndexError::Connect {
-            url: redact(url),
-            source,
-        })
 }
 
 /// Compares the projection at `config.database_url` with a fresh replay of the stream

@@ -4,6 +4,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::RecordedStream;
 
 fn table(name: &str, rows: i64, digest: &str) -> TableDigest {
     TableDigest {

@@ -5,12 +5,12 @@ use chrono::{DateTime, Utc};
 use imgcrawl_events::Event;
 use sqlx::PgConnection;
 
-use crate::clean::{big, opt_text, text, ts};
-use crate::error::{db, IndexError};
-use crate::sourced::Sourced;
+use super::clean::{big, opt_text, text, ts};
+use super::sourced::Sourced;
+use crate::error::{db, ReadModelError};
 
 /// Inserts the failovers among `fresh` (sequence order, above the checkpoint).
-pub(crate) async fn insert(c: &mut PgConnection, fresh: &[&Sourced]) -> Result<(), IndexError> {
+pub(crate) async fn insert(c: &mut PgConnection, fresh: &[&Sourced]) -> Result<(), ReadModelError> {
     let mut targets = Vec::new();
     let mut epochs = Vec::new();
     let mut seqs = Vec::new();

@@ -1,4 +1,4 @@
-//! Reading a projection's digest: per table, the row count, the latest record, the id
+//! A projection's digest, for `imgcrawl verify` and the HA consistency check: per table, the row count, the latest record, the id
 //! range and a content digest, all in one read-only snapshot together with the
 //! checkpoint, so a running writer cannot move them apart.
 
@@ -8,11 +8,45 @@ use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
-use super::{ProjectionDigest, Schema, TableDigest};
-use crate::error::{db, IndexError};
+use crate::error::{db, ReadModelError};
+use crate::meta::RecordedStream;
 
 /// Tables that are not projected rows: the migrations' bookkeeping, the writers'
 /// positions and the stream identity (compared on their own).
+/// Tables and their columns (sorted by name).
+pub type Schema = BTreeMap<String, Vec<String>>;
+
+/// One table's consistency figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDigest {
+    /// Table name.
+    pub table: String,
+    /// The columns digested, by name.
+    pub columns: Vec<String>,
+    /// Row count.
+    pub rows: i64,
+    /// The column used for the latest record and the id range (`id`, `seq` or
+    /// `request_seq`), if the table has one.
+    pub id_column: Option<String>,
+    /// The row with the highest id, as text.
+    pub latest: Option<String>,
+    /// Lowest and highest id.
+    pub id_range: Option<(i64, i64)>,
+    /// Content digest (hex SHA-256).
+    pub digest: String,
+}
+
+/// A projection's digest at its checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionDigest {
+    /// The checkpoint (last applied sequence; 0 if none).
+    pub checkpoint: u64,
+    /// The stream it projects, as recorded.
+    pub stream: Option<RecordedStream>,
+    /// Per table, by name.
+    pub tables: Vec<TableDigest>,
+}
+
 const NOT_ROWS: [&str; 3] = [
     "_sqlx_migrations",
     "projection_checkpoint",
@@ -23,12 +57,12 @@ const NOT_ROWS: [&str; 3] = [
 const ID_COLUMNS: [&str; 3] = ["id", "seq", "request_seq"];
 
 /// `"name"`, quoted for SQL.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The projected tables of the `public` schema and their columns (sorted by name).
-pub(super) async fn schema_of(c: &mut PgConnection) -> Result<Schema, IndexError> {
+async fn schema_of(c: &mut PgConnection) -> Result<Schema, ReadModelError> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT c.table_name::text, c.column_name::text
          FROM information_schema.columns c
@@ -49,12 +83,13 @@ pub(super) async fn schema_of(c: &mut PgConnection) -> Result<Schema, IndexError
     Ok(schema)
 }
 
-/// Digests every table of `schema` (only the listed columns).
-pub(super) async fn read(
+/// Digests the projection in `pool` whose checkpoint is `checkpoint_name`; with
+/// `only`, just those tables and columns.
+pub async fn read(
     pool: &PgPool,
     checkpoint_name: &str,
     only: Option<&Schema>,
-) -> Result<ProjectionDigest, IndexError> {
+) -> Result<ProjectionDigest, ReadModelError> {
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     for set in [
         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
@@ -68,20 +103,8 @@ pub(super) async fn read(
             .await
             .map_err(db("set digest session"))?;
     }
-    let checkpoint: Option<i64> =
-        sqlx::query_scalar("SELECT last_seq FROM projection_checkpoint WHERE name = $1")
-            .bind(checkpoint_name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("read checkpoint"))?;
-    let stream: Option<(
-        String,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = sqlx::query_as("SELECT stream, stream_id, stream_created FROM projection_meta")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("read projection meta"))?;
+    let checkpoint = crate::checkpoint::read(&mut *tx, checkpoint_name).await?;
+    let stream = crate::meta::read(&mut *tx).await?;
     let schema = match only {
         Some(s) => s.clone(),
         None => schema_of(&mut tx).await?,
@@ -92,12 +115,8 @@ pub(super) async fn read(
     }
     tx.commit().await.map_err(db("commit"))?;
     Ok(ProjectionDigest {
-        checkpoint: checkpoint.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
-        stream: stream.map(|(stream, id, created)| crate::RecordedStream {
-            stream,
-            id,
-            created,
-        }),
+        checkpoint: checkpoint.map_or(0, |c| c.last_seq),
+        stream,
         tables,
     })
 }
@@ -107,7 +126,7 @@ async fn table_digest(
     c: &mut PgConnection,
     table: &str,
     columns: &[String],
-) -> Result<TableDigest, IndexError> {
+) -> Result<TableDigest, ReadModelError> {
     let t = ident(table);
     let row = format!(
         "ROW({})::text",
@@ -154,7 +173,11 @@ async fn table_digest(
 
 /// SHA-256 over the sorted MD5s of the rows' text renderings: every column counts,
 /// the physical row order does not, and the client holds one row at a time.
-async fn content_digest(c: &mut PgConnection, t: &str, row: &str) -> Result<String, IndexError> {
+async fn content_digest(
+    c: &mut PgConnection,
+    t: &str,
+    row: &str,
+) -> Result<String, ReadModelError> {
     let sql = format!("SELECT h FROM (SELECT md5({row}) AS h FROM {t}) r ORDER BY h COLLATE \"C\"");
     let mut hashes = sqlx::query_scalar::<_, String>(&sql).fetch(&mut *c);
     let mut hasher = Sha256::new();
@@ -165,8 +188,14 @@ async fn content_digest(c: &mut PgConnection, t: &str, row: &str) -> Result<Stri
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Row counts of every projected table.
-pub(super) async fn counts(pool: &PgPool) -> Result<Vec<(String, i64)>, IndexError> {
+/// The projected tables of a database and their columns.
+pub async fn schema(pool: &PgPool) -> Result<Schema, ReadModelError> {
+    let mut c = pool.acquire().await.map_err(db("acquire"))?;
+    schema_of(&mut c).await
+}
+
+/// Row counts of every projected table, by name.
+pub async fn row_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, ReadModelError> {
     let mut c = pool.acquire().await.map_err(db("acquire"))?;
     let schema = schema_of(&mut c).await?;
     let mut out = Vec::with_capacity(schema.len());

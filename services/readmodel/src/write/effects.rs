@@ -29,7 +29,7 @@ pub struct Invalid {
     pub reason: String,
 }
 
-/// The result of [`crate::apply_batch`]: counts, invalid events, and the events to
+/// The result of [`crate::write::apply_batch`]: counts, invalid events, and the events to
 /// publish after the transaction commits (never before: they announce committed rows).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchEffects {

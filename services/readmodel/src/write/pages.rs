@@ -6,10 +6,10 @@ use imgcrawl_events::PageDiscovered;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::batch::{Item, PageOutcome};
-use crate::clean::{big, int, name, opt_text, text, ts};
-use crate::error::{db, IndexError};
-use crate::progress::Progress;
+use super::batch::{Item, PageOutcome};
+use super::clean::{big, int, name, opt_text, text, ts};
+use super::progress::Progress;
+use crate::error::{db, ReadModelError};
 
 /// Inserts discovered pages; the first discovery of a URL in a job wins. Each new row
 /// is a transition (`pages_discovered`).
@@ -17,7 +17,7 @@ pub(crate) async fn discovered(
     c: &mut PgConnection,
     items: &[Item<&PageDiscovered>],
     progress: &mut Progress,
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if items.is_empty() {
         return Ok(());
     }
@@ -112,7 +112,7 @@ pub(crate) async fn outcomes(
     c: &mut PgConnection,
     items: &[Item<PageOutcome<'_>>],
     progress: &mut Progress,
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if items.is_empty() {
         return Ok(());
     }

@@ -7,17 +7,17 @@ use imgcrawl_events::CrawlStopped;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::batch::{Item, Request};
-use crate::clean::{big, json, opt_text, ts};
-use crate::error::{db, IndexError};
-use crate::progress::{Counters, Decision, JobStatus, Progress};
+use super::batch::{Item, Request};
+use super::clean::{big, json, opt_text, ts};
+use super::progress::{Counters, Decision, JobStatus, Progress};
+use crate::error::{db, ReadModelError};
 
 /// Inserts new jobs (the first request per job id wins). A stop recorded before the
 /// request starts the job as `stopping`.
 pub(crate) async fn insert_requests(
     c: &mut PgConnection,
     reqs: &[Request],
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if reqs.is_empty() {
         return Ok(());
     }
@@ -55,7 +55,7 @@ pub(crate) async fn insert_requests(
 pub(crate) async fn known(
     c: &mut PgConnection,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, u64>, IndexError> {
+) -> Result<HashMap<Uuid, u64>, ReadModelError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -75,7 +75,7 @@ pub(crate) async fn known(
 pub(crate) async fn record_stops(
     c: &mut PgConnection,
     stops: &[Item<&CrawlStopped>],
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if stops.is_empty() {
         return Ok(());
     }
@@ -118,7 +118,7 @@ pub(crate) async fn apply_progress(
     c: &mut PgConnection,
     progress: &Progress,
     job_last: &BTreeMap<Uuid, (u64, DateTime<Utc>)>,
-) -> Result<BTreeMap<Uuid, JobRow>, IndexError> {
+) -> Result<BTreeMap<Uuid, JobRow>, ReadModelError> {
     if job_last.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -187,7 +187,7 @@ fn job_row(r: CounterRow) -> Option<(Uuid, JobRow)> {
 pub(crate) async fn apply_status(
     c: &mut PgConnection,
     decisions: &[(Uuid, Decision)],
-) -> Result<BTreeMap<Uuid, JobStatus>, IndexError> {
+) -> Result<BTreeMap<Uuid, JobStatus>, ReadModelError> {
     if decisions.is_empty() {
         return Ok(BTreeMap::new());
     }

@@ -18,10 +18,10 @@ use imgcrawl_events::{ImageDiscovered, ImageRejected, ImageStored};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::batch::{ImageOutcome, Item};
-use crate::clean::{big, name, opt_text, text, ts};
-use crate::error::{db, IndexError};
-use crate::progress::Progress;
+use super::batch::{ImageOutcome, Item};
+use super::clean::{big, name, opt_text, text, ts};
+use super::progress::Progress;
+use crate::error::{db, ReadModelError};
 
 /// Splits discoveries into those to insert now and those whose outcome follows them in
 /// the batch (`outcomes` inserts those rows).
@@ -45,7 +45,7 @@ pub(crate) async fn discovered(
     c: &mut PgConnection,
     items: &[Item<&ImageDiscovered>],
     progress: &mut Progress,
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if items.is_empty() {
         return Ok(());
     }
@@ -122,7 +122,7 @@ pub(crate) async fn outcomes<'a>(
     found: &[Item<&ImageDiscovered>],
     stored: &[Item<&'a ImageStored>],
     progress: &mut Progress,
-) -> Result<Vec<Item<&'a ImageStored>>, IndexError> {
+) -> Result<Vec<Item<&'a ImageStored>>, ReadModelError> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -252,7 +252,7 @@ pub(crate) async fn outcomes<'a>(
 async fn rejections(
     c: &mut PgConnection,
     items: &[Item<&ImageRejected>],
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if items.is_empty() {
         return Ok(());
     }

@@ -18,9 +18,9 @@ use chrono::{DateTime, Utc};
 use imgcrawl_events::*;
 use uuid::Uuid;
 
-use crate::clean::{key_ok, text};
-use crate::effects::Invalid;
-use crate::sourced::Sourced;
+use super::clean::{key_ok, text};
+use super::effects::Invalid;
+use super::sourced::Sourced;
 
 /// One event of a group with its sequence.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +152,7 @@ impl<'a> Groups<'a> {
                             seq,
                             reason: format!(
                                 "url longer than {} bytes",
-                                crate::clean::MAX_URL_BYTES
+                                super::clean::MAX_URL_BYTES
                             ),
                         });
                         continue;
@@ -356,7 +356,10 @@ mod tests {
 
     #[test]
     fn outputs_and_overlong_urls_are_not_applied() {
-        let long = format!("http://a/{}", "x".repeat(crate::clean::MAX_URL_BYTES));
+        let long = format!(
+            "http://a/{}",
+            "x".repeat(crate::write::clean::MAX_URL_BYTES)
+        );
         let done = Event::CrawlCompleted(CrawlCompleted {
             job_id: J,
             status: CompletionStatus::Completed,

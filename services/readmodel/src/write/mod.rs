@@ -1,16 +1,28 @@
-//! Applying a batch of events in one transaction: the heart of the projection.
+//! The write side of the read model: applying a batch of events in one transaction,
+//! the heart of the projection. Only the index stage writes, through [`apply_batch`]
+//! and [`apply_batch_through`]; the statements are multi-row (`UNNEST`), one per
+//! event group.
 //!
 //! [`apply_batch`] equals applying the same events one at a time, for any split of a
-//! stream into batches (see [`crate::batch`] for the grouping and
-//! [`crate::progress`] for counters and completion). Events at or below the
+//! stream into batches (see [`super::batch`] for the grouping and
+//! [`super::progress`] for counters and completion). Events at or below the
 //! checkpoint are skipped, so a redelivered or re-read batch changes nothing.
 
+mod batch;
 mod catalog;
-pub mod checkpoint;
+pub(crate) mod clean;
+mod effects;
 mod failovers;
 mod images;
 mod jobs;
 mod pages;
+mod progress;
+mod sourced;
+
+pub use clean::{filename, MAX_URL_BYTES};
+pub use effects::{Applied, BatchEffects, Invalid};
+pub use progress::{Counters, JobStatus};
+pub use sourced::Sourced;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,11 +31,9 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::batch::{self, Groups};
-use crate::effects::{Applied, BatchEffects, Invalid};
-use crate::error::IndexError;
-use crate::progress::{decide, Decision, JobStatus, Progress};
-use crate::sourced::Sourced;
+use self::batch::Groups;
+use self::progress::{decide, Decision, Progress};
+use crate::error::ReadModelError;
 
 /// Applies `events` (any order; duplicates by sequence are ignored) to the projection
 /// named `checkpoint_name` inside `tx`, and advances its checkpoint. The caller commits
@@ -32,7 +42,7 @@ pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     checkpoint_name: &str,
     events: &[Sourced],
-) -> Result<BatchEffects, IndexError> {
+) -> Result<BatchEffects, ReadModelError> {
     apply_batch_through(tx, checkpoint_name, events, 0).await
 }
 
@@ -44,9 +54,9 @@ pub async fn apply_batch_through(
     checkpoint_name: &str,
     events: &[Sourced],
     through: u64,
-) -> Result<BatchEffects, IndexError> {
+) -> Result<BatchEffects, ReadModelError> {
     let c: &mut PgConnection = tx;
-    let cp = checkpoint::lock(c, checkpoint_name).await?;
+    let cp = crate::checkpoint::lock(c, checkpoint_name).await?;
     let mut fresh: Vec<&Sourced> = events.iter().filter(|s| s.seq > cp.last_seq).collect();
     fresh.sort_by_key(|s| s.seq);
     fresh.dedup_by_key(|s| s.seq);
@@ -67,7 +77,7 @@ pub async fn apply_batch_through(
     let (completed, indexed) = apply_fresh(c, &fresh, &mut out).await?;
     out.completed = completed;
     out.indexed = indexed;
-    checkpoint::advance(
+    crate::checkpoint::advance(
         c,
         checkpoint_name,
         target,
@@ -90,7 +100,7 @@ async fn apply_fresh(
     c: &mut PgConnection,
     fresh: &[&Sourced],
     out: &mut BatchEffects,
-) -> Result<(Vec<CrawlCompleted>, Vec<ImageIndexed>), IndexError> {
+) -> Result<(Vec<CrawlCompleted>, Vec<ImageIndexed>), ReadModelError> {
     let mut invalid: Vec<Invalid> = Vec::new();
     let requests = batch::requests(fresh, &mut invalid);
     jobs::insert_requests(c, &requests).await?;
@@ -122,7 +132,7 @@ async fn finish_jobs(
     g: &Groups<'_>,
     progress: &Progress,
     rows: &BTreeMap<Uuid, jobs::JobRow>,
-) -> Result<Vec<CrawlCompleted>, IndexError> {
+) -> Result<Vec<CrawlCompleted>, ReadModelError> {
     let stops: HashMap<Uuid, (u64, chrono::DateTime<chrono::Utc>)> = g
         .stops
         .iter()
@@ -163,7 +173,7 @@ async fn finish_jobs(
                 images_stored: u(n.images_stored),
                 images_rejected: u(n.images_rejected),
                 bytes: u(n.bytes_downloaded),
-                occurred_at: crate::clean::ts(done.at),
+                occurred_at: clean::ts(done.at),
             })
         })
         .collect())

@@ -11,16 +11,16 @@ use std::collections::{HashMap, HashSet};
 use imgcrawl_events::{ImageDeleted, ImageDownloaded, ImageIndexed, ImageStored};
 use sqlx::PgConnection;
 
-use crate::batch::{first_by, Item};
-use crate::clean::{big, filename, int, opt_text, text, ts};
-use crate::error::{db, IndexError};
-use crate::progress::Progress;
+use super::batch::{first_by, Item};
+use super::clean::{big, filename, int, opt_text, text, ts};
+use super::progress::Progress;
+use crate::error::{db, ReadModelError};
 
 /// Upserts the images of sources that just moved to `downloaded` (in sequence order).
 pub(crate) async fn upsert_images(
     c: &mut PgConnection,
     got: Vec<Item<&ImageDownloaded>>,
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if got.is_empty() {
         return Ok(());
     }
@@ -113,7 +113,7 @@ pub(crate) async fn stored<'a>(
     items: &[Item<&'a ImageStored>],
     folded: Vec<Item<&'a ImageStored>>,
     progress: &mut Progress,
-) -> Result<Vec<(u64, ImageIndexed)>, IndexError> {
+) -> Result<Vec<(u64, ImageIndexed)>, ReadModelError> {
     let applied: HashSet<u64> = folded.iter().map(|i| i.seq).collect();
     let items: Vec<&Item<&ImageStored>> =
         items.iter().filter(|i| !applied.contains(&i.seq)).collect();
@@ -166,7 +166,7 @@ async fn move_to_stored<'a>(
     c: &mut PgConnection,
     items: &[&Item<&'a ImageStored>],
     progress: &mut Progress,
-) -> Result<Vec<Item<&'a ImageStored>>, IndexError> {
+) -> Result<Vec<Item<&'a ImageStored>>, ReadModelError> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -199,7 +199,7 @@ async fn move_to_stored<'a>(
 pub(crate) async fn deleted(
     c: &mut PgConnection,
     items: &[Item<&ImageDeleted>],
-) -> Result<(), IndexError> {
+) -> Result<(), ReadModelError> {
     if items.is_empty() {
         return Ok(());
     }
