@@ -138,7 +138,9 @@ impl NatsCluster {
     pub async fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let err = match async_nats::connect(self.urls()).await {
+            // one URL per server: async-nats does not split a comma-separated string
+            let urls: Vec<String> = self.urls().split(',').map(String::from).collect();
+            let err = match async_nats::connect(urls).await {
                 Ok(client) => match async_nats::jetstream::new(client).query_account().await {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),

@@ -1,8 +1,7 @@
 //! The integration-test harness: real components per test, on free loopback ports, in
 //! temp dirs, cleaned up on drop.
 //!
-//! * [`NatsServer`]: `nats-server -js` (>= 2.10); kill, restart, pause for crash tests;
-//!   [`NatsCluster`]: several of them clustered on loopback (R3 streams).
+//! * [`NatsServer`]: `nats-server -js` (>= 2.10); kill, restart, pause for crash tests.
 //! * [`Postgres`]: a PostgreSQL server from a cached `initdb` template; `fresh_db()` per
 //!   test; kill, stop, start again, pause for failover tests. Works as root (the server
 //!   runs as an unprivileged user).
@@ -16,7 +15,6 @@ pub mod chaos;
 pub mod cluster;
 mod error;
 pub mod nats;
-pub mod nats_cluster;
 pub mod netns;
 pub mod nodes;
 pub mod pg_setup;
@@ -30,7 +28,6 @@ pub use certs::TestCerts;
 pub use error::HarnessError;
 pub use imgcrawl_sitegen as sitegen;
 pub use nats::NatsServer;
-pub use nats_cluster::NatsCluster;
 pub use nodes::pg_nodes;
 pub use pipeline::{Pipeline, Stage};
 pub use postgres::Postgres;
