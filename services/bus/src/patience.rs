@@ -1,6 +1,7 @@
 //! Riding out JetStream leader elections: after a server of a cluster is lost, the
 //! meta group or a stream elects a new leader, and for a few seconds JetStream API
-//! requests time out or answer "temporarily unavailable". Topology requests made at
+//! requests time out or answer "temporarily unavailable" (and while a cluster forms,
+//! an R3 stream finds "no suitable peers"). Topology requests made at
 //! start (and by `imgcrawl topology`) are retried through that window instead of
 //! failing the process.
 
@@ -20,9 +21,15 @@ impl BusError {
             return false;
         };
         let m = m.to_ascii_lowercase();
-        ["timed out", "temporarily unavailable", "no responders"]
-            .iter()
-            .any(|w| m.contains(w))
+        // "no suitable peers": a cluster still forming, or a server not back yet
+        [
+            "timed out",
+            "temporarily unavailable",
+            "no responders",
+            "no suitable peers",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
     }
 }
 
@@ -56,6 +63,9 @@ mod tests {
         let t = |m: &str| BusError::Topology(m.into()).is_unavailable();
         assert!(t("get stream: request error: timed out: request timed out"));
         assert!(t("stream info: JetStream system temporarily unavailable"));
+        assert!(t(
+            "create stream: no suitable peers for placement (code 400)"
+        ));
         assert!(!t("create stream: insufficient resources"));
         assert!(!BusError::Config("timed out".into()).is_unavailable());
     }
