@@ -138,12 +138,9 @@ impl NatsCluster {
     pub async fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let addrs: Vec<async_nats::ServerAddr> = self
-                .urls()
-                .split(',')
-                .filter_map(|u| u.parse().ok())
-                .collect();
-            let err = match async_nats::connect(addrs).await {
+            // one URL per server: async-nats does not split a comma-separated string
+            let urls: Vec<String> = self.urls().split(',').map(String::from).collect();
+            let err = match async_nats::connect(urls).await {
                 Ok(client) => match async_nats::jetstream::new(client).query_account().await {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
@@ -184,7 +181,10 @@ impl NatsCluster {
 
     /// The process ids of the running nodes.
     pub fn pids(&self) -> Vec<u32> {
-        self.nodes.iter().filter_map(|n| n.proc.as_ref().map(Proc::pid)).collect()
+        self.nodes
+            .iter()
+            .filter_map(|n| n.proc.as_ref().map(Proc::pid))
+            .collect()
     }
 
     /// The number of nodes.

@@ -18,8 +18,6 @@ use crate::nodes::Nodes;
 use crate::thumbs::Thumbnailer;
 use crate::Config;
 
-/// How long an index-lag measurement is reused (the gallery polls).
-
 /// How many jobs requested through this server are remembered until the index has them.
 const RECENT_JOBS: usize = 1024;
 

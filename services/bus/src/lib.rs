@@ -6,6 +6,7 @@
 //!   durable consumers whose configuration is read back and verified.
 //! * [`topology_diff`], [`topology_admin`]: what an operator's `imgcrawl topology apply`
 //!   would change, and changing it (the only way existing topology changes).
+//! * [`patience`]: topology requests retried through a JetStream leader election.
 //! * [`publish`]: events out with their headers; asynchronous publishes whose PubAcks
 //!   are awaited in batches.
 //! * [`worker`]: the pull loop every stage runs: decode, handle, and map the
@@ -34,6 +35,7 @@ pub mod ha;
 pub mod ha_requests;
 pub mod identity;
 pub mod jobs;
+pub mod patience;
 pub mod position;
 pub mod publish;
 pub mod retry;
@@ -68,11 +70,12 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects to NATS and makes sure the whole topology exists (idempotent).
+    /// Connects to NATS and makes sure the whole topology exists (idempotent), riding
+    /// out a JetStream leader election ([`patience`]).
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
         let client = connect::client(&config).await?;
         let js = jetstream_context(&client, &config);
-        let t = topology::ensure(&js, &config).await?;
+        let t = patience::patiently("topology", || topology::ensure(&js, &config)).await?;
         Ok(Bus {
             client,
             js,

@@ -171,7 +171,7 @@ async fn ensure_advisory_stream(js: &jetstream::Context, cfg: &BusConfig) -> Res
         ),
         subjects: vec![crate::dlq::advisory_subject(&cfg.stream, "*")],
         retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
+        storage: cfg.storage.to_nats(),
         num_replicas: cfg.replicas,
         max_age: Duration::from_secs(30 * 24 * 3600),
         ..Default::default()

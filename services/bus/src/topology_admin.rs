@@ -4,6 +4,7 @@
 
 use async_nats::jetstream::{self, stream};
 
+use crate::patience::patiently;
 use crate::topology::{self, ensure_kv, stream_info};
 use crate::topology_diff::{diff, targets, updated, Change, Field, Target, Verdict};
 use crate::{ha, tombstones, BusConfig, BusError};
@@ -23,7 +24,7 @@ pub struct Report {
 pub async fn inspect(js: &jetstream::Context, cfg: &BusConfig) -> Result<Vec<Report>, BusError> {
     let mut out = Vec::new();
     for target in targets(cfg) {
-        let current = stream_info(js, &target.stream).await?;
+        let current = patiently("stream info", || stream_info(js, &target.stream)).await?;
         let changes = current
             .as_ref()
             .map(|i| compare(i, &target))
@@ -110,9 +111,13 @@ pub async fn apply(
         let next = updated(&info.config, &r.target.wanted, &applied, allow_weaker);
         let mut refused = Vec::new();
         if next != info.config {
-            let got = js.update_stream(next).await.map_err(|e| {
-                BusError::Topology(format!("update {} {}: {e}", r.target.kind, r.target.name))
-            })?;
+            // the same update again is harmless: retried through an election
+            let got = patiently("update stream", || async {
+                js.update_stream(next.clone()).await.map_err(|e| {
+                    BusError::Topology(format!("update {} {}: {e}", r.target.kind, r.target.name))
+                })
+            })
+            .await?;
             // a standalone server accepts R3 and keeps R1: believe what it reports
             let still = compare(&got, &r.target);
             refused = still
@@ -140,7 +145,7 @@ pub async fn apply(
 
 /// Creates whatever of the topology is missing, as a start would.
 pub async fn create_missing(js: &jetstream::Context, cfg: &BusConfig) -> Result<(), BusError> {
-    topology::ensure(js, cfg).await?;
+    patiently("topology", || topology::ensure(js, cfg)).await?;
     ensure_kv(js, cfg, tombstones::kv_config()).await?;
     ensure_kv(js, cfg, ha::kv_config()).await?;
     Ok(())

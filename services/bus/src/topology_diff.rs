@@ -64,7 +64,8 @@ pub struct Target {
     pub wanted: Wanted,
 }
 
-/// Every stream and bucket of the topology, the event stream first.
+/// Every stream and bucket of the topology: the event stream first, then the stream of
+/// max-deliveries advisories, the KV buckets, the object store.
 pub fn targets(cfg: &BusConfig) -> Vec<Target> {
     let base = Wanted {
         replicas: cfg.replicas,
@@ -90,8 +91,15 @@ pub fn targets(cfg: &BusConfig) -> Vec<Target> {
         stream: format!("KV_{bucket}"),
         wanted,
     };
+    let advisories = crate::dlq::advisory_stream(&cfg.stream);
     vec![
         stream,
+        Target {
+            kind: Kind::Stream,
+            name: advisories.clone(),
+            stream: advisories,
+            wanted: base.clone(),
+        },
         kv(
             &cfg.seen_bucket,
             Wanted {

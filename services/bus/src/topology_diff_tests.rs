@@ -26,6 +26,7 @@ fn the_config_a_start_creates_has_no_diff() {
         names,
         [
             "IMGCRAWL",
+            "IMGCRAWL_ADVISORIES",
             "KV_imgcrawl-seen",
             "KV_imgcrawl-jobs",
             "KV_imgcrawl-tombstones",
@@ -123,9 +124,9 @@ fn buckets_compare_only_what_the_config_controls() {
     let mut kv = stream_config(&BusConfig::default());
     kv.duplicate_window = Duration::from_secs(120);
     kv.max_bytes = 5;
-    let seen = diff(&kv, &ts[1].wanted);
+    let seen = diff(&kv, &ts[2].wanted);
     let fields: Vec<_> = seen.iter().map(|c| c.field).collect();
     assert_eq!(fields, [Field::Replicas, Field::MaxAge]);
-    let jobs = diff(&kv, &ts[2].wanted);
+    let jobs = diff(&kv, &ts[3].wanted);
     assert_eq!(jobs.len(), 1, "{jobs:?}");
 }

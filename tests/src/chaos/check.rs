@@ -63,7 +63,13 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
 /// Reads the whole stream: per image URL of `job`, how many download outcomes
 /// (`image.downloaded` or `image.rejected`) were recorded; and the dead letters.
 async fn scan(bus: &Bus, job: Uuid) -> (BTreeMap<String, usize>, usize) {
-    let stream = bus.js.get_stream(&bus.config.stream).await.expect("stream");
+    // right after a leader kill the stream may still be electing: retried, not fatal
+    let stream = imgcrawl_bus::patience::patiently("chaos scan", || async {
+        let r = bus.js.get_stream(&bus.config.stream).await;
+        r.map_err(|e| imgcrawl_bus::BusError::Topology(format!("get stream: {e}")))
+    })
+    .await
+    .expect("stream");
     let last = stream.cached_info().state.last_sequence;
     let mut outcomes = BTreeMap::new();
     let mut dead = 0;

@@ -91,7 +91,7 @@ impl Size {
     pub fn full() -> Size {
         Size {
             site: site(400, 4000),
-            kill_every: Duration::from_secs(2),
+            kill_every: Duration::from_millis(1500),
             nats_down: Duration::from_secs(15),
             pause: Duration::from_secs(12),
             pg_down: Duration::from_secs(60),
@@ -290,9 +290,11 @@ pub struct CostRow {
 /// R1, at R3, and at R3 with every node fsyncing each write.
 pub async fn cost(size: &Size) -> Vec<CostRow> {
     let mut rows = Vec::new();
-    for (label, replicas, sync_always) in
-        [("R1", 1, false), ("R3", 3, false), ("R3, sync always", 3, true)]
-    {
+    for (label, replicas, sync_always) in [
+        ("R1", 1, false),
+        ("R3", 3, false),
+        ("R3, sync always", 3, true),
+    ] {
         let options = RigOptions {
             site: size.site,
             ha: false,

@@ -107,7 +107,10 @@ impl Rig {
         std::fs::create_dir_all(&bucket).unwrap();
         let mut env = vec![
             ("NATS_URL".to_string(), cluster.urls()),
-            ("IMGCRAWL_NATS_REPLICAS".into(), options.replicas.to_string()),
+            (
+                "IMGCRAWL_NATS_REPLICAS".into(),
+                options.replicas.to_string(),
+            ),
             ("DATABASE_URL".into(), dbs[0].clone()),
             ("IMGCRAWL_BUCKET".into(), bucket.display().to_string()),
             ("IMGCRAWL_ALLOW_LOOPBACK".into(), "true".into()),
@@ -286,9 +289,17 @@ fn cpu_of(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     // after the command: state is field 3, utime 14 and stime 15 (1-based)
-    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
     // SAFETY: sysconf with a valid name has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     ticks as f64 / hz
