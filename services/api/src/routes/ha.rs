@@ -17,7 +17,7 @@ use chrono::Utc;
 use futures::future::join_all;
 
 use crate::db::{endpoint, ping};
-use crate::error::{ErrorBody, HttpError, HttpResult};
+use crate::error::{ErrorBody, HttpResult};
 use crate::lag;
 use crate::model::ha::{HaNode, HaPointer, HaStatus, NodeSync, StreamState, SyncStatus};
 use crate::nodes::{NodeConn, Primary};
@@ -83,7 +83,7 @@ async fn node(state: &AppState, p: &Primary, n: &NodeConn, last: Option<u64>) ->
 /// not answer.
 pub(crate) async fn measure(state: &AppState) -> Measured {
     let primary = state.nodes.primary();
-    let stream = lag::stream_end(&state.bus).await.map_err(HttpError::from);
+    let stream = lag::stream_end(&state.bus).await;
     let last = stream.as_ref().ok().map(|(_, l)| *l);
     let nodes = join_all(
         state
