@@ -41,7 +41,7 @@ lint:
 bench-api:
     bash infra/scripts/install-nats.sh >/dev/null
     command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-    cargo test --release -p imgcrawl-tests --test api_bench -- --ignored --nocapture
+    cargo test --release -p imgcrawl-tests --test it api_bench:: -- --ignored --nocapture
 
 # replay speed: >= 1M synthetic events into a fresh stream, then PostgreSQL and object replays (medians of 3) against raw puts
 bench-replay *ARGS:
@@ -57,7 +57,7 @@ bench *ARGS:
 # HA failover under a continuously writing crawl: kill -9 of the primary's postmaster; write gap, lost and duplicated rows (seed defaults and 1 s checks)
 bench-failover:
     bash infra/scripts/install-nats.sh >/dev/null
-    cargo test --release -p imgcrawl-tests --test ha_bench -- --ignored --nocapture
+    cargo test --release -p imgcrawl-tests --test it ha_bench:: -- --ignored --nocapture
 
 # the chaos suite: a crawl on a 3-node JetStream cluster (R3) with faults injected (nats nodes and stage processes killed, paused, partitioned; the primary PostgreSQL killed); prints the table. `just chaos --fast`, or name scenarios: no-fault leader-kill stage-kills nats-pause pg-failover partition
 chaos *ARGS:

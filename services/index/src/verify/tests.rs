@@ -1,5 +1,5 @@
 //! Unit tests of the comparison (the digests themselves are tested against a real
-//! PostgreSQL in `tests/tests/replay.rs`).
+//! PostgreSQL in `tests/tests/it/replay.rs`).
 
 use chrono::TimeZone;
 

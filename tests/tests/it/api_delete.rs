@@ -3,7 +3,7 @@
 //! downloaded again by a new job (index tombstone, store tombstone check) and when the
 //! stream is replayed into a fresh database.
 
-mod api_common;
+use crate::api_common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //!   at the previous schema version that holds rows, and the API's own `largest` and
 //!   `smallest` statements use it (EXPLAIN).
 
-mod api_common;
+use crate::api_common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! several orders, run again and again during a crawl of a synthetic site, never list
 //! an image twice and never skip one that was there before the first page.
 
-mod api_common;
+use crate::api_common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

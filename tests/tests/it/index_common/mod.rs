@@ -1,4 +1,4 @@
-//! Helpers of the index projection tests (included with `mod index_common;`): a migrated
+//! Helpers of the index projection tests: a migrated
 //! database per test on the harness's [`Postgres`], and a synthetic event stream with
 //! known answers ([`stream`]).
 

@@ -1,4 +1,4 @@
-//! Assertions shared by the end-to-end tests (included with `mod common;`).
+//! Assertions shared by the end-to-end tests.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};

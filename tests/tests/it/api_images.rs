@@ -3,7 +3,7 @@
 //! (Content-Type, ETag, ranges, 304, 416) and thumbnails. Answers are checked against
 //! the OpenAPI document (see `api_common`).
 
-mod api_common;
+use crate::api_common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

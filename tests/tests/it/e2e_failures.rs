@@ -3,7 +3,7 @@
 //! and redelivered events change nothing; stages killed mid-crawl and restarted leave
 //! a complete index without duplicates.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

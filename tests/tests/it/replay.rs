@@ -5,7 +5,7 @@
 //! stream is refused; the schema-change workflow (new schema, replay, verify the
 //! common columns, switch the index over).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! body limits, JSON errors for unknown routes and methods, the per-client rate limit,
 //! and the served API matching its OpenAPI document, route for route.
 
-mod api_common;
+use crate::api_common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! first page, a page deep in the keyset, and a filtered page, and the p50/p99 of each
 //! are printed. Ignored by default (it wants a release build and `wrk`).
 
-mod api_common;
+use crate::api_common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@
 //!
 //! The database-down and size-index tests are in `api_db.rs`.
 
-mod api_common;
+use crate::api_common;
 
 use std::time::{Duration, Instant};
 

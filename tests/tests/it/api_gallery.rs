@@ -4,7 +4,7 @@
 //! been requested (rendered into the cache), and a screenshot is kept as a test
 //! artifact in `target/test-artifacts/gallery.png`.
 
-mod api_common;
+use crate::api_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

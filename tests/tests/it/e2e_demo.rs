@@ -2,7 +2,7 @@
 //! and loops, every default rejection reason, duplicate bytes at two URLs, and every
 //! event the pipeline emitted validated against `schemas/events/`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

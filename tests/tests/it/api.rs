@@ -5,7 +5,7 @@
 //! document itself: `api_contract.rs`; images: `api_images.rs`, `api_paging.rs`,
 //! `api_delete.rs`; the gallery in a browser: `api_gallery.rs`.
 
-mod api_common;
+use crate::api_common;
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //! * the lease holder is killed: the other watcher takes over within a few intervals
 //!   and acts.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

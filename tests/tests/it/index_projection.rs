@@ -1,7 +1,7 @@
 //! The index projection against a real PostgreSQL: batch splits, replays, duplicates,
 //! completion.
 
-mod index_common;
+use crate::index_common;
 
 use std::collections::BTreeMap;
 
