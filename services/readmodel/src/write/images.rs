@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use imgcrawl_events::{ImageDiscovered, ImageRejected, ImageStored};
+use imgcrawl_events::{ImageDiscovered, ImageDownloaded, ImageRejected, ImageStored};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -111,29 +111,32 @@ fn source_row(o: &ImageOutcome<'_>) -> SourceRow {
     }
 }
 
-/// Records download outcomes: moves sources out of `discovered` (inserting those of
-/// `found`, the batch's earlier discoveries of the same URLs, as discovered; downloads
-/// whose `image.stored` is in `stored` straight on to `stored`), then writes the
-/// rejections and images those transitions imply. Returns the store events applied
-/// that way (their transitions recorded).
-pub(crate) async fn outcomes<'a>(
-    c: &mut PgConnection,
+/// What the outcome upsert writes for a batch's outcomes, row by row (computed
+/// without the database).
+struct Plan<'s, 'f> {
+    rows: Vec<SourceRow>,
+    /// The batch's earlier discovery of each row's URL, if any.
+    found_of: Vec<Option<Item<&'f ImageDiscovered>>>,
+    /// Whether each row is a download (else a rejection).
+    downloaded: Vec<bool>,
+    /// The batch's `image.stored` of each downloaded row's URL, if any.
+    store_of: Vec<Option<Item<&'s ImageStored>>>,
+}
+
+/// Matches each outcome with the batch's discovery and store events of its URL.
+fn plan<'s, 'f>(
     items: &[Item<ImageOutcome<'_>>],
-    found: &[Item<&ImageDiscovered>],
-    stored: &[Item<&'a ImageStored>],
-    progress: &mut Progress,
-) -> Result<Vec<Item<&'a ImageStored>>, ReadModelError> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
+    found: &[Item<&'f ImageDiscovered>],
+    stored: &[Item<&'s ImageStored>],
+) -> Plan<'s, 'f> {
     let mut rows: Vec<SourceRow> = items.iter().map(|i| source_row(&i.ev)).collect();
     let founds: HashMap<(Uuid, String), &Item<&ImageDiscovered>> = found
         .iter()
         .map(|d| ((d.ev.job_id, text(&d.ev.url)), d))
         .collect();
-    let found_of: Vec<Option<&Item<&ImageDiscovered>>> = rows
+    let found_of: Vec<Option<Item<&ImageDiscovered>>> = rows
         .iter()
-        .map(|r| founds.get(&(r.job_id, r.url.clone())).copied())
+        .map(|r| founds.get(&(r.job_id, r.url.clone())).map(|d| **d))
         .collect();
     for (r, d) in rows.iter_mut().zip(&found_of) {
         if let Some(d) = d {
@@ -150,15 +153,30 @@ pub(crate) async fn outcomes<'a>(
         .iter()
         .map(|s| ((s.ev.job_id, text(&s.ev.url)), s))
         .collect();
-    let store_of: Vec<Option<&Item<&ImageStored>>> = rows
+    let store_of = rows
         .iter()
         .zip(&downloaded)
         .map(|(r, ok)| {
-            ok.then(|| stores.get(&(r.job_id, r.url.clone())).copied())
+            ok.then(|| stores.get(&(r.job_id, r.url.clone())).map(|s| **s))
                 .flatten()
         })
         .collect();
-    let returned: Vec<(Uuid, String, i64)> = sqlx::query_as(
+    Plan {
+        rows,
+        found_of,
+        downloaded,
+        store_of,
+    }
+}
+
+/// The upsert of a plan; returns the rows that really moved (job, url, row seq).
+async fn upsert(
+    c: &mut PgConnection,
+    items: &[Item<ImageOutcome<'_>>],
+    p: &Plan<'_, '_>,
+) -> Result<Vec<(Uuid, String, i64)>, ReadModelError> {
+    let rows = &p.rows;
+    sqlx::query_as(
         "INSERT INTO image_sources AS s (job_id, url, sha256, page_url, alt, found_by, final_url, status, seq,
                                          discovered_at, downloaded_at, stored_at)
          SELECT u.job_id, u.url, u.sha256, u.page_url, u.alt, u.found_by, u.final_url,
@@ -179,43 +197,65 @@ pub(crate) async fn outcomes<'a>(
     .bind(rows.iter().map(|r| r.alt.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.found_by.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.final_url.clone()).collect::<Vec<_>>())
-    .bind(&downloaded)
+    .bind(&p.downloaded)
     .bind(
         items
             .iter()
-            .zip(&found_of)
+            .zip(&p.found_of)
             .map(|(i, d)| big(d.map_or(i.seq, |d| d.seq)))
             .collect::<Vec<_>>(),
     )
     .bind(items.iter().map(|i| ts(i.at)).collect::<Vec<_>>())
-    .bind(store_of.iter().map(|s| s.map(|s| ts(s.at))).collect::<Vec<_>>())
+    .bind(p.store_of.iter().map(|s| s.map(|s| ts(s.at))).collect::<Vec<_>>())
     .bind(
         items
             .iter()
-            .zip(&found_of)
+            .zip(&p.found_of)
             .map(|(i, d)| ts(d.map_or(i.at, |d| d.at)))
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *c)
     .await
-    .map_err(db("upsert image outcomes"))?;
-    let by_key: HashMap<(Uuid, &str), usize> = rows
+    .map_err(db("upsert image outcomes"))
+}
+
+/// What the rows that moved imply: the downloads and rejections to record, the store
+/// events folded into the upsert, and the job counters (in `progress`).
+struct Moved<'a, 's> {
+    got: Vec<Item<&'a ImageDownloaded>>,
+    lost: Vec<Item<&'a ImageRejected>>,
+    folded: Vec<Item<&'s ImageStored>>,
+}
+
+/// Accounts for the rows the upsert `returned` (those that really moved).
+fn account<'a, 's>(
+    items: &[Item<ImageOutcome<'a>>],
+    p: &Plan<'s, '_>,
+    returned: Vec<(Uuid, String, i64)>,
+    progress: &mut Progress,
+) -> Moved<'a, 's> {
+    let by_key: HashMap<(Uuid, &str), usize> = p
+        .rows
         .iter()
         .enumerate()
         .map(|(n, r)| ((r.job_id, r.url.as_str()), n))
         .collect();
-    let (mut got, mut lost, mut folded) = (Vec::new(), Vec::new(), Vec::new());
+    let mut m = Moved {
+        got: Vec::new(),
+        lost: Vec::new(),
+        folded: Vec::new(),
+    };
     for (job, url, row_seq) in returned {
         let Some(&n) = by_key.get(&(job, url.as_str())) else {
             continue;
         };
         let i = &items[n];
-        if let Some(d) = found_of[n].filter(|d| row_seq == big(d.seq)) {
+        if let Some(d) = p.found_of[n].filter(|d| row_seq == big(d.seq)) {
             progress.record(job, d.seq, d.at, |c| c.images_discovered += 1);
         }
-        if let Some(st) = store_of[n] {
+        if let Some(st) = p.store_of[n] {
             progress.record(job, st.seq, st.at, |d| d.images_stored += 1);
-            folded.push(*st);
+            m.folded.push(st);
         }
         let created = row_seq == big(i.seq);
         progress.record(job, i.seq, i.at, |d| {
@@ -229,23 +269,45 @@ pub(crate) async fn outcomes<'a>(
             }
         });
         match i.ev {
-            ImageOutcome::Downloaded(e) => got.push(Item {
+            ImageOutcome::Downloaded(e) => m.got.push(Item {
                 seq: i.seq,
                 at: i.at,
                 ev: e,
             }),
-            ImageOutcome::Rejected(e) => lost.push(Item {
+            ImageOutcome::Rejected(e) => m.lost.push(Item {
                 seq: i.seq,
                 at: i.at,
                 ev: e,
             }),
         }
     }
-    got.sort_by_key(|i| i.seq);
-    lost.sort_by_key(|i| i.seq);
-    rejections(c, &lost).await?;
-    super::catalog::upsert_images(c, got).await?;
-    Ok(folded)
+    m.got.sort_by_key(|i| i.seq);
+    m.lost.sort_by_key(|i| i.seq);
+    m
+}
+
+/// Records download outcomes: moves sources out of `discovered` (inserting those of
+/// `found`, the batch's earlier discoveries of the same URLs, as discovered; downloads
+/// whose `image.stored` is in `stored` straight on to `stored`), then writes the
+/// rejections and images those transitions imply. Returns the store events applied
+/// that way (their transitions recorded). Planning and accounting are pure ([`plan`],
+/// [`account`]); the statements are [`upsert`], `rejections` and the catalog's.
+pub(crate) async fn outcomes<'a>(
+    c: &mut PgConnection,
+    items: &[Item<ImageOutcome<'_>>],
+    found: &[Item<&ImageDiscovered>],
+    stored: &[Item<&'a ImageStored>],
+    progress: &mut Progress,
+) -> Result<Vec<Item<&'a ImageStored>>, ReadModelError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let p = plan(items, found, stored);
+    let returned = upsert(c, items, &p).await?;
+    let moved = account(items, &p, returned, progress);
+    rejections(c, &moved.lost).await?;
+    super::catalog::upsert_images(c, moved.got).await?;
+    Ok(moved.folded)
 }
 
 /// Inserts the rejections of sources that just moved to `rejected`.
@@ -274,4 +336,143 @@ async fn rejections(
     .await
     .map_err(db("insert rejections"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use imgcrawl_events::{FoundBy, RejectReason};
+
+    fn at(s: i64) -> chrono::DateTime<Utc> {
+        Utc.timestamp_opt(1_767_225_600 + s, 0).unwrap()
+    }
+
+    fn downloaded(job: Uuid, url: &str) -> ImageDownloaded {
+        ImageDownloaded {
+            job_id: job,
+            url: url.into(),
+            final_url: url.into(),
+            page_url: "http://a.test/outcome-page".into(),
+            alt: None,
+            found_by: FoundBy::ImgSrc,
+            sha256: "a".repeat(64),
+            bytes: 100,
+            format: "png".into(),
+            width: 1,
+            height: 1,
+            content_type: "image/png".into(),
+            occurred_at: at(0),
+        }
+    }
+
+    fn rejected(job: Uuid, url: &str) -> ImageRejected {
+        ImageRejected {
+            job_id: job,
+            url: url.into(),
+            page_url: "http://a.test/".into(),
+            reason: RejectReason::NotAnImage,
+            detail: "html".into(),
+            http_status: None,
+            occurred_at: at(0),
+        }
+    }
+
+    fn found(job: Uuid, url: &str) -> ImageDiscovered {
+        ImageDiscovered {
+            job_id: job,
+            url: url.into(),
+            page_url: "http://a.test/discovery-page".into(),
+            alt: Some("a cat".into()),
+            found_by: FoundBy::Srcset,
+            occurred_at: at(0),
+        }
+    }
+
+    fn stored(job: Uuid, url: &str) -> ImageStored {
+        ImageStored {
+            job_id: job,
+            url: url.into(),
+            sha256: "a".repeat(64),
+            object_key: "images/aa/aa/a.png".into(),
+            bytes: 100,
+            content_type: "image/png".into(),
+            occurred_at: at(0),
+        }
+    }
+
+    fn item<T>(seq: u64, ev: T) -> Item<T> {
+        Item {
+            seq,
+            at: at(seq as i64),
+            ev,
+        }
+    }
+
+    #[test]
+    fn a_plan_takes_the_discovery_columns_and_folds_stores_of_downloads_only() {
+        let job = Uuid::from_u128(1);
+        let (d1, r2) = (
+            downloaded(job, "http://a.test/1.png"),
+            rejected(job, "http://a.test/2.png"),
+        );
+        let items = [
+            item(5, ImageOutcome::Downloaded(&d1)),
+            item(6, ImageOutcome::Rejected(&r2)),
+        ];
+        let (f1, s1, s2) = (
+            found(job, "http://a.test/1.png"),
+            stored(job, "http://a.test/1.png"),
+            stored(job, "http://a.test/2.png"),
+        );
+        let founds = [item(3, &f1)];
+        let stores = [item(7, &s1), item(8, &s2)];
+        let p = plan(&items, &founds, &stores);
+        assert_eq!(p.downloaded, [true, false]);
+        assert_eq!(p.rows[0].page_url, "http://a.test/discovery-page");
+        assert_eq!(p.rows[0].alt.as_deref(), Some("a cat"));
+        assert_eq!(p.rows[0].found_by.as_deref(), Some("srcset"));
+        assert_eq!(p.rows[0].sha256.as_deref(), Some("a".repeat(64).as_str()));
+        assert_eq!(p.found_of[0].map(|d| d.seq), Some(3));
+        assert!(p.found_of[1].is_none());
+        assert_eq!(p.store_of[0].map(|s| s.seq), Some(7));
+        assert!(p.store_of[1].is_none(), "a rejection is never stored");
+    }
+
+    #[test]
+    fn accounting_counts_only_the_rows_that_moved() {
+        let job = Uuid::from_u128(2);
+        let (d1, r2, d3) = (
+            downloaded(job, "http://a.test/1.png"),
+            rejected(job, "http://a.test/2.png"),
+            downloaded(job, "http://a.test/3.png"),
+        );
+        let items = [
+            item(10, ImageOutcome::Downloaded(&d1)),
+            item(11, ImageOutcome::Rejected(&r2)),
+            item(12, ImageOutcome::Downloaded(&d3)),
+        ];
+        let f1 = found(job, "http://a.test/1.png");
+        let s1 = stored(job, "http://a.test/1.png");
+        let (founds, stores) = ([item(4, &f1)], [item(13, &s1)]);
+        let p = plan(&items, &founds, &stores);
+        // 1.png inserted by this upsert with its discovery's seq; 2.png was already
+        // discovered earlier (row seq 1); 3.png did not move (a duplicate outcome)
+        let returned = vec![
+            (job, "http://a.test/1.png".to_string(), 4),
+            (job, "http://a.test/2.png".to_string(), 1),
+        ];
+        let mut progress = Progress::default();
+        let m = account(&items, &p, returned, &mut progress);
+        assert_eq!(m.got.iter().map(|i| i.seq).collect::<Vec<_>>(), [10]);
+        assert_eq!(m.lost.iter().map(|i| i.seq).collect::<Vec<_>>(), [11]);
+        assert_eq!(m.folded.iter().map(|i| i.seq).collect::<Vec<_>>(), [13]);
+        let d = &progress.get(&job).unwrap().delta;
+        assert_eq!(d.images_discovered, 1, "the batch's own discovery, once");
+        assert_eq!(
+            (d.images_downloaded, d.images_rejected, d.images_stored),
+            (1, 1, 1)
+        );
+        assert_eq!(d.bytes_downloaded, 100);
+    }
 }
