@@ -200,10 +200,12 @@ async fn checkpoint(rig: &Rig, i: usize) -> Option<i64> {
     seq
 }
 
-/// After the crawl: the database to check (the primary with HA) and notes. With HA,
-/// waits for the returning node to catch up with the primary and compares the two.
-pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, Vec<String>) {
+/// After the crawl: the database to check (the primary with HA), whether every node
+/// caught up, and notes. With HA, waits for the returning node to catch up with the
+/// primary and compares the two.
+pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, bool, Vec<String>) {
     let mut notes = Vec::new();
+    let mut settled = true;
     let mut primary = 0;
     if scenario == Scenario::PgFailover {
         let pointer = current_primary(&rig.bus, POSTGRES).await.ok().flatten();
@@ -215,8 +217,10 @@ pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, Vec<String
         let other = 1 - primary;
         let start = Instant::now();
         let mut caught_up = None;
+        let mut seen = (None, None);
         while start.elapsed() < Duration::from_secs(120) {
             let (a, b) = (checkpoint(rig, primary).await, checkpoint(rig, other).await);
+            seen = (a, b);
             if a.is_some() && a == b {
                 caught_up = Some(Instant::now());
                 break;
@@ -230,7 +234,17 @@ pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, Vec<String
                 at.saturating_duration_since(back).as_secs_f64()
             )),
             (Some(_), None) => notes.push(format!("pg{} caught up", other + 1)),
-            (None, _) => notes.push(format!("pg{} did NOT catch up within 120 s", other + 1)),
+            (None, _) => {
+                settled = false;
+                notes.push(format!(
+                    "pg{} did NOT catch up within 120 s (checkpoints: primary {:?}, pg{} {:?})\n--- index.log\n{}",
+                    other + 1,
+                    seen.0,
+                    other + 1,
+                    seen.1,
+                    rig.log("index")
+                ));
+            }
         }
         let out = rig.imgcrawl(&["verify", "--against-database-url", &rig.dbs[other]]);
         notes.push(format!(
@@ -244,5 +258,5 @@ pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, Vec<String
         ));
     }
     let pool = rig.pool(primary).await.expect("the primary answers");
-    (pool, notes)
+    (pool, settled, notes)
 }

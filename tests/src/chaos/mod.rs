@@ -137,6 +137,9 @@ pub struct Report {
     pub counts: Counts,
     /// The job completed within the timeout.
     pub completed: bool,
+    /// Every database node caught up with the primary afterwards (a returning node by
+    /// itself).
+    pub settled: bool,
     /// `imgcrawl verify --against-replay` said identical.
     pub verified: bool,
     /// Seconds from request to completion.
@@ -154,6 +157,7 @@ impl Report {
     pub fn ok(&self) -> bool {
         let c = &self.counts;
         self.completed
+            && self.settled
             && self.verified
             && c.lost == 0
             && c.duplicated == 0
@@ -210,7 +214,7 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
         .await
         .unwrap_or_else(|e| (0, vec![format!("fault task: {e}")]));
     let rig = rig.lock().await;
-    let (db, more) = faults::settle(scenario, &rig).await;
+    let (db, settled, more) = faults::settle(scenario, &rig).await;
     notes.extend(more);
     let counts = check::check(&db, &rig.bus, job, &truth).await;
     let verify = rig.imgcrawl(&["verify", "--against-replay", "--json"]);
@@ -233,6 +237,7 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
         scenario,
         counts,
         completed,
+        settled,
         verified,
         seconds,
         longest_stall: longest.as_secs_f64(),
@@ -267,7 +272,11 @@ pub fn table(reports: &[Report]) -> String {
             if r.completed { "" } else { " (timed out)" },
             ratio,
             r.longest_stall,
-            if r.verified { "identical" } else { "DIFFERS" },
+            match (r.verified, r.settled) {
+                (true, true) => "identical",
+                (true, false) => "identical; a node did not catch up",
+                (false, _) => "DIFFERS",
+            },
         ));
     }
     out

@@ -13,6 +13,7 @@ async fn scenario(s: Scenario) {
         eprintln!("{n}");
     }
     assert!(report.completed, "the crawl completed");
+    assert!(report.settled, "every database node caught up");
     let c = &report.counts;
     assert_eq!((c.lost, c.duplicated, c.unexpected), (0, 0, 0), "{c:?}");
     assert_eq!(c.indexed, c.expected, "{c:?}");
