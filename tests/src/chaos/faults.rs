@@ -200,10 +200,11 @@ async fn checkpoint(rig: &Rig, i: usize) -> Option<i64> {
     seq
 }
 
-/// After the crawl: the database to check (the primary with HA), whether every node
+/// After the crawl: the database to check (the primary with HA: its index and a pool),
+/// whether every node
 /// caught up, and notes. With HA, waits for the returning node to catch up with the
 /// primary and compares the two.
-pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, bool, Vec<String>) {
+pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (usize, PgPool, bool, Vec<String>) {
     let mut notes = Vec::new();
     let mut settled = true;
     let mut primary = 0;
@@ -246,7 +247,13 @@ pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, bool, Vec<
                 ));
             }
         }
-        let out = rig.imgcrawl(&["verify", "--against-database-url", &rig.dbs[other]]);
+        let out = rig.imgcrawl(&[
+            "verify",
+            "--database-url",
+            &rig.dbs[primary],
+            "--against-database-url",
+            &rig.dbs[other],
+        ]);
         notes.push(format!(
             "pg{} against the primary: {}",
             other + 1,
@@ -258,5 +265,5 @@ pub(super) async fn settle(scenario: Scenario, rig: &Rig) -> (PgPool, bool, Vec<
         ));
     }
     let pool = rig.pool(primary).await.expect("the primary answers");
-    (pool, settled, notes)
+    (primary, pool, settled, notes)
 }

@@ -214,10 +214,17 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
         .await
         .unwrap_or_else(|e| (0, vec![format!("fault task: {e}")]));
     let rig = rig.lock().await;
-    let (db, settled, more) = faults::settle(scenario, &rig).await;
+    let (primary, db, settled, more) = faults::settle(scenario, &rig).await;
     notes.extend(more);
     let counts = check::check(&db, &rig.bus, job, &truth).await;
-    let verify = rig.imgcrawl(&["verify", "--against-replay", "--json"]);
+    let url = &rig.dbs[primary];
+    let verify = rig.imgcrawl(&[
+        "verify",
+        "--database-url",
+        url,
+        "--against-replay",
+        "--json",
+    ]);
     let verified = verify.status.success()
         && String::from_utf8_lossy(&verify.stdout).contains("\"identical\":true");
     if !verified {
