@@ -505,7 +505,18 @@ async fn manual_failover_and_switchover_back_through_either_watchers_api() {
         .await
         .expect("a leader");
     let follower = 1 - leader;
-    let (code, health) = http("GET", &format!("{}/api/health", rig.api(follower)), None).await;
+    // the follower reports health once it has checked every node itself (a node it has
+    // not checked yet is "unknown", and health is 503 until then)
+    let url = format!("{}/api/health", rig.api(follower));
+    let checked = wait_until(Duration::from_secs(10), || async {
+        let (_, h) = http("GET", &url, None).await;
+        h["nodes"]
+            .as_object()
+            .is_some_and(|n| n.values().all(|v| v != "unknown"))
+    })
+    .await;
+    assert!(checked, "the follower checked every node");
+    let (code, health) = http("GET", &url, None).await;
     assert_eq!(
         (code, health["primary"].as_str()),
         (200, Some("pg1")),
