@@ -36,6 +36,10 @@ use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, Message};
 use futures::StreamExt;
+
+/// How long the reader waits for an event, with none in hand, before it re-opens its
+/// ordered consumer where it was (cheap, and it bounds a silent stall).
+const IDLE_REOPEN: Duration = Duration::from_secs(15);
 use imgcrawl_bus::retry::Policy;
 use imgcrawl_events::EventKind;
 use tokio::time::Instant;
@@ -184,11 +188,22 @@ impl EventSource {
             let Some(messages) = self.messages.as_mut() else {
                 continue;
             };
+            // With nothing in hand, wait at most IDLE_REOPEN before re-opening: an
+            // ordered consumer the server dropped while the writer was stalled (a long
+            // database outage) can stay silent forever instead of failing.
+            let waiting = deadline.or_else(|| Some(Instant::now() + IDLE_REOPEN));
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Vec::new(),
-                n = next_until(messages, deadline) => n,
+                n = next_until(messages, waiting) => n,
             };
             match next {
+                Next::Elapsed if batch.is_empty() => {
+                    debug!(
+                        after = self.last_seen,
+                        "no event for a while; re-opening the reader"
+                    );
+                    self.messages = None;
+                }
                 Next::Elapsed => break,
                 Next::Message(msg) => {
                     if self.accept(&msg) {
