@@ -30,6 +30,7 @@ struct Node {
     host: String,
     port: u16,
     cluster_port: u16,
+    monitor_port: u16,
     proc: Option<Proc>,
 }
 
@@ -69,6 +70,7 @@ impl NatsCluster {
                 host: net.as_ref().map_or("127.0.0.1".into(), |net| net.addr(i)),
                 port: if net.is_some() { 4222 } else { free_port() },
                 cluster_port: if net.is_some() { 6222 } else { free_port() },
+                monitor_port: if net.is_some() { 8222 } else { free_port() },
                 proc: None,
             })
             .collect();
@@ -100,12 +102,13 @@ impl NatsCluster {
         };
         let store = self.dir.path().join(&node.name).join("store");
         format!(
-            "server_name: {name}\nlisten: \"{host}:{port}\"\n\
+            "server_name: {name}\nlisten: \"{host}:{port}\"\nhttp: \"{host}:{mport}\"\n\
              jetstream {{ store_dir: \"{store}\" {sync} }}\n\
              cluster {{ name: imgcrawl-test, listen: \"{host}:{cport}\", routes: [{routes}] }}\n",
             name = node.name,
             host = node.host,
             port = node.port,
+            mport = node.monitor_port,
             store = store.display(),
             cport = node.cluster_port,
             routes = routes.join(", "),
@@ -133,20 +136,38 @@ impl NatsCluster {
         Ok(())
     }
 
-    /// Waits until every running node answers and the cluster answers JetStream
-    /// account requests (a meta leader is elected).
+    /// Waits until every running node names the same JetStream meta leader (all of them
+    /// in the meta group, so R3 can be placed) and the cluster answers JetStream
+    /// account requests. A node that has not joined after a while is restarted: a
+    /// freshly started 2.10 node sometimes never joins the meta group.
     pub async fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
+        let mut restart_at = Instant::now() + Duration::from_secs(15);
         loop {
-            // one URL per server: async-nats does not split a comma-separated string
-            let urls: Vec<String> = self.urls().split(',').map(String::from).collect();
-            let err = match async_nats::connect(urls).await {
-                Ok(client) => match async_nats::jetstream::new(client).query_account().await {
-                    Ok(_) => return Ok(()),
+            let leaders = self.meta_leaders().await;
+            let running: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].proc.is_some())
+                .collect();
+            let agreed = running.iter().all(|&i| leaders[i].is_some())
+                && running.windows(2).all(|w| leaders[w[0]] == leaders[w[1]]);
+            let err = if !agreed {
+                format!("meta leaders as each node sees them: {leaders:?}")
+            } else {
+                let urls: Vec<String> = self.urls().split(',').map(String::from).collect();
+                match async_nats::connect(urls).await {
+                    Ok(client) => match async_nats::jetstream::new(client).query_account().await {
+                        Ok(_) => return Ok(()),
+                        Err(e) => e.to_string(),
+                    },
                     Err(e) => e.to_string(),
-                },
-                Err(e) => e.to_string(),
+                }
             };
+            if !agreed && Instant::now() > restart_at {
+                for &i in running.iter().filter(|&&i| leaders[i].is_none()) {
+                    self.start_again(i)?;
+                }
+                restart_at = Instant::now() + Duration::from_secs(15);
+            }
             if Instant::now() > deadline {
                 let logs: Vec<String> = (0..self.nodes.len())
                     .map(|i| log_tail(&self.log_path(i), 1500))
@@ -158,6 +179,30 @@ impl NatsCluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The meta leader each node names (none: not answering, or no leader known).
+    async fn meta_leaders(&self) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let url = format!("http://{}:{}/jsz", n.host, n.monitor_port);
+            let leader = async {
+                let bytes = reqwest::Client::new()
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .ok()?
+                    .bytes()
+                    .await
+                    .ok()?;
+                let body: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+                let l = body["meta_cluster"]["leader"].as_str()?.to_string();
+                (!l.is_empty()).then_some(l)
+            };
+            out.push(leader.await);
+        }
+        out
     }
 
     /// Every node's client URL, comma-separated (what `NATS_URL` takes).
