@@ -185,6 +185,7 @@ pub async fn run_advisories(
         .get_stream(&bus.config.stream)
         .await
         .map_err(|e| err(&e))?;
+    let mut pull_errors = crate::worker::PULL_ERRORS.backoff();
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -194,7 +195,9 @@ pub async fn run_advisories(
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 warn!(consumer = %consumer, error = %e, "advisory pull error");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !pull_errors.pause(&shutdown).await {
+                    return Ok(());
+                }
                 continue;
             }
             None => return Err(err(&"advisory stream ended")),

@@ -108,7 +108,7 @@ pub fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
 }
 
 /// The pause after a pull error (missed heartbeats and similar are transient).
-const PULL_ERRORS: Policy = Policy::fixed(Duration::from_millis(200));
+pub(crate) const PULL_ERRORS: Policy = Policy::fixed(Duration::from_millis(200));
 
 /// The retry delay for the `delivered`-th delivery.
 pub fn backoff(base: Duration, delivered: i64, max: Duration) -> Duration {
