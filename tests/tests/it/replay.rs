@@ -284,8 +284,14 @@ async fn publish_job(bus: &imgcrawl_bus::Bus, page: &str) {
     bus.publisher().publish_all(&events).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_of_another_stream_is_refused_not_mixed() {
+/// PostgreSQL and two servers, each with a stream holding one job (one.test, two.test).
+async fn two_streams() -> (
+    Postgres,
+    NatsServer,
+    NatsServer,
+    imgcrawl_bus::Bus,
+    imgcrawl_bus::Bus,
+) {
     let pg = Postgres::start().await;
     let (one, two) = (NatsServer::start().await, NatsServer::start().await);
     let connect =
@@ -293,6 +299,12 @@ async fn a_database_of_another_stream_is_refused_not_mixed() {
     let (bus1, bus2) = (connect(&one).await.unwrap(), connect(&two).await.unwrap());
     publish_job(&bus1, "https://one.test/").await;
     publish_job(&bus2, "https://two.test/").await;
+    (pg, one, two, bus1, bus2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_another_stream_is_refused_not_mixed() {
+    let (pg, _one, _two, bus1, bus2) = two_streams().await;
     let url = pg.fresh_db().await;
     let done = replay_to(&bus1, &url, 100, ReplayOptions::default())
         .await
@@ -687,13 +699,7 @@ async fn images_whose_blob_is_gone_or_corrupt_are_counted_and_never_written() {
 /// database of another stream is still refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_of_an_earlier_release_is_recognised_by_its_first_job() {
-    let pg = Postgres::start().await;
-    let (one, two) = (NatsServer::start().await, NatsServer::start().await);
-    let connect =
-        |n: &NatsServer| imgcrawl_bus::Bus::connect(imgcrawl_bus::BusConfig::with_url(n.url()));
-    let (bus1, bus2) = (connect(&one).await.unwrap(), connect(&two).await.unwrap());
-    publish_job(&bus1, "https://one.test/").await;
-    publish_job(&bus2, "https://two.test/").await;
+    let (pg, _one, _two, bus1, bus2) = two_streams().await;
     let (ours, theirs) = (pg.fresh_db().await, pg.fresh_db().await);
     for url in [&ours, &theirs] {
         replay_to(&bus1, url, 100, ReplayOptions::default())
