@@ -62,48 +62,74 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
 
 /// Reads the whole stream: per image URL of `job`, how many download outcomes
 /// (`image.downloaded` or `image.rejected`) were recorded; and the dead letters.
+///
+/// Right after a leader kill an ordered consumer can be created on a replica that
+/// then stays silent (the same stall the index's reader bounds by re-opening): a
+/// reader that hears nothing for [`SCAN_IDLE`] is re-created after the last sequence
+/// it read, at most [`SCAN_REOPENS`] times, so a stall costs seconds, never a
+/// verdict, and a stream that stays unreadable still fails the check.
 async fn scan(bus: &Bus, job: Uuid) -> (BTreeMap<String, usize>, usize) {
-    // right after a leader kill the stream may still be electing: retried, not fatal
-    let stream = imgcrawl_bus::patience::patiently("chaos scan", || async {
-        let r = bus.js.get_stream(&bus.config.stream).await;
-        r.map_err(|e| imgcrawl_bus::BusError::Topology(format!("get stream: {e}")))
-    })
-    .await
-    .expect("stream");
-    let last = stream.cached_info().state.last_sequence;
     let mut outcomes = BTreeMap::new();
     let mut dead = 0;
-    if last == 0 {
-        return (outcomes, dead);
-    }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
+    let job = job.to_string();
+    let mut read = 0u64; // the last stream sequence read
+    for attempt in 0..=SCAN_REOPENS {
+        // right after a leader kill the stream may still be electing: retried, not fatal
+        let stream = imgcrawl_bus::patience::patiently("chaos scan", || async {
+            let r = bus.js.get_stream(&bus.config.stream).await;
+            r.map_err(|e| imgcrawl_bus::BusError::Topology(format!("get stream: {e}")))
         })
         .await
-        .expect("ordered reader");
-    let mut messages = consumer.messages().await.expect("messages");
-    let job = job.to_string();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), messages.next())
-            .await
-            .expect("the stream is readable")
-            .expect("more messages")
-            .expect("a message");
-        let seq = msg.info().expect("jetstream message").stream_sequence;
-        let subject = msg.subject.as_str();
-        if subject.starts_with("imgcrawl.dlq.") {
-            dead += 1;
-        } else if subject == "imgcrawl.image.downloaded" || subject == "imgcrawl.image.rejected" {
-            let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
-            if v["job_id"].as_str() == Some(job.as_str()) {
-                let url = v["url"].as_str().unwrap_or_default().to_string();
-                *outcomes.entry(url).or_insert(0) += 1;
-            }
-        }
-        if seq >= last {
+        .expect("stream");
+        let last = stream.cached_info().state.last_sequence;
+        if read >= last {
             return (outcomes, dead);
         }
+        let Ok(consumer) = stream
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: read + 1,
+                },
+                ..Default::default()
+            })
+            .await
+        else {
+            tokio::time::sleep(Duration::from_secs(1)).await; // re-asked after a pause
+            continue;
+        };
+        let Ok(mut messages) = consumer.messages().await else {
+            continue;
+        };
+        loop {
+            let Ok(Some(Ok(msg))) = tokio::time::timeout(SCAN_IDLE, messages.next()).await else {
+                eprintln!("chaos scan: no message after sequence {read} for {SCAN_IDLE:?}; re-opening (attempt {attempt})");
+                break;
+            };
+            let seq = msg.info().expect("jetstream message").stream_sequence;
+            if seq <= read {
+                continue; // an ordered consumer re-created by the client from an earlier point
+            }
+            read = seq;
+            let subject = msg.subject.as_str();
+            if subject.starts_with("imgcrawl.dlq.") {
+                dead += 1;
+            } else if subject == "imgcrawl.image.downloaded" || subject == "imgcrawl.image.rejected"
+            {
+                let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
+                if v["job_id"].as_str() == Some(job.as_str()) {
+                    let url = v["url"].as_str().unwrap_or_default().to_string();
+                    *outcomes.entry(url).or_insert(0) += 1;
+                }
+            }
+            if seq >= last {
+                return (outcomes, dead);
+            }
+        }
     }
+    panic!("the stream stayed unreadable after sequence {read} through {SCAN_REOPENS} re-opened readers");
 }
+
+/// How long the scan waits for a message before it re-opens its reader.
+const SCAN_IDLE: Duration = Duration::from_secs(10);
+/// How many times the scan re-opens its reader before it gives up.
+const SCAN_REOPENS: u32 = 8;
