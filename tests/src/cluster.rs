@@ -136,22 +136,48 @@ impl NatsCluster {
         Ok(())
     }
 
-    /// Waits until every running node names the same JetStream meta leader (all of them
-    /// in the meta group, so R3 can be placed) and the cluster answers JetStream
-    /// account requests. A node that has not joined after a while is restarted: a
-    /// freshly started 2.10 node sometimes never joins the meta group.
+    /// Waits until every running node names the same JetStream meta leader, the
+    /// leader counts every running node as a current member of the meta group (so R3
+    /// can be placed), and the cluster answers JetStream account requests. A node the
+    /// leader does not count after a while is restarted: a freshly started 2.10 node
+    /// sometimes never joins the meta group, while naming its leader all the same.
     pub async fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut restart_at = Instant::now() + Duration::from_secs(15);
         loop {
-            let leaders = self.meta_leaders().await;
+            let views = self.meta_views().await;
             let running: Vec<usize> = (0..self.nodes.len())
                 .filter(|&i| self.nodes[i].proc.is_some())
                 .collect();
+            let leaders: Vec<Option<&str>> = views
+                .iter()
+                .map(|v| v.as_ref().map(|v| v.leader.as_str()))
+                .collect();
             let agreed = running.iter().all(|&i| leaders[i].is_some())
                 && running.windows(2).all(|w| leaders[w[0]] == leaders[w[1]]);
+            // the members the leader counts: itself and its current replicas
+            let members: Vec<String> = running
+                .first()
+                .and_then(|&i| leaders[i])
+                .and_then(|l| {
+                    let at = self.nodes.iter().position(|n| n.name == l)?;
+                    let v = views[at].as_ref()?;
+                    Some(
+                        std::iter::once(l.to_string())
+                            .chain(v.current.iter().cloned())
+                            .collect(),
+                    )
+                })
+                .unwrap_or_default();
+            let outside: Vec<usize> = running
+                .iter()
+                .copied()
+                .filter(|&i| !members.contains(&self.nodes[i].name))
+                .collect();
             let err = if !agreed {
                 format!("meta leaders as each node sees them: {leaders:?}")
+            } else if !outside.is_empty() {
+                format!("the meta leader counts only {members:?} as current members")
             } else {
                 let urls: Vec<String> = self.urls().split(',').map(String::from).collect();
                 match async_nats::connect(urls).await {
@@ -162,8 +188,21 @@ impl NatsCluster {
                     Err(e) => e.to_string(),
                 }
             };
-            if !agreed && Instant::now() > restart_at {
-                for &i in running.iter().filter(|&&i| leaders[i].is_none()) {
+            if Instant::now() > restart_at {
+                let stuck: Vec<usize> = if agreed {
+                    outside
+                } else {
+                    running
+                        .iter()
+                        .copied()
+                        .filter(|&i| leaders[i].is_none())
+                        .collect()
+                };
+                for i in stuck {
+                    eprintln!(
+                        "cluster: node {} has not joined the meta group ({err}); restarting it",
+                        self.nodes[i].name
+                    );
                     self.start_again(i)?;
                 }
                 restart_at = Instant::now() + Duration::from_secs(15);
@@ -181,12 +220,12 @@ impl NatsCluster {
         }
     }
 
-    /// The meta leader each node names (none: not answering, or no leader known).
-    async fn meta_leaders(&self) -> Vec<Option<String>> {
+    /// How each node sees the meta group (none: not answering, or no leader known).
+    async fn meta_views(&self) -> Vec<Option<MetaView>> {
         let mut out = Vec::new();
         for n in &self.nodes {
             let url = format!("http://{}:{}/jsz", n.host, n.monitor_port);
-            let leader = async {
+            let view = async {
                 let bytes = reqwest::Client::new()
                     .get(&url)
                     .timeout(Duration::from_secs(2))
@@ -197,10 +236,18 @@ impl NatsCluster {
                     .await
                     .ok()?;
                 let body: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-                let l = body["meta_cluster"]["leader"].as_str()?.to_string();
-                (!l.is_empty()).then_some(l)
+                let meta = &body["meta_cluster"];
+                let leader = meta["leader"].as_str()?.to_string();
+                let current = meta["replicas"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["current"].as_bool() == Some(true))
+                    .filter_map(|r| r["name"].as_str().map(String::from))
+                    .collect();
+                (!leader.is_empty()).then_some(MetaView { leader, current })
             };
-            out.push(leader.await);
+            out.push(view.await);
         }
         out
     }
@@ -312,4 +359,12 @@ impl Drop for NatsCluster {
             n.proc.take();
         }
     }
+}
+
+/// One node's view of the JetStream meta group (from its `/jsz`).
+struct MetaView {
+    /// The leader it names.
+    leader: String,
+    /// The replicas it reports as current (only the leader reports them).
+    current: Vec<String>,
 }

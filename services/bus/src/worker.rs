@@ -130,7 +130,12 @@ where
     H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let consumer = ensure_consumer(&bus.js, &bus.config.stream, &spec).await?;
+    // right after a cluster (re)starts, the stream's or the meta leader's election
+    // answers "temporarily unavailable": ridden out, not a failed start
+    let consumer = crate::patience::patiently("create consumer", || {
+        ensure_consumer(&bus.js, &bus.config.stream, &spec)
+    })
+    .await?;
     let consume_err = |e: &dyn std::fmt::Display| BusError::Consume {
         consumer: spec.durable.clone(),
         detail: e.to_string(),

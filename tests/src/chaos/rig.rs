@@ -270,15 +270,17 @@ async fn connect(cluster: &NatsCluster, replicas: usize) -> Bus {
         client_name: "imgcrawl-chaos".into(),
         ..BusConfig::with_url(cluster.urls())
     };
-    let mut last = None;
-    for _ in 0..100 {
+    // each attempt already rides out elections for 30 s; two minutes in all
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
         match Bus::connect(config.clone()).await {
             Ok(b) => return b,
-            Err(e) => last = Some(e),
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("connect to the cluster: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("connect to the cluster: {last:?}")
 }
 
 /// Keeps a shared rig handle for fault tasks.

@@ -203,19 +203,17 @@ pub async fn create_topology(home: &Path, replicas: usize) -> Result<()> {
         client_name: "imgcrawl-up".into(),
         ..imgcrawl_bus::BusConfig::with_url(urls(home))
     };
-    let mut last = None;
-    // a fresh cluster needs its peers known to place R3 (seconds; more under load)
-    for _ in 0..300 {
+    // a fresh cluster needs its peers known to place R3 (seconds; more under load);
+    // each attempt rides out elections for 30 s, and three minutes is the limit
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let err = loop {
         match imgcrawl_bus::Bus::connect(config.clone()).await {
             Ok(_) => return Ok(()),
-            Err(e) => last = Some(e),
+            Err(e) if std::time::Instant::now() > deadline => break e,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(last
-        .map(anyhow::Error::from)
-        .unwrap_or_else(|| anyhow::anyhow!("no attempt")))
-    .context("create the cluster's topology")
+    };
+    Err(anyhow::Error::from(err)).context("create the cluster's topology")
 }
 
 #[cfg(test)]
