@@ -130,12 +130,12 @@ async fn jobs(db: &sqlx::PgPool) -> Result<()> {
     for r in rows {
         let pages = format!(
             "{}/{}",
-            r.pages_fetched + r.pages_failed,
-            r.pages_discovered
+            r.counters.pages_fetched + r.counters.pages_failed,
+            r.counters.pages_discovered
         );
         let images = format!(
             "{}/{} ({})",
-            r.images_stored, r.images_discovered, r.images_rejected
+            r.counters.images_stored, r.counters.images_discovered, r.counters.images_rejected
         );
         println!(
             "  {:<36} {:<10} {:>11} {:>17} {:>10}  {}",
@@ -143,7 +143,7 @@ async fn jobs(db: &sqlx::PgPool) -> Result<()> {
             r.status,
             pages,
             images,
-            human_bytes(r.bytes_downloaded as u64),
+            human_bytes(r.counters.bytes_downloaded as u64),
             r.seeds.first().cloned().unwrap_or_default()
         );
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use imgcrawl_readmodel::{jobs, ReadModelError};
+use imgcrawl_readmodel::{jobs, Counters, ReadModelError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use uuid::Uuid;
@@ -12,24 +12,10 @@ use uuid::Uuid;
 pub struct JobCounters {
     /// running, stopping, completed or stopped.
     pub status: String,
-    /// Pages in the frontier so far.
-    pub pages_discovered: i64,
-    /// Pages fetched.
-    pub pages_fetched: i64,
-    /// Pages failed or skipped.
-    pub pages_failed: i64,
-    /// Image URLs found.
-    pub images_discovered: i64,
-    /// Image URLs downloaded.
-    pub images_downloaded: i64,
-    /// Image URLs rejected.
-    pub images_rejected: i64,
-    /// Image URLs stored.
-    pub images_stored: i64,
+    /// What the index counted.
+    pub counters: Counters,
     /// Distinct images (by SHA-256) of the job.
     pub distinct_images: i64,
-    /// Bytes downloaded.
-    pub bytes: i64,
     /// Wall time seen by the follower.
     pub wall: Duration,
 }
@@ -47,15 +33,8 @@ impl JobCounters {
         let distinct_images = jobs::distinct_images(db, job).await?;
         Ok(Some(JobCounters {
             status: r.status,
-            pages_discovered: r.pages_discovered,
-            pages_fetched: r.pages_fetched,
-            pages_failed: r.pages_failed,
-            images_discovered: r.images_discovered,
-            images_downloaded: r.images_downloaded,
-            images_rejected: r.images_rejected,
-            images_stored: r.images_stored,
+            counters: r.counters,
             distinct_images,
-            bytes: r.bytes_downloaded,
             wall: Duration::ZERO,
         }))
     }
@@ -67,33 +46,35 @@ impl JobCounters {
 
     /// The summary as JSON.
     pub fn to_json(&self, job: Uuid) -> serde_json::Value {
+        let c = &self.counters;
         json!({
             "job_id": job, "status": self.status,
-            "pages": {"discovered": self.pages_discovered, "fetched": self.pages_fetched, "failed": self.pages_failed},
-            "images": {"discovered": self.images_discovered, "downloaded": self.images_downloaded, "rejected": self.images_rejected,
-                       "stored": self.images_stored, "distinct": self.distinct_images},
-            "bytes": self.bytes, "wall_seconds": self.wall.as_secs_f64(),
+            "pages": {"discovered": c.pages_discovered, "fetched": c.pages_fetched, "failed": c.pages_failed},
+            "images": {"discovered": c.images_discovered, "downloaded": c.images_downloaded, "rejected": c.images_rejected,
+                       "stored": c.images_stored, "distinct": self.distinct_images},
+            "bytes": c.bytes_downloaded, "wall_seconds": self.wall.as_secs_f64(),
         })
     }
 
     /// Prints the summary for people.
     pub fn print(&self, job: Uuid) {
         let secs = self.wall.as_secs_f64().max(1e-3);
+        let c = &self.counters;
         println!("job {job}: {}", self.status);
         println!(
             "  pages   {} fetched, {} failed or skipped ({} discovered)",
-            self.pages_fetched, self.pages_failed, self.pages_discovered
+            c.pages_fetched, c.pages_failed, c.pages_discovered
         );
         println!(
             "  images  {} stored ({} distinct by sha256), {} rejected ({} discovered)",
-            self.images_stored, self.distinct_images, self.images_rejected, self.images_discovered
+            c.images_stored, self.distinct_images, c.images_rejected, c.images_discovered
         );
-        println!("  bytes   {}", human_bytes(self.bytes as u64));
+        println!("  bytes   {}", human_bytes(c.bytes_downloaded as u64));
         println!(
             "  time    {:.1} s, {:.1} images/s, {}/s",
             secs,
-            self.images_stored as f64 / secs,
-            human_bytes((self.bytes as f64 / secs) as u64)
+            c.images_stored as f64 / secs,
+            human_bytes((c.bytes_downloaded as f64 / secs) as u64)
         );
     }
 }
@@ -142,17 +123,18 @@ impl Progress {
     }
 
     /// Redraws with new counters.
-    pub fn update(&self, c: &JobCounters, elapsed: Duration) {
+    pub fn update(&self, job: &JobCounters, elapsed: Duration) {
+        let c = &job.counters;
         let secs = elapsed.as_secs_f64().max(1e-3);
         self.bar.set_message(format!(
             "{} | pages {}/{} | images {} stored, {} rejected, {} pending | {} | {:.0} img/s",
-            c.status,
+            job.status,
             c.pages_fetched + c.pages_failed,
             c.pages_discovered,
             c.images_stored,
             c.images_rejected,
-            (c.images_discovered - c.images_stored - c.images_rejected).max(0),
-            human_bytes(c.bytes as u64),
+            c.images_pending(),
+            human_bytes(c.bytes_downloaded as u64),
             c.images_stored as f64 / secs
         ));
     }

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{db, ReadModelError};
+use crate::Counters;
 
 const COLUMNS: &str = "job_id, status, label, seeds, requested_at, stopped_at, completed_at, last_event_at,
     pages_discovered, pages_fetched, pages_failed, images_discovered, images_downloaded, images_rejected,
@@ -32,22 +33,9 @@ pub struct JobRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// Time of its latest event.
     pub last_event_at: DateTime<Utc>,
-    /// Pages discovered.
-    pub pages_discovered: i64,
-    /// Pages fetched.
-    pub pages_fetched: i64,
-    /// Pages failed.
-    pub pages_failed: i64,
-    /// Images discovered.
-    pub images_discovered: i64,
-    /// Images downloaded.
-    pub images_downloaded: i64,
-    /// Images rejected.
-    pub images_rejected: i64,
-    /// Images stored.
-    pub images_stored: i64,
-    /// Bytes downloaded.
-    pub bytes_downloaded: i64,
+    /// Its counters.
+    #[sqlx(flatten)]
+    pub counters: Counters,
 }
 
 /// Jobs, newest request first, optionally only those with `status`.

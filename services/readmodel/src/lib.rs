@@ -22,13 +22,13 @@
 
 pub mod admin;
 pub mod checkpoint;
+mod counters;
 pub mod digest;
 mod error;
 pub mod images;
 pub mod jobs;
 pub mod lag;
 pub mod meta;
-
 pub mod sources;
 pub mod write;
 
@@ -38,6 +38,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 pub use checkpoint::Checkpoint;
+pub use counters::Counters;
 pub use error::{redact, ReadModelError};
 
 /// The migrations in `services/readmodel/migrations/`, embedded at build time.

@@ -60,7 +60,8 @@ fn to_status(r: JobRow, distinct: Option<i64>, now: DateTime<Utc>) -> JobStatus 
         (false, _) => now,
     };
     let elapsed = ((end - r.requested_at).num_milliseconds().max(0) as f64) / 1000.0;
-    let outcomes = r.pages_fetched + r.pages_failed;
+    let c = r.counters;
+    let outcomes = c.pages_fetched + c.pages_failed;
     JobStatus {
         job_id: r.job_id,
         state,
@@ -71,25 +72,25 @@ fn to_status(r: JobRow, distinct: Option<i64>, now: DateTime<Utc>) -> JobStatus 
         completed_at: r.completed_at,
         last_event_at: Some(r.last_event_at),
         pages: PageCounters {
-            discovered: r.pages_discovered,
-            fetched: r.pages_fetched,
-            failed: r.pages_failed,
-            pending: (r.pages_discovered - outcomes).max(0),
+            discovered: c.pages_discovered,
+            fetched: c.pages_fetched,
+            failed: c.pages_failed,
+            pending: c.pages_pending(),
         },
         images: ImageCounters {
-            discovered: r.images_discovered,
-            downloaded: r.images_downloaded,
-            rejected: r.images_rejected,
-            stored: r.images_stored,
-            pending: (r.images_discovered - r.images_stored - r.images_rejected).max(0),
+            discovered: c.images_discovered,
+            downloaded: c.images_downloaded,
+            rejected: c.images_rejected,
+            stored: c.images_stored,
+            pending: c.images_pending(),
             distinct,
         },
-        bytes_downloaded: r.bytes_downloaded,
+        bytes_downloaded: c.bytes_downloaded,
         elapsed_secs: elapsed,
         rate: Rates {
             pages_per_sec: per_sec(outcomes, elapsed),
-            images_per_sec: per_sec(r.images_stored, elapsed),
-            bytes_per_sec: per_sec(r.bytes_downloaded, elapsed),
+            images_per_sec: per_sec(c.images_stored, elapsed),
+            bytes_per_sec: per_sec(c.bytes_downloaded, elapsed),
         },
     }
 }
@@ -97,6 +98,7 @@ fn to_status(r: JobRow, distinct: Option<i64>, now: DateTime<Utc>) -> JobStatus 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imgcrawl_readmodel::Counters;
 
     fn row(status: &str) -> JobRow {
         let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
@@ -109,14 +111,16 @@ mod tests {
             stopped_at: None,
             completed_at: Some(t0 + chrono::Duration::seconds(4)),
             last_event_at: t0 + chrono::Duration::seconds(4),
-            pages_discovered: 10,
-            pages_fetched: 6,
-            pages_failed: 2,
-            images_discovered: 20,
-            images_downloaded: 12,
-            images_rejected: 3,
-            images_stored: 10,
-            bytes_downloaded: 4000,
+            counters: Counters {
+                pages_discovered: 10,
+                pages_fetched: 6,
+                pages_failed: 2,
+                images_discovered: 20,
+                images_downloaded: 12,
+                images_rejected: 3,
+                images_stored: 10,
+                bytes_downloaded: 4000,
+            },
         }
     }
 

@@ -109,7 +109,14 @@ pub(crate) struct JobRow {
     pub counters: Counters,
 }
 
-type CounterRow = (Uuid, String, i64, i64, i64, i64, i64, i64, i64, i64);
+/// A row the counter update returns.
+#[derive(sqlx::FromRow)]
+struct CounterRow {
+    job_id: Uuid,
+    status: String,
+    #[sqlx(flatten)]
+    counters: Counters,
+}
 
 /// Adds each job's counter deltas and moves `last_seq`/`last_event_at`, in one
 /// statement for every job with an event in the batch. Returns the jobs' status and
@@ -164,21 +171,12 @@ pub(crate) async fn apply_progress(
 }
 
 fn job_row(r: CounterRow) -> Option<(Uuid, JobRow)> {
-    let counters = Counters {
-        pages_discovered: r.2,
-        pages_fetched: r.3,
-        pages_failed: r.4,
-        images_discovered: r.5,
-        images_downloaded: r.6,
-        images_rejected: r.7,
-        images_stored: r.8,
-        bytes_downloaded: r.9,
-    };
+    let status = JobStatus::parse(&r.status)?;
     Some((
-        r.0,
+        r.job_id,
         JobRow {
-            status: JobStatus::parse(&r.1)?,
-            counters,
+            status,
+            counters: r.counters,
         },
     ))
 }
