@@ -198,6 +198,33 @@ impl Pipeline {
         status.unwrap_or_else(|| panic!("job {job} did not finish within {timeout:?}"))
     }
 
+    /// Waits until every stage's durable consumer has nothing pending and nothing
+    /// unacknowledged (the stages have handled all there is), up to `timeout`; returns
+    /// whether they did.
+    pub async fn wait_drained(&self, timeout: Duration) -> bool {
+        let stream = self
+            .bus
+            .js
+            .get_stream(&self.bus.config.stream)
+            .await
+            .expect("stream");
+        crate::wait_until(timeout, || {
+            let stream = stream.clone();
+            async move {
+                for name in Stage::ALL.into_iter().filter_map(Stage::consumer) {
+                    let Ok(info) = stream.consumer_info(name).await else {
+                        return false;
+                    };
+                    if info.num_pending > 0 || info.num_ack_pending > 0 {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await
+    }
+
     /// Every message in the event stream, in order.
     pub async fn events(&self) -> Vec<RawEvent> {
         let stream = self

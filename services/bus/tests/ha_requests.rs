@@ -85,7 +85,18 @@ async fn failover_requests_are_answered_by_id_or_withdrawn() {
             request_failover(&store, "pg2", None, false, Duration::from_millis(400)).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // once our request is in the bucket, a newer one replaces it
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(
+        store.get::<FailoverRequest>(FAILOVER_REQUEST_KEY).await,
+        Ok(Some((FailoverRequest { ref target, .. }, _))) if target == "pg2"
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "our request never reached the bucket"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let newer = FailoverRequest::new("pg3", None, false);
     send_failover_request(&store, &newer).await.unwrap();
     assert_eq!(asking.await.unwrap().unwrap(), None);

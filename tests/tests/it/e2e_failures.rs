@@ -174,7 +174,10 @@ async fn duplicated_and_redelivered_events_change_nothing() {
         .await
     );
     // let the other stages settle (they see duplicate work and must not create rows)
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        p.wait_drained(Duration::from_secs(30)).await,
+        "the stages did not drain the duplicates"
+    );
     let settled = p.events().await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
