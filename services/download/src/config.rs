@@ -28,6 +28,9 @@ pub struct Config {
     /// a process that died stays stuck. Long work (politeness waits, big downloads)
     /// keeps its message with in-progress acks every third of this.
     pub ack_wait_secs: u64,
+    /// `X-Robots-Tag` directives on an image response that reject it `opted_out`
+    /// (empty: honour none).
+    pub opt_out_directives: Vec<String>,
 }
 
 impl Config {
@@ -51,6 +54,9 @@ impl Default for Config {
             max_pixels: 100_000_000,
             retry_deliveries: 3,
             ack_wait_secs: 30,
+            opt_out_directives: ["noimageindex", "noai", "noimageai"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

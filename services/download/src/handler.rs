@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::budget::MemoryBudget;
 use crate::failure::{self, Failure};
+use crate::opt_out;
 use crate::validate::{inspect, ImageInfo, Rejection};
 use crate::{filters, Config};
 use imgcrawl_events::Sha256;
@@ -154,6 +155,15 @@ async fn download(stage: &Stage, img: &ImageDiscovered, spec: &JobSpec) -> Resul
             .and_then(|v| v.to_str().ok());
         return Err(Stop::Reject(
             failure::http_status(status, retry_after),
+            Some(status),
+        ));
+    }
+    let tags = fetched.response.headers().get_all("x-robots-tag");
+    let agent = stage.config.fetch.robots_agent();
+    let tags = tags.iter().filter_map(|v| v.to_str().ok());
+    if let Some(d) = opt_out::opted_out(tags, agent, &stage.config.opt_out_directives) {
+        return Err(Stop::now(
+            Rejection::new(RejectReason::OptedOut, format!("x-robots-tag: {d}")),
             Some(status),
         ));
     }

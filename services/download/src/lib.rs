@@ -17,6 +17,7 @@ mod error;
 pub mod failure;
 pub mod filters;
 mod handler;
+pub mod opt_out;
 pub mod sniff;
 pub mod validate;
 

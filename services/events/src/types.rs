@@ -255,6 +255,8 @@ pub enum RejectReason {
     BlockedAddress,
     /// The job was stopped before the image was fetched.
     Stopped,
+    /// The image's response opts out of indexing (`X-Robots-Tag: noai`, ...).
+    OptedOut,
 }
 
 /// `imgcrawl.image.rejected`: an image URL was not accepted.

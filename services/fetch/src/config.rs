@@ -26,6 +26,15 @@ pub struct FetchConfig {
     pub robots_ttl_secs: u64,
     /// Bytes of robots.txt read; the rest is ignored (RFC 9309 allows a 500 KiB floor).
     pub max_robots_bytes: u64,
+    /// Milliseconds of the first back-off after a host answers 429 or 503.
+    pub backoff_base_ms: u64,
+    /// The longest back-off, in milliseconds (a `Retry-After` beyond it is cut to it).
+    pub backoff_max_ms: u64,
+    /// Per-host state shared by every fetcher built from clones of this config (not a
+    /// setting: the stage registry gives the crawl and download stages of a process one
+    /// table, so a host sees one gate and one robots.txt fetch).
+    #[serde(skip)]
+    pub hosts: crate::Hosts,
 }
 
 impl Default for FetchConfig {
@@ -39,6 +48,9 @@ impl Default for FetchConfig {
             allow_private: false,
             robots_ttl_secs: 3600,
             max_robots_bytes: 512 * 1024,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            hosts: crate::Hosts::default(),
         }
     }
 }
@@ -52,6 +64,15 @@ impl FetchConfig {
     /// The whole-request timeout as a `Duration` (at least 1 ms).
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    /// The back-off settings.
+    pub(crate) fn backoff(&self) -> crate::politeness::BackoffConfig {
+        let base = Duration::from_millis(self.backoff_base_ms.max(1));
+        crate::politeness::BackoffConfig {
+            base,
+            max: Duration::from_millis(self.backoff_max_ms).max(base),
+        }
     }
 
     /// The robots.txt product token: the user agent up to the first `/` or whitespace.

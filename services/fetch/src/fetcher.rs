@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgcrawl_events::Politeness as PolitenessRules;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
-use tracing::debug;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use tracing::{debug, warn};
 use url::Url;
 
 use crate::guard::{AddressGuard, GuardedResolver};
-use crate::politeness::{HostPermit, Politeness};
-use crate::robots::RobotsCache;
+use crate::politeness::{Health, HostPermit};
+use crate::robots::Gate;
+use crate::Hosts;
 use crate::{error, FetchConfig, FetchError};
 
 /// Per-request settings: the job's politeness and scope.
@@ -54,8 +55,7 @@ struct Inner {
     client: reqwest::Client,
     config: FetchConfig,
     guard: AddressGuard,
-    robots: RobotsCache,
-    politeness: Politeness,
+    hosts: Hosts,
 }
 
 /// A cheap-to-clone handle: one reqwest client (redirects disabled; we follow them
@@ -96,10 +96,9 @@ impl Fetcher {
             })?;
         let inner = Inner {
             client,
+            hosts: config.hosts.clone(),
             config,
             guard,
-            robots: RobotsCache::default(),
-            politeness: Politeness::default(),
         };
         Ok(Fetcher {
             inner: Arc::new(inner),
@@ -119,16 +118,28 @@ impl Fetcher {
         check_scheme(url)?;
         self.inner.guard.check_url(url).await?;
         let i = &self.inner;
-        Ok(i.robots
-            .rules(&i.client, i.guard, &i.config, url)
+        // the gate with the default job rules: outside a job, no interval is known
+        let rules = PolitenessRules::default();
+        Ok(i.hosts
+            .robots
+            .rules(&i.client, i.guard, &i.config, url, self.gate(&rules))
             .await
             .allowed(url))
     }
 
     /// Checks robots.txt for `url` and returns the crawl delay it asks for.
-    async fn robots_check(&self, url: &Url) -> Result<Option<Duration>, FetchError> {
+    async fn robots_check(
+        &self,
+        url: &Url,
+        job: &PolitenessRules,
+    ) -> Result<Option<Duration>, FetchError> {
         let i = &self.inner;
-        let rules = i.robots.rules(&i.client, i.guard, &i.config, url).await;
+        let gate = self.gate(job);
+        let rules = i
+            .hosts
+            .robots
+            .rules(&i.client, i.guard, &i.config, url, gate)
+            .await;
         if !rules.allowed(url) {
             let why = match &rules {
                 crate::robots::RobotsRules::DisallowAll(why) => why.clone(),
@@ -137,6 +148,15 @@ impl Fetcher {
             return Err(FetchError::Robots(why));
         }
         Ok(rules.crawl_delay())
+    }
+
+    /// The host gate for robots.txt requests under the job's rules.
+    fn gate<'a>(&'a self, job: &PolitenessRules) -> Gate<'a> {
+        Gate {
+            politeness: &self.inner.hosts.politeness,
+            concurrency: job.per_host_concurrency,
+            interval: Duration::from_millis(job.delay_ms),
+        }
     }
 
     /// GET `url`, following redirects by hand up to `max_redirects`, checking at every
@@ -204,7 +224,7 @@ impl Fetcher {
         }
         self.inner.guard.check_url(url).await?;
         let crawl_delay = if opts.obey_robots {
-            self.robots_check(url).await?
+            self.robots_check(url, opts.politeness).await?
         } else {
             None
         };
@@ -213,11 +233,11 @@ impl Fetcher {
         let interval =
             Duration::from_millis(p.delay_ms).max(crawl_delay.unwrap_or_default().min(cap));
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let permit = self
-            .inner
-            .politeness
+        let politeness = &self.inner.hosts.politeness;
+        let permit = politeness
             .acquire(&host, p.per_host_concurrency, interval)
             .await;
+        let started = tokio::time::Instant::now();
         let resp = self
             .inner
             .client
@@ -226,6 +246,15 @@ impl Fetcher {
             .send()
             .await
             .map_err(|e| error::from_reqwest(&e))?;
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok());
+        let health = Health::of(resp.status().as_u16(), retry_after);
+        let backoff = politeness.observe(&host, health, started, self.inner.config.backoff());
+        if matches!(health, Health::SlowDown(_)) {
+            warn!(%host, status = resp.status().as_u16(), backoff_ms = backoff.as_millis() as u64, "host asks us to slow down; backing off");
+        }
         Ok((resp, permit))
     }
 }

@@ -13,12 +13,14 @@ mod config;
 mod error;
 mod fetcher;
 pub mod guard;
+mod hosts;
 mod politeness;
 mod robots;
 
 pub use config::FetchConfig;
 pub use error::{BodyError, FetchError};
 pub use fetcher::{Fetched, Fetcher, RequestOptions};
+pub use hosts::Hosts;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,21 @@
-//! Per-host politeness: a concurrency limit and a minimum interval between request
-//! starts to one host.
+//! Per-host politeness: a concurrency limit, a minimum interval between request
+//! starts to one host, and an adaptive back-off.
+//!
+//! One table serves every fetcher of a process (see [`crate::Hosts`]): the crawl and
+//! download stages' requests to one host pass the same gate, so the interval holds
+//! between any two requests to the host, whatever stage makes them.
+//!
+//! **Back-off.** A 429 or 503 from a host (with or without `Retry-After`) doubles the
+//! host's back-off (from `backoff_base_ms` up to `backoff_max_ms`, at least the
+//! `Retry-After`, plus up to 25 % jitter) and pushes the host's next start that far
+//! out: every request of this process to the host waits. Answers to requests already
+//! in flight when the back-off moved do not move it again (a burst of 429s is one
+//! slow-down). Each later healthy answer halves the back-off; once that would go below
+//! the base, it is gone. While backed off, request starts are spaced by the larger of
+//! the job's interval and the back-off. A host that keeps answering 429 ends up at
+//! `backoff_max_ms` between requests: its work not yet sent waits at the gate (the
+//! stages keep those messages with in-progress acks); a URL answered 429 on every one
+//! of its allowed deliveries is still rejected with that status.
 //!
 //! Jobs may ask for different `per_host_concurrency` values for the same host, so each
 //! host has one weighted semaphore of [`PERMITS`] permits and a request allowed `k`
@@ -28,21 +44,70 @@ const MAX_HOSTS: usize = 4096;
 /// One host's state.
 struct HostState {
     permits: Arc<Semaphore>,
-    next_start: Mutex<Instant>,
+    /// The next free start time and the current back-off.
+    timing: Mutex<Timing>,
+}
+
+/// When the next request may start, and how far requests are spaced by back-off.
+struct Timing {
+    next_start: Instant,
+    backoff: Duration,
+    /// When the back-off last moved: answers to requests started before then say
+    /// nothing new (they were in flight when the host was last judged).
+    judged_at: Option<Instant>,
 }
 
 impl HostState {
     fn new() -> Self {
         HostState {
             permits: Arc::new(Semaphore::new(PERMITS as usize)),
-            next_start: Mutex::new(Instant::now()),
+            timing: Mutex::new(Timing {
+                next_start: Instant::now(),
+                backoff: Duration::ZERO,
+                judged_at: None,
+            }),
         }
     }
 
     fn idle(&self, now: Instant) -> bool {
+        let t = self.timing.lock().expect("politeness lock");
         self.permits.available_permits() == PERMITS as usize
-            && *self.next_start.lock().expect("politeness lock") <= now
+            && t.next_start <= now
+            && t.backoff.is_zero()
     }
+}
+
+/// The back-off settings (from [`crate::FetchConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BackoffConfig {
+    /// The first back-off after a healthy spell.
+    pub base: Duration,
+    /// The largest back-off.
+    pub max: Duration,
+}
+
+/// What a response says about its host's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// 429 or 503: slow down (at least `Retry-After`, if given).
+    SlowDown(Option<Duration>),
+    /// Any other answer: the host copes.
+    Healthy,
+}
+
+impl Health {
+    /// The health an HTTP status (and its `Retry-After` header) reports.
+    pub(crate) fn of(status: u16, retry_after: Option<&str>) -> Health {
+        match status {
+            429 | 503 => Health::SlowDown(parse_retry_after(retry_after)),
+            _ => Health::Healthy,
+        }
+    }
+}
+
+/// `Retry-After` in delta-seconds (HTTP dates are not trusted: clocks differ).
+fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
+    v?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// A held per-host slot; released on drop.
@@ -90,14 +155,54 @@ impl Politeness {
             .await
             .expect("politeness semaphore is never closed");
         let start = {
-            let mut next = state.next_start.lock().expect("politeness lock");
+            let mut t = state.timing.lock().expect("politeness lock");
             let now = Instant::now();
-            let start = (*next).max(now);
-            *next = start + interval.min(MAX_INTERVAL);
+            let start = t.next_start.max(now);
+            t.next_start = start + interval.max(t.backoff).min(MAX_INTERVAL);
             start
         };
         tokio::time::sleep_until(start).await;
         HostPermit { _permit: permit }
+    }
+
+    /// Whether `self` and `other` share one table.
+    pub(crate) fn same_as(&self, other: &Politeness) -> bool {
+        Arc::ptr_eq(&self.hosts, &other.hosts)
+    }
+
+    /// Takes `health`, the answer to a request to `host` that started at `started`, into
+    /// account (see the module docs); returns the host's back-off afterwards. Answers
+    /// to requests that were already in flight when the back-off last moved do not move
+    /// it again: four requests in flight answered 429 together are one slow-down.
+    pub(crate) fn observe(
+        &self,
+        host: &str,
+        health: Health,
+        started: Instant,
+        cfg: BackoffConfig,
+    ) -> Duration {
+        let state = self.state(host);
+        let mut t = state.timing.lock().expect("politeness lock");
+        if t.judged_at.is_some_and(|j| started < j) {
+            return t.backoff;
+        }
+        if matches!(health, Health::SlowDown(_)) || !t.backoff.is_zero() {
+            t.judged_at = Some(Instant::now());
+        }
+        match health {
+            Health::SlowDown(retry_after) => {
+                let doubled = (t.backoff * 2).max(cfg.base).min(cfg.max);
+                let wanted = retry_after.map_or(doubled, |r| doubled.max(r.min(cfg.max)));
+                // up to 25 % more, so replicas and hosts do not come back in step
+                let jitter = wanted.mul_f64(fastrand::f64() * 0.25);
+                t.backoff = wanted;
+                let now = Instant::now();
+                t.next_start = t.next_start.max(now + wanted + jitter);
+            }
+            Health::Healthy if t.backoff / 2 < cfg.base => t.backoff = Duration::ZERO,
+            Health::Healthy => t.backoff /= 2,
+        }
+        t.backoff
     }
 
     /// Number of hosts tracked (for tests).
@@ -171,6 +276,125 @@ mod tests {
         )
         .await;
         assert!(strict.is_err());
+    }
+
+    const BACKOFF: BackoffConfig = BackoffConfig {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(8),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_downs_double_to_the_cap_and_healthy_answers_halve() {
+        let p = Politeness::default();
+        let slow = Health::SlowDown(None);
+        let seen: Vec<u64> = (0..5)
+            .map(|_| p.observe("a.test", slow, Instant::now(), BACKOFF).as_secs())
+            .collect();
+        assert_eq!(seen, vec![1, 2, 4, 8, 8]);
+        // Retry-After beyond the doubling wins, but never beyond the cap
+        let q = Politeness::default();
+        assert_eq!(
+            q.observe(
+                "a.test",
+                Health::SlowDown(Some(Duration::from_secs(3))),
+                Instant::now(),
+                BACKOFF
+            ),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            q.observe(
+                "a.test",
+                Health::SlowDown(Some(Duration::from_secs(600))),
+                Instant::now(),
+                BACKOFF
+            ),
+            Duration::from_secs(8)
+        );
+        let healed: Vec<u64> = (0..5)
+            .map(|_| {
+                p.observe("a.test", Health::Healthy, Instant::now(), BACKOFF)
+                    .as_millis() as u64
+            })
+            .collect();
+        assert_eq!(healed, vec![4000, 2000, 1000, 0, 0]);
+        // other hosts were never slowed
+        assert_eq!(
+            p.observe("b.test", Health::Healthy, Instant::now(), BACKOFF),
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backed_off_host_waits_and_is_spaced_by_the_backoff() {
+        let p = Politeness::default();
+        drop(p.acquire("a.test", 4, Duration::ZERO).await);
+        p.observe(
+            "a.test",
+            Health::SlowDown(Some(Duration::from_secs(2))),
+            Instant::now(),
+            BACKOFF,
+        );
+        let t0 = Instant::now();
+        drop(p.acquire("a.test", 4, Duration::ZERO).await);
+        let first = t0.elapsed();
+        assert!(
+            first >= Duration::from_secs(2) && first <= Duration::from_millis(2500),
+            "waited out the back-off and its jitter: {first:?}"
+        );
+        let t1 = Instant::now();
+        drop(p.acquire("a.test", 4, Duration::ZERO).await);
+        assert_eq!(
+            t1.elapsed(),
+            Duration::from_secs(2),
+            "spaced by the back-off"
+        );
+        // another host is not slowed down
+        let t2 = Instant::now();
+        drop(p.acquire("b.test", 4, Duration::ZERO).await);
+        assert_eq!(t2.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_to_requests_in_flight_before_a_slow_down_do_not_compound() {
+        let p = Politeness::default();
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let slow = Health::SlowDown(None);
+        assert_eq!(
+            p.observe("a.test", slow, sent, BACKOFF),
+            Duration::from_secs(1)
+        );
+        tokio::time::advance(Duration::from_millis(10)).await;
+        // three more of the same burst: still one slow-down, and no healing either
+        for h in [slow, slow, Health::Healthy] {
+            assert_eq!(
+                p.observe("a.test", h, sent, BACKOFF),
+                Duration::from_secs(1)
+            );
+        }
+        // a request sent after the slow-down is news
+        let later = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(
+            p.observe("a.test", slow, later, BACKOFF),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn only_429_and_503_slow_a_host_down() {
+        assert_eq!(
+            Health::of(429, Some(" 7 ")),
+            Health::SlowDown(Some(Duration::from_secs(7)))
+        );
+        assert_eq!(
+            Health::of(503, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Health::SlowDown(None)
+        );
+        for s in [200, 301, 404, 500, 502] {
+            assert_eq!(Health::of(s, None), Health::Healthy, "{s}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

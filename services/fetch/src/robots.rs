@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use url::{Position, Url};
 
 use crate::guard::AddressGuard;
+use crate::politeness::Politeness;
 use crate::FetchConfig;
 
 /// How long "disallow all" after a server error or unreachable robots.txt lasts.
@@ -28,6 +29,17 @@ const FAILURE_TTL: Duration = Duration::from_secs(60);
 const MAX_ORIGINS: usize = 4096;
 /// Redirects followed for robots.txt (RFC 9309 asks for at least five).
 const ROBOTS_REDIRECTS: u32 = 5;
+
+/// The host gate robots.txt requests wait for, with the job's rules.
+#[derive(Clone, Copy)]
+pub(crate) struct Gate<'a> {
+    /// The process's per-host table.
+    pub politeness: &'a Politeness,
+    /// Requests in flight allowed to one host.
+    pub concurrency: u32,
+    /// Interval between request starts to one host.
+    pub interval: Duration,
+}
 
 /// The rules of one origin.
 #[derive(Debug, Clone)]
@@ -116,6 +128,7 @@ impl RobotsCache {
         guard: AddressGuard,
         cfg: &FetchConfig,
         url: &Url,
+        gate: Gate<'_>,
     ) -> RobotsRules {
         let slot = self.slot(&origin(url));
         let mut entry = slot.lock().await;
@@ -124,7 +137,7 @@ impl RobotsCache {
                 return rules.clone();
             }
         }
-        let rules = fetch(client, guard, cfg, url).await;
+        let rules = fetch(client, guard, cfg, url, gate).await;
         let ttl = Duration::from_secs(cfg.robots_ttl_secs);
         let ttl = if matches!(rules, RobotsRules::DisallowAll(_)) {
             ttl.min(FAILURE_TTL)
@@ -143,6 +156,7 @@ async fn fetch(
     guard: AddressGuard,
     cfg: &FetchConfig,
     url: &Url,
+    gate: Gate<'_>,
 ) -> RobotsRules {
     let Ok(mut target) = url.join("/robots.txt") else {
         return RobotsRules::AllowAll;
@@ -151,6 +165,12 @@ async fn fetch(
         if let Err(e) = guard.check_url(&target).await {
             return RobotsRules::DisallowAll(format!("robots.txt at {target}: {e}"));
         }
+        // a request to the host like any other: it waits for the host's gate
+        let host = target.host_str().unwrap_or_default().to_ascii_lowercase();
+        let _permit = gate
+            .politeness
+            .acquire(&host, gate.concurrency, gate.interval)
+            .await;
         let resp = match client.get(target.clone()).send().await {
             Ok(r) => r,
             Err(e) => {

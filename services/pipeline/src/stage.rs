@@ -60,7 +60,9 @@ impl Stage {
         }
     }
 
-    /// Runs the stage with its section of `config` until `shutdown`. With HA `nodes`,
+    /// Runs the stage with its section of `config` until `shutdown`. The crawl and
+    /// download stages run from one `config` share its per-host state (politeness
+    /// gates and robots.txt cache): a host sees one gate per process. With HA `nodes`,
     /// the index runs one writer per PostgreSQL node.
     pub async fn run(
         self,
@@ -77,9 +79,15 @@ impl Stage {
             Stage::Crawl => imgcrawl_crawl::run(bus, config.crawl.clone(), shutdown)
                 .await
                 .map_err(|e| fail(&e)),
-            Stage::Download => imgcrawl_download::run(bus, config.download.clone(), shutdown)
-                .await
-                .map_err(|e| fail(&e)),
+            Stage::Download => {
+                // one host table for the fetching stages of a process: the crawl
+                // section's (see imgcrawl_fetch::Hosts)
+                let mut download = config.download.clone();
+                download.fetch.hosts = config.crawl.fetch.hosts.clone();
+                imgcrawl_download::run(bus, download, shutdown)
+                    .await
+                    .map_err(|e| fail(&e))
+            }
             Stage::Store => imgcrawl_store::run(bus, config.store.clone(), shutdown)
                 .await
                 .map_err(|e| fail(&e)),

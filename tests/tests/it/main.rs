@@ -25,5 +25,6 @@ mod ha_bench;
 mod harness;
 mod index_live;
 mod index_projection;
+mod politeness;
 mod replay;
 mod s3;
