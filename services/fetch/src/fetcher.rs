@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::guard::{AddressGuard, GuardedResolver};
+use crate::leases::LeaseHold;
 use crate::politeness::{Health, HostPermit};
 use crate::robots::Gate;
 use crate::Hosts;
@@ -38,7 +39,15 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// The response; read the body with [`Fetched::read_capped`].
     pub response: reqwest::Response,
-    pub(crate) _permit: HostPermit,
+    pub(crate) _slot: Slot,
+}
+
+/// A request's right to go to its host: the gate's permit and, across processes, the
+/// host's lease (released in that order).
+#[derive(Debug)]
+pub(crate) struct Slot {
+    _permit: HostPermit,
+    _lease: Option<LeaseHold>,
 }
 
 impl std::fmt::Debug for Fetched {
@@ -154,6 +163,7 @@ impl Fetcher {
     fn gate<'a>(&'a self, job: &PolitenessRules) -> Gate<'a> {
         Gate {
             politeness: &self.inner.hosts.politeness,
+            leases: self.inner.hosts.leases(),
             concurrency: job.per_host_concurrency,
             interval: Duration::from_millis(job.delay_ms),
         }
@@ -187,7 +197,7 @@ impl Fetcher {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned),
                     response: resp,
-                    _permit: permit,
+                    _slot: permit,
                 });
             };
             drop(permit);
@@ -215,7 +225,7 @@ impl Fetcher {
         url: &Url,
         opts: &RequestOptions<'_>,
         redirected: bool,
-    ) -> Result<(reqwest::Response, HostPermit), FetchError> {
+    ) -> Result<(reqwest::Response, Slot), FetchError> {
         check_scheme(url)?;
         if redirected && !(opts.in_scope)(url) {
             return Err(FetchError::OutOfScope(format!(
@@ -234,9 +244,24 @@ impl Fetcher {
             Duration::from_millis(p.delay_ms).max(crawl_delay.unwrap_or_default().min(cap));
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let politeness = &self.inner.hosts.politeness;
-        let permit = politeness
-            .acquire(&host, p.per_host_concurrency, interval)
-            .await;
+        let (permit, lease) = match self.inner.hosts.leases() {
+            Some(l) => {
+                let (permit, hold) = l
+                    .slot(&host, politeness, p.per_host_concurrency, interval)
+                    .await?;
+                (permit, Some(hold))
+            }
+            None => {
+                let permit = politeness
+                    .acquire(&host, p.per_host_concurrency, interval)
+                    .await;
+                (permit, None)
+            }
+        };
+        let slot = Slot {
+            _permit: permit,
+            _lease: lease,
+        };
         let started = tokio::time::Instant::now();
         let resp = self
             .inner
@@ -255,6 +280,6 @@ impl Fetcher {
         if matches!(health, Health::SlowDown(_)) {
             warn!(%host, status = resp.status().as_u16(), backoff_ms = backoff.as_millis() as u64, "host asks us to slow down; backing off");
         }
-        Ok((resp, permit))
+        Ok((resp, slot))
     }
 }

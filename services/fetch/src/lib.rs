@@ -14,6 +14,8 @@ mod error;
 mod fetcher;
 pub mod guard;
 mod hosts;
+pub mod lease_store;
+pub mod leases;
 mod politeness;
 mod robots;
 
@@ -21,6 +23,8 @@ pub use config::FetchConfig;
 pub use error::{BodyError, FetchError};
 pub use fetcher::{Fetched, Fetcher, RequestOptions};
 pub use hosts::Hosts;
+pub use lease_store::{KvLeaseStore, LeaseStore, MemoryLeaseStore};
+pub use leases::{LeaseConfig, Leases};
 
 #[cfg(test)]
 mod tests;

@@ -165,6 +165,26 @@ impl Politeness {
         HostPermit { _permit: permit }
     }
 
+    /// Seeds `host`'s gate with what the previous lease holder left: no start before
+    /// `wait_ms` from now, and its back-off.
+    pub(crate) fn seed(&self, host: &str, wait_ms: u64, backoff: Duration) {
+        let state = self.state(host);
+        let mut t = state.timing.lock().expect("politeness lock");
+        let at = Instant::now() + Duration::from_millis(wait_ms).min(MAX_INTERVAL);
+        t.next_start = t.next_start.max(at);
+        t.backoff = backoff;
+    }
+
+    /// How long from now until `host`'s next start, and its back-off.
+    pub(crate) fn timing(&self, host: &str) -> (Duration, Duration) {
+        let state = self.state(host);
+        let t = state.timing.lock().expect("politeness lock");
+        (
+            t.next_start.saturating_duration_since(Instant::now()),
+            t.backoff,
+        )
+    }
+
     /// Whether `self` and `other` share one table.
     pub(crate) fn same_as(&self, other: &Politeness) -> bool {
         Arc::ptr_eq(&self.hosts, &other.hosts)

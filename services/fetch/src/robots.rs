@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use url::{Position, Url};
 
 use crate::guard::AddressGuard;
+use crate::leases::Leases;
 use crate::politeness::Politeness;
 use crate::FetchConfig;
 
@@ -35,6 +36,8 @@ const ROBOTS_REDIRECTS: u32 = 5;
 pub(crate) struct Gate<'a> {
     /// The process's per-host table.
     pub politeness: &'a Politeness,
+    /// Host leases, when requests wait for them.
+    pub leases: Option<&'a Leases>,
     /// Requests in flight allowed to one host.
     pub concurrency: u32,
     /// Interval between request starts to one host.
@@ -167,10 +170,21 @@ async fn fetch(
         }
         // a request to the host like any other: it waits for the host's gate
         let host = target.host_str().unwrap_or_default().to_ascii_lowercase();
-        let _permit = gate
-            .politeness
-            .acquire(&host, gate.concurrency, gate.interval)
-            .await;
+        let _slot = match gate.leases {
+            Some(l) => match l
+                .slot(&host, gate.politeness, gate.concurrency, gate.interval)
+                .await
+            {
+                Ok((permit, hold)) => (permit, Some(hold)),
+                Err(e) => return RobotsRules::DisallowAll(format!("robots.txt at {target}: {e}")),
+            },
+            None => (
+                gate.politeness
+                    .acquire(&host, gate.concurrency, gate.interval)
+                    .await,
+                None,
+            ),
+        };
         let resp = match client.get(target.clone()).send().await {
             Ok(r) => r,
             Err(e) => {
