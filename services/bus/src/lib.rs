@@ -33,6 +33,7 @@ pub mod dlq;
 pub mod error;
 pub mod ha;
 pub mod ha_requests;
+pub mod hosts;
 pub mod identity;
 pub mod jobs;
 pub mod patience;

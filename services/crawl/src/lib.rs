@@ -59,6 +59,11 @@ pub fn consumer_spec(config: &Config) -> ConsumerSpec {
 /// Runs the crawl stage until `shutdown` fires; in-flight pages finish (up to the
 /// grace period) or are redelivered.
 pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), CrawlError> {
+    if config.fetch.host_leases {
+        config
+            .fetch
+            .enable_leases(imgcrawl_bus::hosts::open(&bus).await?);
+    }
     let fetcher = Fetcher::new(config.fetch.clone())?;
     let spec = consumer_spec(&config);
     let opts = config.worker_options();

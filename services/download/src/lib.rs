@@ -54,6 +54,11 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), DownloadError> {
+    if config.fetch.host_leases {
+        config
+            .fetch
+            .enable_leases(imgcrawl_bus::hosts::open(&bus).await?);
+    }
     let fetcher = Fetcher::new(config.fetch.clone())?;
     let spec = consumer_spec(&config);
     // A transient failure must become a rejection before the worker dead-letters it.

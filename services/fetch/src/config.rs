@@ -30,6 +30,18 @@ pub struct FetchConfig {
     pub backoff_base_ms: u64,
     /// The longest back-off, in milliseconds (a `Retry-After` beyond it is cut to it).
     pub backoff_max_ms: u64,
+    /// Politeness across processes: every request waits for its host's lease (KV
+    /// `imgcrawl-hosts`), so one process at a time fetches from a host and the job's
+    /// concurrency, interval and back-off hold for the whole cluster. Turn off only
+    /// when a single process does all the fetching.
+    pub host_leases: bool,
+    /// Milliseconds a host lease lasts without renewal: the longest a dead process
+    /// keeps a host from the others.
+    pub lease_ttl_ms: u64,
+    /// Milliseconds a process keeps a busy host while another process waits for it.
+    pub lease_max_hold_ms: u64,
+    /// Milliseconds a host may be idle in its holder before the lease is released.
+    pub lease_idle_release_ms: u64,
     /// Per-host state shared by every fetcher built from clones of this config (not a
     /// setting: the stage registry gives the crawl and download stages of a process one
     /// table, so a host sees one gate and one robots.txt fetch).
@@ -50,6 +62,10 @@ impl Default for FetchConfig {
             max_robots_bytes: 512 * 1024,
             backoff_base_ms: 1_000,
             backoff_max_ms: 60_000,
+            host_leases: true,
+            lease_ttl_ms: 6_000,
+            lease_max_hold_ms: 2_000,
+            lease_idle_release_ms: 500,
             hosts: crate::Hosts::default(),
         }
     }
@@ -72,6 +88,35 @@ impl FetchConfig {
         crate::politeness::BackoffConfig {
             base,
             max: Duration::from_millis(self.backoff_max_ms).max(base),
+        }
+    }
+
+    /// The host lease timings.
+    pub fn lease_config(&self) -> crate::LeaseConfig {
+        let ttl = Duration::from_millis(self.lease_ttl_ms.max(300));
+        crate::LeaseConfig {
+            ttl,
+            margin: ttl / 6,
+            idle_release: Duration::from_millis(self.lease_idle_release_ms.max(1)),
+            max_hold: Duration::from_millis(self.lease_max_hold_ms.max(1)),
+            ..Default::default()
+        }
+    }
+
+    /// Makes the fetchers built from this config (and its clones) wait for host leases
+    /// kept in `kv` when [`host_leases`](Self::host_leases) is on; the first call per
+    /// [`Hosts`](crate::Hosts) decides.
+    pub fn enable_leases(&self, kv: async_nats::jetstream::kv::Store) {
+        if self.host_leases && self.hosts.leases().is_none() {
+            let me = format!(
+                "{}-{}-{:08x}",
+                self.robots_agent(),
+                std::process::id(),
+                fastrand::u32(..)
+            );
+            let store = std::sync::Arc::new(crate::KvLeaseStore::new(kv));
+            self.hosts
+                .use_leases(crate::Leases::new(store, me, self.lease_config()));
         }
     }
 

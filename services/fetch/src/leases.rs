@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -409,7 +409,11 @@ impl Leases {
         };
         if !kept {
             debug!(host = %lease.host, "host lease taken");
-            tokio::spawn(keep(self.clone(), lease.clone(), politeness.clone()));
+            tokio::spawn(keep(
+                Arc::downgrade(&self.inner),
+                lease.clone(),
+                politeness.clone(),
+            ));
         }
         Ok(true)
     }
@@ -449,16 +453,23 @@ impl Leases {
 }
 
 /// Keeps a held lease: renews it, and gives it up when idle or when another process
-/// has waited long enough.
-async fn keep(leases: Leases, lease: Arc<HostLease>, politeness: Politeness) {
-    let cfg = leases.inner.cfg;
-    let me = leases.inner.me.clone();
-    let store = leases.inner.store.clone();
+/// has waited long enough. It stops, without releasing, once the process's fetchers
+/// are gone (the lease then expires, as a dead process's does).
+async fn keep(owner: Weak<Inner>, lease: Arc<HostLease>, politeness: Politeness) {
+    let Some(cfg) = owner.upgrade().map(|i| i.cfg) else {
+        return;
+    };
     let tick = (cfg.ttl / 3)
         .min(cfg.idle_release / 2)
         .max(Duration::from_millis(10));
     loop {
         tokio::time::sleep(tick).await;
+        let Some(inner) = owner.upgrade() else {
+            return;
+        };
+        let leases = Leases { inner };
+        let me = leases.inner.me.clone();
+        let store = leases.inner.store.clone();
         let (idle, held_for, until_ms) = {
             let s = lease.state.lock().expect("lease lock");
             let Some(h) = s.held.as_ref() else { return };

@@ -7,7 +7,10 @@
 //! than the job's concurrency is in flight, and robots.txt is fetched once per host.
 //! A host that answers 429 is backed off (no new request before its `Retry-After`)
 //! and then finished; an image that opts out with `X-Robots-Tag` is rejected with
-//! the reason.
+//! the reason. Two crawl and four download replicas, each with its own gates (as
+//! separate processes), still give each host one gate through host leases, and the
+//! replica holding a busy host's lease can die: the host is taken over once the lease
+//! expires.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,8 @@ use axum::routing::get;
 use axum::Router;
 use imgcrawl_events::Politeness;
 use imgcrawl_sitegen::images::{render, Format, ImageSpec};
-use imgcrawl_tests::pipeline::Pipeline;
+use imgcrawl_tests::pipeline::{Pipeline, Stage};
+use tokio_util::sync::CancellationToken;
 
 use crate::common;
 
@@ -250,7 +254,7 @@ async fn a_host_answering_429_is_backed_off_then_finished() {
     for f in [&mut p.configs.crawl.fetch, &mut p.configs.download.fetch] {
         f.backoff_base_ms = 200;
     }
-    for s in imgcrawl_tests::pipeline::Stage::ALL {
+    for s in Stage::ALL {
         p.start_stage(s);
     }
     let job = crawl(
@@ -296,6 +300,144 @@ async fn a_host_answering_429_is_backed_off_then_finished() {
             "{}: {throttled} requests were answered 429: the host was not backed off",
             h.base
         );
+    }
+    p.shutdown().await;
+}
+
+/// Starts a crawl or download replica as its own "process": its own host table and
+/// leases (named after `agent`), so nothing is shared with the other replicas but the
+/// bus. Returns its task.
+fn replica(
+    p: &Pipeline,
+    stage: Stage,
+    agent: &str,
+    token: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let bus = p.bus.clone();
+    let token = token.clone();
+    let mut configs = p.configs.clone();
+    for f in [&mut configs.crawl.fetch, &mut configs.download.fetch] {
+        f.hosts = imgcrawl_fetch::Hosts::default();
+        f.user_agent = format!("{agent}/0.1");
+        f.lease_ttl_ms = LEASE_TTL.as_millis() as u64;
+    }
+    let agent = agent.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = stage.run(bus, &configs, &[], token).await {
+            eprintln!("{agent}: {e}");
+        }
+    })
+}
+
+const LEASE_TTL: Duration = Duration::from_millis(1500);
+
+/// Which replica holds `host`'s lease now (its agent name), if any.
+async fn holder(p: &Pipeline, host: &str) -> Option<String> {
+    let kv = p.bus.js.get_key_value("imgcrawl-hosts").await.ok()?;
+    let v = kv.get(format!("host.{host}")).await.ok()??;
+    let r: serde_json::Value = serde_json::from_slice(&v).ok()?;
+    let h = r["holder"].as_str()?;
+    // "<agent>-<pid>-<random>"
+    let cut = h.rfind('-').and_then(|i| h[..i].rfind('-'))?;
+    Some(h[..cut].to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_crawl_and_four_download_replicas_share_each_hosts_limits() {
+    let hosts = hosts(Duration::ZERO).await;
+    let mut p = Pipeline::start_without_stages().await;
+    p.start_stage(Stage::Store);
+    p.start_stage(Stage::Index);
+    let token = CancellationToken::new();
+    let mut replicas = Vec::new();
+    for i in 0..2 {
+        let name = format!("crawl{i}");
+        replicas.push((name.clone(), replica(&p, Stage::Crawl, &name, &token)));
+    }
+    for i in 0..4 {
+        let name = format!("download{i}");
+        replicas.push((name.clone(), replica(&p, Stage::Download, &name, &token)));
+    }
+    let delay = Duration::from_millis(60);
+    let job = p
+        .request(&format!("{}/", hosts[0].base), |r| {
+            r.scope = Some(imgcrawl_events::Scope {
+                hosts: vec!["127.0.0.1".into(), "127.0.0.2".into()],
+                ..Default::default()
+            });
+            r.politeness = Some(Politeness {
+                delay_ms: delay.as_millis() as u64,
+                per_host_concurrency: 2,
+                ..Default::default()
+            });
+        })
+        .await;
+
+    // mid-crawl, kill the replica that holds the seed host's lease (no release: its
+    // lease has to expire)
+    let busy = &hosts[0];
+    let victim = imgcrawl_tests::wait_for(Duration::from_secs(60), || async {
+        let n = busy.hits.lock().unwrap().len();
+        if n < 12 {
+            return None;
+        }
+        holder(&p, "127.0.0.1").await
+    })
+    .await
+    .expect("someone holds the busy host");
+    let killed_at = Instant::now();
+    let at = replicas
+        .iter()
+        .position(|(n, _)| *n == victim)
+        .unwrap_or_else(|| panic!("holder {victim} is not a replica"));
+    let (_, task) = replicas.remove(at);
+    task.abort();
+    let _ = task.await;
+
+    assert_eq!(p.wait_job(job, Duration::from_secs(120)).await, "completed");
+    let db = p.db().await;
+    assert_eq!(
+        common::stored_sources(&db, job).await.len(),
+        2 * PAGES * IMAGES_PER_PAGE,
+        "every image stored once: {:?}",
+        common::rejections(&db, job).await
+    );
+    for h in &hosts {
+        let hits = h.hits.lock().unwrap().clone();
+        let (gap, busiest) = spacing(&hits);
+        assert!(
+            gap >= delay - Duration::from_millis(15),
+            "{}: two requests arrived {gap:?} apart across replicas (delay {delay:?})",
+            h.base
+        );
+        assert!(
+            busiest <= 2,
+            "{}: {busiest} requests in flight at once",
+            h.base
+        );
+    }
+    // the busy host's silence after the kill: the takeover time
+    let mut after: Vec<Instant> = busy
+        .hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|x| x.start)
+        .filter(|s| *s > killed_at)
+        .collect();
+    after.sort();
+    let resumed = after.first().map(|s| *s - killed_at);
+    eprintln!(
+        "killed {victim}, the holder of the busy host; it was fetched from again after {resumed:?}"
+    );
+    let resumed = resumed.expect("the busy host was fetched from again");
+    assert!(
+        resumed <= LEASE_TTL + Duration::from_secs(2),
+        "the busy host waited {resumed:?} for a new holder (lease ttl {LEASE_TTL:?})"
+    );
+    token.cancel();
+    for (_, t) in replicas {
+        let _ = t.await;
     }
     p.shutdown().await;
 }
