@@ -17,10 +17,13 @@ pub enum CasError {
     Other(String),
 }
 
+/// A value and its revision.
+pub type Entry = (Vec<u8>, u64);
+
 /// A compare-and-set store of small values.
 pub trait LeaseStore: Send + Sync {
     /// The value of `key` and its revision, if any.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, String>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, String>>;
     /// Creates `key`; fails with [`CasError::Conflict`] if it exists.
     fn create<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<u64, CasError>>;
     /// Writes `key` if its revision is still `revision`.
@@ -45,7 +48,7 @@ impl KvLeaseStore {
 }
 
 impl LeaseStore for KvLeaseStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, String>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, String>> {
         Box::pin(async move {
             match self.kv.entry(key).await {
                 Ok(Some(e)) if e.operation == kv::Operation::Put => {
@@ -90,7 +93,7 @@ impl LeaseStore for KvLeaseStore {
 /// Host leases in memory (one process; for tests).
 #[derive(Clone, Default)]
 pub struct MemoryLeaseStore {
-    map: Arc<Mutex<HashMap<String, (Vec<u8>, u64)>>>,
+    map: Arc<Mutex<HashMap<String, Entry>>>,
     /// The last revision handed out.
     seq: Arc<Mutex<u64>>,
 }
@@ -104,7 +107,7 @@ impl MemoryLeaseStore {
 }
 
 impl LeaseStore for MemoryLeaseStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, String>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, String>> {
         let v = self.map.lock().expect("store lock").get(key).cloned();
         Box::pin(async move { Ok(v) })
     }
