@@ -28,6 +28,8 @@ pub struct Counts {
     pub unexpected: usize,
     /// Dead letters in the stream.
     pub dead_letters: usize,
+    /// What became of the first lost images (url: what the index and the stream say).
+    pub lost_detail: Vec<String>,
 }
 
 /// (url, sha256) a correct crawl stores, against what `db` holds for `job`, and the
@@ -50,6 +52,38 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
         })
         .collect();
     let (outcomes, dead_letters) = scan(bus, job).await;
+    let mut lost_detail = Vec::new();
+    for (url, sha) in want.difference(&got).take(10) {
+        let row = sqlx::query(
+            "select status, sha256 from image_sources where job_id = $1 and url = $2",
+        )
+        .bind(job)
+        .bind(url)
+        .fetch_optional(db)
+        .await
+        .ok()
+        .flatten();
+        let rejected: Option<String> =
+            sqlx::query_scalar("select reason from rejections where job_id = $1 and url = $2")
+                .bind(job)
+                .bind(url)
+                .fetch_optional(db)
+                .await
+                .ok()
+                .flatten();
+        let index = match row {
+            None => "never discovered".to_string(),
+            Some(r) => format!(
+                "{} (sha256 {}, want {sha})",
+                r.get::<String, _>("status"),
+                r.get::<Option<String>, _>("sha256").unwrap_or_default()
+            ),
+        };
+        lost_detail.push(format!(
+            "lost {url}: index {index}; rejection {rejected:?}; outcomes in the stream {}",
+            outcomes.get(url.as_str()).copied().unwrap_or(0)
+        ));
+    }
     Counts {
         expected: want.len(),
         indexed: want.intersection(&got).count(),
@@ -57,6 +91,7 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
         duplicated: outcomes.values().filter(|n| **n > 1).count(),
         unexpected: got.difference(want).count(),
         dead_letters,
+        lost_detail,
     }
 }
 

@@ -217,6 +217,7 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
     let (primary, db, settled, more) = faults::settle(scenario, &rig).await;
     notes.extend(more);
     let counts = check::check(&db, &rig.bus, job, &truth).await;
+    notes.extend(counts.lost_detail.iter().cloned());
     let url = &rig.dbs[primary];
     let verify = rig.imgcrawl(&[
         "verify",
