@@ -198,16 +198,20 @@ impl Pipeline {
         status.unwrap_or_else(|| panic!("job {job} did not finish within {timeout:?}"))
     }
 
+    /// The event stream.
+    async fn stream(&self) -> jetstream::stream::Stream {
+        self.bus
+            .js
+            .get_stream(&self.bus.config.stream)
+            .await
+            .expect("stream")
+    }
+
     /// Waits until every stage's durable consumer has nothing pending and nothing
     /// unacknowledged (the stages have handled all there is), up to `timeout`; returns
     /// whether they did.
     pub async fn wait_drained(&self, timeout: Duration) -> bool {
-        let stream = self
-            .bus
-            .js
-            .get_stream(&self.bus.config.stream)
-            .await
-            .expect("stream");
+        let stream = self.stream().await;
         crate::wait_until(timeout, || {
             let stream = stream.clone();
             async move {
@@ -227,12 +231,7 @@ impl Pipeline {
 
     /// Every message in the event stream, in order.
     pub async fn events(&self) -> Vec<RawEvent> {
-        let stream = self
-            .bus
-            .js
-            .get_stream(&self.bus.config.stream)
-            .await
-            .expect("stream");
+        let stream = self.stream().await;
         let last = stream.get_info().await.expect("info").state.last_sequence;
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
