@@ -45,6 +45,7 @@ use tracing::{debug, warn};
 
 use crate::lease_store::{CasError, LeaseStore};
 use crate::politeness::Politeness;
+use crate::robots::RobotsTxt;
 use crate::FetchError;
 
 /// Timings of host leases.
@@ -242,6 +243,20 @@ struct Inner {
     hosts: Mutex<HashMap<String, Arc<HostLease>>>,
 }
 
+/// A robots.txt shared through the store.
+#[derive(Serialize, Deserialize)]
+struct SharedRobots {
+    /// When it was fetched (wall ms).
+    fetched_ms: u64,
+    txt: RobotsTxt,
+}
+
+/// The store key of `origin`'s shared robots.txt.
+fn robots_key(origin: &str) -> String {
+    let hex: String = origin.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("robots.{hex}")
+}
+
 /// A key for `host` the store accepts (letters, digits, `-`, `_`, `.`; else hex).
 fn key_of(host: &str) -> String {
     let plain = host
@@ -316,6 +331,46 @@ impl Leases {
                 }
             }
             tokio::time::sleep(self.inner.cfg.poll).await;
+        }
+    }
+
+    /// Waits for `host`'s lease and holds it, without a request (robots.txt lookups
+    /// that must not interleave with another process's).
+    pub(crate) async fn claim(
+        &self,
+        host: &str,
+        politeness: &Politeness,
+    ) -> Result<LeaseHold, FetchError> {
+        loop {
+            if let Some(hold) = self.hold(host, politeness).await?.start() {
+                return Ok(hold);
+            }
+        }
+    }
+
+    /// A robots.txt of `origin` another process fetched less than `ttl` ago.
+    pub(crate) async fn shared_robots(&self, origin: &str, ttl: Duration) -> Option<RobotsTxt> {
+        let (bytes, _) = self.inner.store.get(&robots_key(origin)).await.ok()??;
+        let shared: SharedRobots = serde_json::from_slice(&bytes).ok()?;
+        (now_ms().saturating_sub(shared.fetched_ms) < ms(ttl)).then_some(shared.txt)
+    }
+
+    /// Shares the robots.txt of `origin` just fetched (best effort).
+    pub(crate) async fn share_robots(&self, origin: &str, txt: &RobotsTxt) {
+        let key = robots_key(origin);
+        let value = serde_json::to_vec(&SharedRobots {
+            fetched_ms: now_ms(),
+            txt: txt.clone(),
+        })
+        .expect("robots.txt serialises");
+        let store = &self.inner.store;
+        let written = match store.get(&key).await {
+            Ok(Some((_, rev))) => store.update(&key, value, rev).await,
+            Ok(None) => store.create(&key, value).await,
+            Err(e) => Err(CasError::Other(e)),
+        };
+        if let Err(e) = written {
+            debug!(%origin, error = ?e, "robots.txt not shared");
         }
     }
 

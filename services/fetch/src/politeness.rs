@@ -162,6 +162,13 @@ impl Politeness {
             start
         };
         tokio::time::sleep_until(start).await;
+        // woken late (a busy machine): the next start counts from the real one
+        let late = Instant::now();
+        if late > start {
+            let mut t = state.timing.lock().expect("politeness lock");
+            let spacing = interval.max(t.backoff).min(MAX_INTERVAL);
+            t.next_start = t.next_start.max(late + spacing);
+        }
         HostPermit { _permit: permit }
     }
 

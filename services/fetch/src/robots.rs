@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use texting_robots::Robot;
 use tokio::time::Instant;
 use url::{Position, Url};
@@ -140,8 +141,36 @@ impl RobotsCache {
                 return rules.clone();
             }
         }
-        let rules = fetch(client, guard, cfg, url, gate).await;
         let ttl = Duration::from_secs(cfg.robots_ttl_secs);
+        let rules = match gate.leases {
+            // one fetch per host for the cluster: the holder of the host's lease looks
+            // for a fresh copy another process shared, else fetches and shares it
+            Some(leases) => {
+                let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+                let origin = origin(url);
+                let _claim = leases.claim(&host, gate.politeness).await;
+                let txt = match leases.shared_robots(&origin, ttl).await {
+                    Some(txt) => txt,
+                    None => {
+                        // under the claim already: the request takes the gate only
+                        // (a redirect to another host is not leased)
+                        let local = Gate {
+                            leases: None,
+                            ..gate
+                        };
+                        let txt = fetch(client, guard, cfg, url, local).await;
+                        if !matches!(txt, RobotsTxt::Failed(_)) {
+                            leases.share_robots(&origin, &txt).await;
+                        }
+                        txt
+                    }
+                };
+                txt.rules(cfg.robots_agent())
+            }
+            None => fetch(client, guard, cfg, url, gate)
+                .await
+                .rules(cfg.robots_agent()),
+        };
         let ttl = if matches!(rules, RobotsRules::DisallowAll(_)) {
             ttl.min(FAILURE_TTL)
         } else {
@@ -153,20 +182,41 @@ impl RobotsCache {
     }
 }
 
-/// Fetches and interprets `url`'s origin's robots.txt, following redirects by hand.
+/// What fetching robots.txt gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum RobotsTxt {
+    /// A 2xx body (its first `max_robots_bytes`).
+    Body(String),
+    /// No robots.txt (4xx, unparseable redirect): everything allowed.
+    Missing,
+    /// Unreachable or failing: nothing allowed for now (never shared).
+    Failed(String),
+}
+
+impl RobotsTxt {
+    fn rules(&self, agent: &str) -> RobotsRules {
+        match self {
+            RobotsTxt::Body(b) => RobotsRules::parse(agent, b.as_bytes()),
+            RobotsTxt::Missing => RobotsRules::AllowAll,
+            RobotsTxt::Failed(why) => RobotsRules::DisallowAll(why.clone()),
+        }
+    }
+}
+
+/// Fetches `url`'s origin's robots.txt, following redirects by hand.
 async fn fetch(
     client: &reqwest::Client,
     guard: AddressGuard,
     cfg: &FetchConfig,
     url: &Url,
     gate: Gate<'_>,
-) -> RobotsRules {
+) -> RobotsTxt {
     let Ok(mut target) = url.join("/robots.txt") else {
-        return RobotsRules::AllowAll;
+        return RobotsTxt::Missing;
     };
     for _ in 0..=ROBOTS_REDIRECTS {
         if let Err(e) = guard.check_url(&target).await {
-            return RobotsRules::DisallowAll(format!("robots.txt at {target}: {e}"));
+            return RobotsTxt::Failed(format!("robots.txt at {target}: {e}"));
         }
         // a request to the host like any other: it waits for the host's gate
         let host = target.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -176,7 +226,7 @@ async fn fetch(
                 .await
             {
                 Ok((permit, hold)) => (permit, Some(hold)),
-                Err(e) => return RobotsRules::DisallowAll(format!("robots.txt at {target}: {e}")),
+                Err(e) => return RobotsTxt::Failed(format!("robots.txt at {target}: {e}")),
             },
             None => (
                 gate.politeness
@@ -188,7 +238,7 @@ async fn fetch(
         let resp = match client.get(target.clone()).send().await {
             Ok(r) => r,
             Err(e) => {
-                return RobotsRules::DisallowAll(format!(
+                return RobotsTxt::Failed(format!(
                     "robots.txt at {target}: {}",
                     crate::error::from_reqwest(&e)
                 ))
@@ -203,25 +253,22 @@ async fn fetch(
                 .and_then(|l| target.join(l).ok());
             match next {
                 Some(n) if matches!(n.scheme(), "http" | "https") => target = n,
-                _ => return RobotsRules::AllowAll,
+                _ => return RobotsTxt::Missing,
             }
             continue;
         }
         if status.is_success() {
             return match read_prefix(resp, cfg.max_robots_bytes).await {
-                Ok(body) => RobotsRules::parse(cfg.robots_agent(), &body),
-                Err(e) => RobotsRules::DisallowAll(format!("robots.txt at {target}: {e}")),
+                Ok(body) => RobotsTxt::Body(String::from_utf8_lossy(&body).into_owned()),
+                Err(e) => RobotsTxt::Failed(format!("robots.txt at {target}: {e}")),
             };
         }
         if status.as_u16() == 429 || status.is_server_error() {
-            return RobotsRules::DisallowAll(format!(
-                "robots.txt at {target}: http {}",
-                status.as_u16()
-            ));
+            return RobotsTxt::Failed(format!("robots.txt at {target}: http {}", status.as_u16()));
         }
-        return RobotsRules::AllowAll;
+        return RobotsTxt::Missing;
     }
-    RobotsRules::AllowAll
+    RobotsTxt::Missing
 }
 
 /// Reads at most `max` bytes of a body; the rest is dropped unread.

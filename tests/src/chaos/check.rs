@@ -54,15 +54,14 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
     let (outcomes, dead_letters) = scan(bus, job).await;
     let mut lost_detail = Vec::new();
     for (url, sha) in want.difference(&got).take(10) {
-        let row = sqlx::query(
-            "select status, sha256 from image_sources where job_id = $1 and url = $2",
-        )
-        .bind(job)
-        .bind(url)
-        .fetch_optional(db)
-        .await
-        .ok()
-        .flatten();
+        let row =
+            sqlx::query("select status, sha256 from image_sources where job_id = $1 and url = $2")
+                .bind(job)
+                .bind(url)
+                .fetch_optional(db)
+                .await
+                .ok()
+                .flatten();
         let rejected: Option<String> =
             sqlx::query_scalar("select reason from rejections where job_id = $1 and url = $2")
                 .bind(job)

@@ -415,6 +415,12 @@ async fn two_crawl_and_four_download_replicas_share_each_hosts_limits() {
             "{}: {busiest} requests in flight at once",
             h.base
         );
+        let robots = hits.iter().filter(|x| x.path == "robots.txt").count();
+        assert_eq!(
+            robots, 1,
+            "{}: robots.txt fetched once for six replicas",
+            h.base
+        );
     }
     // the busy host's silence after the kill: the takeover time
     let mut after: Vec<Instant> = busy
