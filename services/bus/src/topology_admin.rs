@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, stream};
 use crate::patience::patiently;
 use crate::topology::{self, ensure_kv, stream_info};
 use crate::topology_diff::{diff, targets, updated, Change, Field, Target, Verdict};
-use crate::{ha, tombstones, BusConfig, BusError};
+use crate::{ha, hosts, tombstones, BusConfig, BusError};
 
 /// One stream or bucket: what the configuration asks, what exists, the differences.
 #[derive(Debug, Clone)]
@@ -148,5 +148,6 @@ pub async fn create_missing(js: &jetstream::Context, cfg: &BusConfig) -> Result<
     patiently("topology", || topology::ensure(js, cfg)).await?;
     ensure_kv(js, cfg, tombstones::kv_config()).await?;
     ensure_kv(js, cfg, ha::kv_config()).await?;
+    ensure_kv(js, cfg, hosts::kv_config()).await?;
     Ok(())
 }

@@ -31,6 +31,7 @@ fn the_config_a_start_creates_has_no_diff() {
             "KV_imgcrawl-jobs",
             "KV_imgcrawl-tombstones",
             "KV_imgcrawl-ha",
+            "KV_imgcrawl-hosts",
             "OBJ_imgcrawl-blobs"
         ]
     );

@@ -133,7 +133,7 @@ async fn a_start_leaves_a_hand_made_stream_alone_and_apply_changes_it() {
     assert_eq!(info(&nats).await.config, before, "a start changes nothing");
 
     let reports = inspect(&js, &cfg).await.unwrap();
-    assert_eq!(reports.len(), 7);
+    assert_eq!(reports.len(), 8);
     let stream = &reports[0];
     let verdicts: Vec<_> = stream
         .changes
@@ -153,7 +153,7 @@ async fn a_start_leaves_a_hand_made_stream_alone_and_apply_changes_it() {
     );
     for r in &reports[1..] {
         let fields: Vec<_> = r.changes.iter().map(|c| c.field).collect();
-        // tombstones and ha are made by the stages that use them, not by every start
+        // tombstones, ha and hosts are made by the stages that use them, not by every start
         let want: &[Field] = match r.current {
             Some(_) => &[Field::Storage],
             None => &[],
@@ -200,7 +200,7 @@ async fn apply_creates_what_is_missing_with_the_configured_storage() {
     let done = imgcrawl_bus::topology_admin::apply(&js, &cfg, false)
         .await
         .unwrap();
-    assert!(done.iter().all(|a| a.created), "all seven were missing");
+    assert!(done.iter().all(|a| a.created), "all eight were missing");
     for r in imgcrawl_bus::topology_admin::inspect(&js, &cfg)
         .await
         .unwrap()
