@@ -82,12 +82,19 @@ impl SeenSet {
         match self.kv.create(key, owner.to_string().into()).await {
             Ok(_) => Ok(Claim::First),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let v = self.kv.get(key).await.map_err(kv_err)?;
-                Ok(if v.as_deref() == Some(owner.as_bytes()) {
-                    Claim::Mine
-                } else {
-                    Claim::Other
-                })
+                // Reads may be answered by any replica (direct get), and one that is
+                // behind (a node back from a partition) does not have the key yet.
+                // "Absent" is then not an answer: taking it for another owner's claim
+                // made a redelivered page skip links it had claimed itself, and
+                // nobody ever published them (lost pages in the chaos partition
+                // case). A key is written once, so any value read is the value.
+                match self.kv.get(key).await.map_err(kv_err)? {
+                    Some(v) if v.as_ref() == owner.as_bytes() => Ok(Claim::Mine),
+                    Some(_) => Ok(Claim::Other),
+                    None => Err(kv_err(format!(
+                        "claim {key} exists but reads as absent (a replica behind); try again"
+                    ))),
+                }
             }
             Err(e) => Err(kv_err(e)),
         }
