@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use tracing::debug;
 use url::Url;
 
-use crate::guard::{AddressGuard, GuardedResolver};
+use crate::guard::{AddressGuard, GuardedResolver, Lookup, SystemLookup};
 use crate::politeness::{HostPermit, Politeness};
 use crate::robots::RobotsCache;
 use crate::{error, FetchConfig, FetchError};
@@ -54,6 +54,7 @@ struct Inner {
     client: reqwest::Client,
     config: FetchConfig,
     guard: AddressGuard,
+    lookup: Arc<dyn Lookup>,
     robots: RobotsCache,
     politeness: Politeness,
 }
@@ -78,6 +79,15 @@ fn check_scheme(url: &Url) -> Result<(), FetchError> {
 impl Fetcher {
     /// Builds the client. Fails only if the TLS backend cannot be initialised.
     pub fn new(config: FetchConfig) -> Result<Fetcher, FetchError> {
+        Self::with_lookup(config, Arc::new(SystemLookup))
+    }
+
+    /// The same, resolving host names with `lookup` (for the guard's checks and for
+    /// connecting alike).
+    pub fn with_lookup(
+        config: FetchConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<Fetcher, FetchError> {
         let guard = AddressGuard {
             allow_loopback: config.allow_loopback,
             allow_private: config.allow_private,
@@ -89,7 +99,10 @@ impl Fetcher {
             .timeout(config.request_timeout())
             // A proxy would connect on our behalf and bypass the address guard.
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { guard }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard,
+                lookup: lookup.clone(),
+            }))
             .build()
             .map_err(|e| {
                 FetchError::Network(format!("build http client: {}", error::error_chain(&e)))
@@ -98,6 +111,7 @@ impl Fetcher {
             client,
             config,
             guard,
+            lookup,
             robots: RobotsCache::default(),
             politeness: Politeness::default(),
         };
@@ -117,10 +131,10 @@ impl Fetcher {
     /// refused address.
     pub async fn robots_allowed(&self, url: &Url) -> Result<bool, FetchError> {
         check_scheme(url)?;
-        self.inner.guard.check_url(url).await?;
         let i = &self.inner;
+        i.guard.check_url_with(url, &*i.lookup).await?;
         Ok(i.robots
-            .rules(&i.client, i.guard, &i.config, url)
+            .rules(&i.client, (i.guard, &*i.lookup), &i.config, url)
             .await
             .allowed(url))
     }
@@ -128,7 +142,10 @@ impl Fetcher {
     /// Checks robots.txt for `url` and returns the crawl delay it asks for.
     async fn robots_check(&self, url: &Url) -> Result<Option<Duration>, FetchError> {
         let i = &self.inner;
-        let rules = i.robots.rules(&i.client, i.guard, &i.config, url).await;
+        let rules = i
+            .robots
+            .rules(&i.client, (i.guard, &*i.lookup), &i.config, url)
+            .await;
         if !rules.allowed(url) {
             let why = match &rules {
                 crate::robots::RobotsRules::DisallowAll(why) => why.clone(),
@@ -202,7 +219,10 @@ impl Fetcher {
                 "redirect to {url} leaves the job's scope"
             )));
         }
-        self.inner.guard.check_url(url).await?;
+        self.inner
+            .guard
+            .check_url_with(url, &*self.inner.lookup)
+            .await?;
         let crawl_delay = if opts.obey_robots {
             self.robots_check(url).await?
         } else {

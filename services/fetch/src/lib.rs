@@ -19,6 +19,7 @@ mod robots;
 pub use config::FetchConfig;
 pub use error::{BodyError, FetchError};
 pub use fetcher::{Fetched, Fetcher, RequestOptions};
+pub use robots::RobotsRules;
 
 #[cfg(test)]
 mod tests;

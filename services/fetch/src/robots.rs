@@ -19,7 +19,7 @@ use texting_robots::Robot;
 use tokio::time::Instant;
 use url::{Position, Url};
 
-use crate::guard::AddressGuard;
+use crate::guard::{AddressGuard, Lookup};
 use crate::FetchConfig;
 
 /// How long "disallow all" after a server error or unreachable robots.txt lasts.
@@ -29,9 +29,9 @@ const MAX_ORIGINS: usize = 4096;
 /// Redirects followed for robots.txt (RFC 9309 asks for at least five).
 const ROBOTS_REDIRECTS: u32 = 5;
 
-/// The rules of one origin.
+/// The rules of one origin (public for the fuzz targets and tests).
 #[derive(Debug, Clone)]
-pub(crate) enum RobotsRules {
+pub enum RobotsRules {
     /// No robots.txt (4xx) or nothing parseable: everything allowed.
     AllowAll,
     /// robots.txt unreachable or failing (5xx): nothing allowed for now.
@@ -42,7 +42,7 @@ pub(crate) enum RobotsRules {
 
 impl RobotsRules {
     /// Parses a robots.txt body for `agent`; unparseable text allows all.
-    pub(crate) fn parse(agent: &str, body: &[u8]) -> RobotsRules {
+    pub fn parse(agent: &str, body: &[u8]) -> RobotsRules {
         match Robot::new(agent, body) {
             Ok(r) => RobotsRules::Parsed(Arc::new(r)),
             Err(_) => RobotsRules::AllowAll,
@@ -50,7 +50,7 @@ impl RobotsRules {
     }
 
     /// Is `url` allowed?
-    pub(crate) fn allowed(&self, url: &Url) -> bool {
+    pub fn allowed(&self, url: &Url) -> bool {
         match self {
             RobotsRules::AllowAll => true,
             RobotsRules::DisallowAll(_) => false,
@@ -59,7 +59,7 @@ impl RobotsRules {
     }
 
     /// The `Crawl-delay` for our agent, if any.
-    pub(crate) fn crawl_delay(&self) -> Option<Duration> {
+    pub fn crawl_delay(&self) -> Option<Duration> {
         match self {
             RobotsRules::Parsed(r) => r
                 .delay
@@ -113,7 +113,7 @@ impl RobotsCache {
     pub(crate) async fn rules(
         &self,
         client: &reqwest::Client,
-        guard: AddressGuard,
+        guard: (AddressGuard, &dyn Lookup),
         cfg: &FetchConfig,
         url: &Url,
     ) -> RobotsRules {
@@ -140,7 +140,7 @@ impl RobotsCache {
 /// Fetches and interprets `url`'s origin's robots.txt, following redirects by hand.
 async fn fetch(
     client: &reqwest::Client,
-    guard: AddressGuard,
+    (guard, lookup): (AddressGuard, &dyn Lookup),
     cfg: &FetchConfig,
     url: &Url,
 ) -> RobotsRules {
@@ -148,7 +148,7 @@ async fn fetch(
         return RobotsRules::AllowAll;
     };
     for _ in 0..=ROBOTS_REDIRECTS {
-        if let Err(e) = guard.check_url(&target).await {
+        if let Err(e) = guard.check_url_with(&target, lookup).await {
             return RobotsRules::DisallowAll(format!("robots.txt at {target}: {e}"));
         }
         let resp = match client.get(target.clone()).send().await {
