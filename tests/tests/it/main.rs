@@ -27,3 +27,6 @@ mod index_live;
 mod index_projection;
 mod replay;
 mod s3;
+mod security_api;
+mod security_ha;
+mod security_pg;
