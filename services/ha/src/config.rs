@@ -216,4 +216,33 @@ mod tests {
         assert_eq!(nodes.nodes[0].priority, 1);
         assert_eq!(nodes.nodes[1].priority, 2);
     }
+
+    #[test]
+    fn api_tokens_come_from_files_and_none_means_no_mutations() {
+        let none = Config::default();
+        if std::env::var_os(TOKEN_ENV).is_none() {
+            assert!(!none.tokens().unwrap().has(Scope::Admin));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin");
+        std::fs::write(&file, "ha-admin-0123456789\n").unwrap();
+        let with = Config {
+            token_file: Some(file),
+            ..Config::default()
+        };
+        assert!(with.tokens().unwrap().has(Scope::Admin));
+        let short = dir.path().join("short");
+        std::fs::write(&short, "short\n").unwrap();
+        let bad = Config {
+            token_file: Some(short),
+            ..Config::default()
+        };
+        let e = bad.tokens().unwrap_err().to_string();
+        assert!(e.contains("16 characters"), "{e}");
+        let parsed: Config = serde_json::from_str(
+            r#"{"tokens":[{"name":"g","scope":"read","env":"X"}],"public_reads":false,"tls":{"cert":"c.pem","key":"k.pem"}}"#,
+        )
+        .unwrap();
+        assert!(!parsed.public_reads && parsed.tls.is_some());
+    }
 }
