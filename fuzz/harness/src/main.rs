@@ -10,6 +10,9 @@ static TARGET: OnceLock<String> = OnceLock::new();
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let target = TARGET.get_or_init(|| std::env::var("IMGCRAWL_FUZZ_TARGET").unwrap_or_default());
     if !imgcrawl_fuzz_targets::run(target, data) {
-        panic!("unknown fuzz target {target:?}: set IMGCRAWL_FUZZ_TARGET to one of {:?}", imgcrawl_fuzz_targets::TARGETS);
+        panic!(
+            "unknown fuzz target {target:?}: set IMGCRAWL_FUZZ_TARGET to one of {:?}",
+            imgcrawl_fuzz_targets::TARGETS
+        );
     }
 });
