@@ -134,6 +134,14 @@ impl ShrinkableKeyedStateStore<IpAddr> for Bounded {
     }
 }
 
+/// The interval between two cells at `per_second`, kept within 1 ns..=1 day so that an
+/// extreme setting neither turns the limit off nor overflows.
+fn period(per_second: f64) -> Duration {
+    Duration::try_from_secs_f64(1.0 / per_second)
+        .unwrap_or(Duration::MAX)
+        .clamp(Duration::from_nanos(1), Duration::from_secs(86_400))
+}
+
 /// The rate limiter of one server: governor over [`Bounded`], and who the client is.
 pub struct Limiter<C: Clock = DefaultClock> {
     limiter: Option<RateLimiter<IpAddr, Bounded, C, NoOpMiddleware<C::Instant>>>,
@@ -162,7 +170,7 @@ impl<C: Clock> Limiter<C> {
     /// The same on `clock` (tests use a fake one).
     pub fn with_clock(config: &RateLimit, proxies: TrustedProxies, clock: C) -> Self {
         let quota = (config.per_second > 0.0 && config.per_second.is_finite())
-            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / config.per_second)))
+            .then(|| Quota::with_period(period(config.per_second)))
             .flatten()
             .map(|q| q.allow_burst(NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN)));
         let cap = config.max_clients.max(1);

@@ -80,6 +80,18 @@ fn many_new_clients_neither_grow_the_table_nor_reset_anyone() {
 }
 
 #[test]
+fn extreme_rates_neither_panic_nor_turn_the_limit_off() {
+    for rate in [1e-300, 1e-9, 1e12, f64::MAX] {
+        let (l, _) = limiter(rate, 1, 4);
+        assert!(l.enabled(), "{rate}");
+        assert!(l.check(v4(1)).is_ok(), "{rate}");
+    }
+    let (slow, _) = limiter(1e-300, 1, 4);
+    assert!(slow.check(v4(1)).is_ok());
+    assert!(slow.check(v4(1)).is_err(), "one request a day at most");
+}
+
+#[test]
 fn zero_turns_it_off() {
     let (off, _) = limiter(0.0, 1, 4);
     assert!(!off.enabled());
