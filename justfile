@@ -32,6 +32,10 @@ down:
 status:
     cargo run -q -p imgcrawl -- status
 
+# coverage-guided fuzzing on stable (libFuzzer + sancov): every target, or those named, SECS seconds each; merges new coverage into tests/fuzz/corpus, crashes into tests/fuzz/regressions (docs/security.md)
+fuzz SECS="60" *TARGETS:
+    bash tests/fuzz/run.sh {{SECS}} {{TARGETS}}
+
 # lints
 lint:
     cargo clippy --workspace --all-targets -- -D warnings

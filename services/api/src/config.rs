@@ -1,11 +1,13 @@
-//! The API's configuration: where it listens, where the index and the bucket are, the
-//! bearer token, and the limits (rate, body size, page size, thumbnails).
+//! The API's configuration: where it listens (and with which certificate), where the
+//! index and the bucket are, the bearer tokens, the trusted proxies, and the limits
+//! (rate, body size, page size, thumbnails).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use imgcrawl_bus::ha::Node;
+use imgcrawl_web::{RateLimit, Scope, TlsConfig, TokenSource, Tokens};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -36,11 +38,22 @@ pub struct Config {
     /// Milliseconds `/readyz` and `/api/ha-status` wait for each dependency (a
     /// PostgreSQL node's `SELECT 1`, a NATS round trip).
     pub check_timeout_ms: u64,
-    /// The bearer token required by mutating endpoints. Never logged.
+    /// An admin token (named `admin`). Never logged; prefer `token_file` or `tokens`.
     pub token: Option<String>,
-    /// A file holding the token (first line, surrounding whitespace removed); used when
-    /// `token` is unset.
+    /// A file holding the admin token (first line, surrounding whitespace removed);
+    /// used when `token` is unset.
     pub token_file: Option<PathBuf>,
+    /// More tokens, each with a name, a scope (`read` or `admin`) and a `file` or `env`
+    /// holding it. Several may be valid at once (rotation: docs/security.md).
+    pub tokens: Vec<TokenSource>,
+    /// Whether the read endpoints (and the gallery) are open to anyone (default); when
+    /// false they need a `read` or `admin` token. The probes are always open.
+    pub public_reads: bool,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
+    /// client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Serve HTTPS with this certificate and key (default: plain HTTP).
+    pub tls: Option<TlsConfig>,
     /// Per-client rate limit.
     pub rate_limit: RateLimit,
     /// Largest accepted request body in bytes (larger: 413).
@@ -82,6 +95,10 @@ impl Default for Config {
             check_timeout_ms: 1000,
             token: None,
             token_file: None,
+            tokens: Vec::new(),
+            public_reads: true,
+            trusted_proxies: Vec::new(),
+            tls: None,
             rate_limit: RateLimit::default(),
             body_limit_bytes: 64 * 1024,
             default_page_size: 50,
@@ -93,30 +110,6 @@ impl Default for Config {
             thumbnails: Thumbnails::default(),
             allow_loopback: false,
             allow_private: false,
-        }
-    }
-}
-
-/// A token bucket per client address: `per_second` tokens are added every second, up
-/// to `burst`; a request takes one, or is answered 429 with `Retry-After`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimit {
-    /// Sustained requests per second per client (0 turns the limit off).
-    pub per_second: f64,
-    /// Requests a client may make at once after being idle (a gallery page loads one
-    /// thumbnail per image, so keep it above the page size).
-    pub burst: u32,
-    /// Clients remembered at most; the longest idle are forgotten first.
-    pub max_clients: usize,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        RateLimit {
-            per_second: 100.0,
-            burst: 400,
-            max_clients: 10_000,
         }
     }
 }
@@ -153,19 +146,26 @@ impl Default for Thumbnails {
 }
 
 impl Config {
-    /// The token: `token`, else the first line of `token_file`, else an error.
-    pub fn resolve_token(&self) -> Result<String, ApiError> {
-        let token = match (&self.token, &self.token_file) {
-            (Some(t), _) => t.trim().to_string(),
-            (None, Some(path)) => read_token_file(path)?,
-            (None, None) => return Err(ApiError::NoToken),
-        };
-        if token.len() < 16 {
-            return Err(ApiError::Config(
-                "the api token must be at least 16 characters".into(),
-            ));
+    /// The admin token of `token`, else the first line of `token_file`, if either is set.
+    pub fn resolve_token(&self) -> Result<Option<String>, ApiError> {
+        Ok(match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.trim().to_string()),
+            (None, Some(path)) => Some(imgcrawl_web::auth::read_token_file(path)?),
+            (None, None) => None,
+        })
+    }
+
+    /// Every valid token; an error when none is an admin token (every mutation needs
+    /// one) or one cannot be read or is shorter than 16 characters.
+    pub fn tokens(&self) -> Result<Tokens, ApiError> {
+        let tokens = imgcrawl_web::load_tokens(self.resolve_token()?.as_deref(), &self.tokens)?;
+        if !tokens.has(Scope::Admin) {
+            return Err(ApiError::NoToken);
         }
-        Ok(token)
+        for (name, scope) in tokens.describe() {
+            tracing::info!(token = %name, %scope, "api token loaded");
+        }
+        Ok(tokens)
     }
 
     /// How long a request waits for a database connection (at least 50 ms).
@@ -204,12 +204,6 @@ impl Config {
     }
 }
 
-fn read_token_file(path: &Path) -> Result<String, ApiError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ApiError::Config(format!("read token file {}: {e}", path.display())))?;
-    Ok(text.lines().next().unwrap_or_default().trim().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,17 +232,39 @@ mod tests {
     }
 
     #[test]
-    fn tokens_come_from_the_setting_or_the_file_and_must_be_long() {
+    fn tokens_come_from_the_setting_or_files_and_one_must_be_admin() {
         let mut c = Config::default();
-        assert!(matches!(c.resolve_token(), Err(ApiError::NoToken)));
+        assert!(matches!(c.tokens(), Err(ApiError::NoToken)));
         c.token = Some("short".into());
-        assert!(matches!(c.resolve_token(), Err(ApiError::Config(_))));
+        assert!(matches!(c.tokens(), Err(ApiError::Web(_))));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "  0123456789abcdef0123\nignored\n").unwrap();
         c.token = None;
-        c.token_file = Some(file);
-        assert_eq!(c.resolve_token().unwrap(), "0123456789abcdef0123");
+        c.token_file = Some(file.clone());
+        assert_eq!(
+            c.resolve_token().unwrap().as_deref(),
+            Some("0123456789abcdef0123")
+        );
+        assert!(c.tokens().unwrap().has(Scope::Admin));
+        // a read token alone is not enough: mutations would be unreachable
+        let read = dir.path().join("read");
+        std::fs::write(&read, "read-token-0123456789\n").unwrap();
+        let only_read = Config {
+            tokens: vec![TokenSource {
+                name: "dashboards".into(),
+                scope: Scope::Read,
+                file: Some(read),
+                env: None,
+            }],
+            ..Config::default()
+        };
+        assert!(matches!(only_read.tokens(), Err(ApiError::NoToken)));
+        let both = Config {
+            token_file: Some(file),
+            ..only_read
+        };
+        assert_eq!(both.tokens().unwrap().describe().len(), 2);
     }
 
     #[test]

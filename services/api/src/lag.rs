@@ -55,7 +55,7 @@ pub async fn measure(bus: &Bus, db: &PgPool, name: &str) -> Result<IndexLag, Htt
     let (_, last) = stream_end(bus).await?;
     let cp = checkpoint::read(db, name)
         .await
-        .map_err(|e| HttpError::db("read the checkpoint", e))?
+        .map_err(|e| crate::error::db("read the checkpoint", e))?
         .map_or(0, |c| c.last_seq);
     lag_at(bus, cp, last).await
 }

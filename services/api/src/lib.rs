@@ -9,13 +9,14 @@
 //!   its bytes with ranges and ETags, thumbnails, deletion ([`routes::images`],
 //!   [`routes::content`], [`thumbs`]); HA state ([`routes::ha`]); probes
 //!   ([`routes::health`]); the gallery at `/` ([`gallery`]).
-//! * Security: a bearer token on mutating endpoints, compared in constant time
-//!   ([`auth`]); a token bucket per client ([`limit`]); a body size limit; validation
-//!   with JSON errors that never carry SQL or internals ([`error`], [`validate`]).
+//! * Security (shared with the HA API in `imgcrawl_web`, see docs/security.md): an
+//!   admin token on every mutating endpoint and optionally a read token on the others,
+//!   compared in constant time; a rate limit per client, told apart through trusted
+//!   proxies only; HTTPS with rustls; a body size limit; validation with JSON errors
+//!   that never carry SQL or internals ([`error`], [`validate`]).
 //!
 //! [`run`] serves until `shutdown` fires, then drains in-flight requests.
 
-pub mod auth;
 pub mod config;
 pub mod cursor;
 pub mod db;
@@ -24,7 +25,6 @@ pub mod extract;
 pub mod filters;
 pub mod gallery;
 pub mod lag;
-pub mod limit;
 pub mod media;
 pub mod model;
 pub mod nodes;
@@ -43,16 +43,18 @@ use imgcrawl_bus::Bus;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, RateLimit, Thumbnails, TOKEN_ENV};
+pub use config::{Config, Thumbnails, TOKEN_ENV};
 pub use error::{ApiError, HttpError};
+pub use imgcrawl_web::{RateLimit, Scope, TlsConfig, TokenSource};
 pub use openapi::ApiDoc;
 pub use router::ROUTES;
 pub use state::AppState;
 
-/// The shared state for `config`: token, database nodes (pools connect lazily; with
+/// The shared state for `config`: tokens, database nodes (pools connect lazily; with
 /// HA nodes, the HA pointer is read and then followed), bucket, thumbnailer.
 pub async fn state(bus: Bus, config: Config) -> Result<AppState, ApiError> {
-    let token = auth::Token::new(&config.resolve_token()?);
+    let tokens = config.tokens()?;
+    let proxies = imgcrawl_web::TrustedProxies::parse(&config.trusted_proxies)?;
     let nodes = Arc::new(nodes::Nodes::new(&config)?);
     let store = imgcrawl_bucket::open_store(&config.store)?;
     let thumbs = thumbs::Thumbnailer::new(config.thumbnails.clone())?;
@@ -61,8 +63,8 @@ pub async fn state(bus: Bus, config: Config) -> Result<AppState, ApiError> {
         nodes,
         bus,
         store,
-        token,
-        limiter: Arc::new(limit::RateLimiter::new(config.rate_limit.clone())),
+        tokens: Arc::new(tokens),
+        limiter: Arc::new(imgcrawl_web::Limiter::new(&config.rate_limit, proxies)),
         thumbs: Arc::new(thumbs),
         recent: Arc::default(),
         lag_cache: Arc::default(),
@@ -74,12 +76,14 @@ pub async fn state(bus: Bus, config: Config) -> Result<AppState, ApiError> {
 pub struct Server {
     listener: TcpListener,
     app: axum::Router,
+    tls: Option<imgcrawl_web::RustlsConfig>,
 }
 
 impl Server {
     /// Builds the state and binds `config.listen`.
     pub async fn bind(bus: Bus, config: Config) -> Result<Server, ApiError> {
         let addr = config.listen;
+        let tls = config.tls.as_ref().map(TlsConfig::load).transpose()?;
         let app = router::app(state(bus, config).await?);
         let listener = TcpListener::bind(addr)
             .await
@@ -87,7 +91,7 @@ impl Server {
                 addr: addr.to_string(),
                 detail: e.to_string(),
             })?;
-        Ok(Server { listener, app })
+        Ok(Server { listener, app, tls })
     }
 
     /// The address it listens on.
@@ -98,13 +102,17 @@ impl Server {
         })
     }
 
+    /// Whether it serves HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` fires; in-flight requests finish first.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ApiError> {
         let addr = self.local_addr()?;
-        tracing::info!(%addr, "api listening");
-        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, "api listening");
+        imgcrawl_web::serve(self.listener, self.app, self.tls, shutdown)
             .await
             .map_err(|e| ApiError::Serve(e.to_string()))
     }

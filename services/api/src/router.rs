@@ -5,7 +5,9 @@
 //!
 //! Around every route, outermost first (`tower-http` where it has the piece): request
 //! tracing, security headers, the request timeout (503 with the JSON error), the
-//! per-client rate limit, the body size limit; on mutating routes, the bearer token.
+//! per-client rate limit (`imgcrawl_web::limit`, clients told apart through trusted
+//! proxies), the body size limit; on mutating routes, an admin token; on the others,
+//! a read token unless reads are public (`public_reads`; the probes never need one).
 //! Unknown paths and methods answer with JSON errors (`no_route`,
 //! `method_not_allowed`).
 
@@ -20,17 +22,33 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::require_token;
+use imgcrawl_web::auth::{require, Guard, Scope};
+use imgcrawl_web::limit::rate_limit;
+
 use crate::error::HttpError;
-use crate::limit::rate_limit;
 use crate::routes::{content, crawl, failover, ha, health, images};
 use crate::state::AppState;
 use crate::{gallery, openapi};
 
+/// Paths that never need a token: the probes.
+const OPEN: [&str; 2] = ["/healthz", "/readyz"];
+
+/// The scope a route needs: admin for mutations; read for the rest unless reads are
+/// public; nothing for the probes.
+fn needed(admin: bool, path: &str, public_reads: bool) -> Option<Scope> {
+    if admin {
+        Some(Scope::Admin)
+    } else if public_reads || OPEN.contains(&path) {
+        None
+    } else {
+        Some(Scope::Read)
+    }
+}
+
 fn method<H, T>(
     filter: MethodFilter,
     handler: H,
-    auth: bool,
+    needed: Option<Scope>,
     state: &AppState,
 ) -> MethodRouter<AppState>
 where
@@ -38,20 +56,26 @@ where
     T: 'static,
 {
     let mr = on(filter, handler);
-    if auth {
-        mr.route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-    } else {
-        mr
+    match needed {
+        Some(needed) => {
+            let guard = Guard {
+                tokens: state.tokens.clone(),
+                needed,
+            };
+            mr.route_layer(middleware::from_fn_with_state(guard, require))
+        }
+        None => mr,
     }
 }
 
 macro_rules! routes {
     ($( ($m:ident, $path:literal, $handler:path, $auth:literal) ),* $(,)?) => {
-        /// Every route: method, path, and whether it needs the bearer token.
+        /// Every route: method, path, and whether it needs an admin token.
         pub const ROUTES: &[(&str, &str, bool)] = &[ $( (stringify!($m), $path, $auth) ),* ];
 
         fn table(state: &AppState) -> Router<AppState> {
-            Router::new() $( .route($path, method(MethodFilter::$m, $handler, $auth, state)) )*
+            let public = state.config.public_reads;
+            Router::new() $( .route($path, method(MethodFilter::$m, $handler, needed($auth, $path, public), state)) )*
         }
     };
 }
@@ -117,7 +141,10 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(
+            state.limiter.clone(),
+            rate_limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,

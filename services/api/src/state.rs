@@ -1,5 +1,5 @@
 //! What every handler shares: the database nodes (and the primary's pool), the bus,
-//! the bucket, the token, the rate limiter, the thumbnailer and a few small caches.
+//! the bucket, the tokens, the rate limiter, the thumbnailer and a few small caches.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,12 +11,11 @@ use object_store::ObjectStore;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::auth::Token;
-use crate::limit::RateLimiter;
 use crate::model::crawl::{ImageCounters, IndexLag, JobState, JobStatus, PageCounters, Rates};
 use crate::nodes::Nodes;
 use crate::thumbs::Thumbnailer;
 use crate::Config;
+use imgcrawl_web::{Limiter, Tokens};
 
 /// How many jobs requested through this server are remembered until the index has them.
 const RECENT_JOBS: usize = 1024;
@@ -32,10 +31,10 @@ pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     /// The configuration.
     pub config: Arc<Config>,
-    /// The bearer token of mutating endpoints.
-    pub token: Token,
-    /// Per-client rate limit.
-    pub limiter: Arc<RateLimiter>,
+    /// The valid bearer tokens and their scopes.
+    pub tokens: Arc<Tokens>,
+    /// Per-client rate limit (and the trusted proxies that tell clients apart).
+    pub limiter: Arc<Limiter>,
     /// Thumbnails.
     pub thumbs: Arc<Thumbnailer>,
     /// Jobs requested here, not necessarily indexed yet.

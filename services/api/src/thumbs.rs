@@ -139,8 +139,8 @@ impl Thumbnailer {
         let got = store
             .get(path)
             .await
-            .map_err(|e| HttpError::bucket(key, e))?;
-        got.bytes().await.map_err(|e| HttpError::bucket(key, e))
+            .map_err(|e| crate::error::bucket(key, e))?;
+        got.bytes().await.map_err(|e| crate::error::bucket(key, e))
     }
 
     /// The thumbnail of `row` (whose object is `key` at `path`).

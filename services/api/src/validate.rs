@@ -26,17 +26,9 @@ const MAX_PATTERN: usize = 500;
 /// How long resolving a seed's host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Longest reason a stop, a deletion or a failover may carry (characters).
-pub const MAX_REASON: usize = 500;
-
-/// Refuses (422, field `reason`) a reason longer than [`MAX_REASON`] characters.
-pub fn reason(reason: Option<&str>) -> Result<(), HttpError> {
-    if reason.is_some_and(|r| r.chars().count() > MAX_REASON) {
-        let msg = format!("reasons are at most {MAX_REASON} characters");
-        return Err(HttpError::unprocessable("invalid_reason", msg).field("reason"));
-    }
-    Ok(())
-}
+/// Longest reason a stop, a deletion or a failover may carry (characters), and the
+/// check (422, field `reason`): the HA API's, shared.
+pub use imgcrawl_web::ha::{check_reason as reason, MAX_REASON};
 
 /// Formats the pipeline detects, by their event names.
 pub const FORMATS: [&str; 10] = Format::NAMES;

@@ -133,7 +133,7 @@ impl Serialize for Secret {
 impl std::fmt::Debug for BusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BusConfig")
-            .field("nats_url", &crate::connect::redact_urls(&self.nats_url))
+            .field("nats_url", &imgcrawl_events::redact_list(&self.nats_url))
             .field("client_name", &self.client_name)
             .field("js_domain", &self.js_domain)
             .field("stream", &self.stream)

@@ -10,7 +10,7 @@
 //! capped at 4 s, so a rolling restart of the cluster never stops a stage.
 //!
 //! Secrets stay out of logs and messages: URLs are shown with their user info
-//! replaced ([`redact_urls`]), and files are named by path, never by content.
+//! replaced (`imgcrawl_events::redact_list`), and files are named by path, never by content.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,26 +19,6 @@ use async_nats::{ConnectErrorKind, ConnectOptions, Event, ServerAddr};
 
 use crate::{BusConfig, BusError};
 
-/// The comma-separated URLs with any `user:password@` or `token@` replaced by `***@`.
-pub fn redact_urls(urls: &str) -> String {
-    urls.split(',')
-        .map(|u| redact_url(u.trim()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}***{}", &rest[at..]),
-        None => url.to_string(),
-    }
-}
-
 /// The server list of a comma-separated URL string.
 pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, BusError> {
     let addrs = urls
@@ -46,8 +26,9 @@ pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, BusError> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(|u| {
-            u.parse::<ServerAddr>()
-                .map_err(|e| BusError::Config(format!("nats url {}: {e}", redact_url(u))))
+            u.parse::<ServerAddr>().map_err(|e| {
+                BusError::Config(format!("nats url {}: {e}", imgcrawl_events::redact(u)))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if addrs.is_empty() {
@@ -72,7 +53,7 @@ pub async fn client(cfg: &BusConfig) -> Result<async_nats::Client, BusError> {
         let hint = hint(err.kind(), &detail);
         if hint != UNREACHABLE || attempt >= attempts {
             return Err(BusError::Connect {
-                url: redact_urls(&cfg.nats_url),
+                url: imgcrawl_events::redact_list(&cfg.nats_url),
                 detail,
                 hint,
             });
@@ -185,16 +166,6 @@ fn log_event(event: Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_info_is_redacted_in_every_url() {
-        assert_eq!(
-            redact_urls("nats://alice:pw@a:4222, tls://tok@b:4222,nats://c:4222"),
-            "nats://***@a:4222,tls://***@b:4222,nats://c:4222"
-        );
-        assert_eq!(redact_urls("alice:pw@host:4222"), "***@host:4222");
-        assert_eq!(redact_urls("nats://h:1/p@x"), "nats://h:1/p@x");
-    }
 
     #[test]
     fn a_comma_separated_list_is_several_servers() {

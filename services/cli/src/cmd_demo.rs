@@ -13,7 +13,9 @@ use imgcrawl_events::{CrawlRequested, Event};
 use imgcrawl_readmodel::sources;
 use uuid::Uuid;
 
-use crate::settings::{redact, Settings};
+use imgcrawl_events::redact;
+
+use crate::settings::Settings;
 use crate::{cmd_crawl, stack};
 
 /// Arguments of `imgcrawl demo`.

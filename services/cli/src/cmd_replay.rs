@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd_run::{load_config, RunArgs};
 use crate::progress::human_bytes;
-use crate::settings::{redact, Settings};
+use imgcrawl_events::redact;
+
+use crate::settings::Settings;
 use imgcrawl_pipeline::StagesConfig;
 
 /// Which projection to rebuild.

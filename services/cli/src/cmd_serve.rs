@@ -1,8 +1,11 @@
 //! `imgcrawl serve [--port N]`: the HTTP API and the web gallery, until SIGINT/SIGTERM.
 //!
-//! The bearer token of mutating endpoints comes from `IMGCRAWL_API_TOKEN`, else from
+//! The admin token of mutating endpoints comes from `IMGCRAWL_API_TOKEN`, else from
 //! `--token-file`, else from `<home>/api-token`, which is created with a random token
-//! the first time (mode 0600) so a local user can `cat` it.
+//! the first time (mode 0600) so a local user can `cat` it. `--read-token-file` adds a
+//! read-only token; `--private-reads` makes reads need one; `--tls-cert`/`--tls-key`
+//! serve HTTPS; `--trusted-proxy` names the reverse proxies whose `X-Forwarded-For` is
+//! believed (docs/security.md).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -42,6 +45,22 @@ pub struct ServeArgs {
     /// Thumbnail cache directory (default `<home>/thumbnails`).
     #[arg(long)]
     pub thumbnail_dir: Option<PathBuf>,
+    /// A file holding a read-only token (for dashboards and scripts).
+    #[arg(long, env = "IMGCRAWL_API_READ_TOKEN_FILE")]
+    pub read_token_file: Option<PathBuf>,
+    /// Reads (and the gallery) need a read or admin token.
+    #[arg(long, env = "IMGCRAWL_API_PRIVATE_READS")]
+    pub private_reads: bool,
+    /// PEM certificate chain: serve HTTPS (with `--tls-key`).
+    #[arg(long, env = "IMGCRAWL_API_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "IMGCRAWL_API_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A reverse proxy (address or CIDR range) whose `X-Forwarded-For` names the
+    /// client; repeat or comma-separate. Without one, the header is ignored.
+    #[arg(long, env = "IMGCRAWL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<String>,
 }
 
 /// Reads the token file, creating it with a random token if it does not exist.
@@ -80,6 +99,22 @@ async fn config(settings: &Settings, args: &ServeArgs) -> Result<imgcrawl_api::C
         ..Default::default()
     };
     c.store.target = settings.bucket()?;
+    c.public_reads = !args.private_reads;
+    c.trusted_proxies = args.trusted_proxy.clone();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        c.tls = Some(imgcrawl_api::TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    if let Some(path) = &args.read_token_file {
+        c.tokens.push(imgcrawl_api::TokenSource {
+            name: "read".into(),
+            scope: imgcrawl_api::Scope::Read,
+            file: Some(path.clone()),
+            env: None,
+        });
+    }
     c.rate_limit.per_second = args.rate_limit.max(0.0);
     c.rate_limit.burst = args.burst.max(1);
     c.thumbnails.cache_dir = match &args.thumbnail_dir {
@@ -113,8 +148,9 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<()> {
     let bus = settings.connect_bus("imgcrawl-api").await?;
     let server = imgcrawl_api::Server::bind(bus, config).await?;
     let addr = server.local_addr()?;
+    let scheme = if server.is_https() { "https" } else { "http" };
     eprintln!(
-        "imgcrawl api and gallery on http://{addr}/ (openapi: http://{addr}/api/openapi.json)"
+        "imgcrawl api and gallery on {scheme}://{addr}/ (openapi: {scheme}://{addr}/api/openapi.json)"
     );
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());

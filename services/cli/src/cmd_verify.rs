@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd_replay::{bar, draw_postgres, stage_configs};
-use crate::settings::{redact, Settings};
+use imgcrawl_events::redact;
+
+use crate::settings::Settings;
 use crate::signals::cancel_on_signal;
 
 /// Arguments of `imgcrawl verify`. The first database is `--database-url` (or

@@ -1,6 +1,7 @@
 //! Where the pipeline's infrastructure is: flags and environment over the config
 //! file's `[bus]` section over the local stack's defaults.
 
+use imgcrawl_events::redact;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -193,17 +194,6 @@ fn relative_to(cfg: &mut BusConfig, dir: &Path) {
         if p.is_relative() {
             *p = dir.join(&*p);
         }
-    }
-}
-
-/// A URL with its password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
     }
 }
 

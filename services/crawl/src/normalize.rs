@@ -47,7 +47,10 @@ pub fn canonical(mut url: Url) -> Option<Url> {
 }
 
 /// Uppercases the hex digits of every `%XX` escape and decodes escapes of unreserved
-/// characters other than `.` (a decoded dot could turn into a dot-segment).
+/// characters other than `.` (a decoded dot could turn into a dot-segment). An escape
+/// is kept when its character would complete a new escape with a `%` that starts none
+/// before it: `%7%41` stays `%7%41`, because `%7A` would be `z` (another resource, and
+/// normalising twice would not give the same URL; found by the `normalize` fuzz target).
 fn fix_escapes(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
@@ -59,7 +62,8 @@ fn fix_escapes(s: &str) -> String {
         if b[i] == b'%' && i + 2 < b.len() {
             if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
                 let c = (h << 4) | l;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'~') {
+                let unreserved = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'~');
+                if unreserved && !(hex(c).is_some() && after_stray_percent(&out)) {
                     out.push(c as char);
                 } else {
                     out.push('%');
@@ -76,6 +80,16 @@ fn fix_escapes(s: &str) -> String {
         i += ch_len;
     }
     out
+}
+
+/// Whether `out` ends with a `%` that starts no escape, alone or with one hex digit (a
+/// hex digit appended now would make it an escape).
+fn after_stray_percent(out: &str) -> bool {
+    match out.as_bytes() {
+        [.., b'%'] => true,
+        [.., b'%', d] => hex(*d).is_some(),
+        _ => false,
+    }
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -123,6 +137,10 @@ mod tests {
             ),
             ("/dot%2ename", Some("http://example.org/dot%2Ename")),
             ("/%zz/100%", Some("http://example.org/%zz/100%")),
+            // a decoded digit must not complete a stray `%` into a new escape
+            ("/%7%41%7e", Some("http://example.org/%7%41~")),
+            ("/%%34%31", Some("http://example.org/%%341")),
+            ("/%%34%25", Some("http://example.org/%%34%25")),
             ("/caf\u{e9}", Some("http://example.org/caf%C3%A9")),
             ("  /trimmed  ", Some("http://example.org/trimmed")),
             (

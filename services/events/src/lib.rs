@@ -6,13 +6,15 @@
 //! [`EventKind::header_value`]) and `traceparent` (W3C trace context whose trace id is the
 //! job id, so one crawl can be followed across stages).
 //!
-//! This crate is pure data: no I/O, no NATS. Stages depend on it and on `imgcrawl-bus`.
+//! This crate is pure data: no I/O, no NATS. It also holds the one [`redact`] (URLs
+//! printed without credentials), the lowest place every crate can reach. Stages depend on it and on `imgcrawl-bus`.
 
 mod codec;
 mod format;
 mod ids;
 mod job;
 mod kinds;
+mod redact;
 mod sha256;
 mod types;
 
@@ -23,5 +25,6 @@ pub use format::Format;
 pub use ids::{job_id_from_sequence, traceparent, url_key};
 pub use job::{ImageFilters, JobSpec, Politeness, Scope};
 pub use kinds::{EventKind, SCHEMA_VERSION, SUBJECT_PREFIX};
+pub use redact::{redact, redact_list, UNPARSABLE};
 pub use sha256::{InvalidSha256, Sha256};
 pub use types::*;

@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use tracing::{debug, warn};
 use url::Url;
 
-use crate::guard::{AddressGuard, GuardedResolver};
+use crate::guard::{AddressGuard, GuardedResolver, Lookup, SystemLookup};
 use crate::leases::LeaseHold;
 use crate::politeness::{Health, HostPermit};
 use crate::robots::Gate;
@@ -65,6 +65,7 @@ struct Inner {
     config: FetchConfig,
     guard: AddressGuard,
     hosts: Hosts,
+    lookup: Arc<dyn Lookup>,
 }
 
 /// A cheap-to-clone handle: one reqwest client (redirects disabled; we follow them
@@ -87,6 +88,15 @@ fn check_scheme(url: &Url) -> Result<(), FetchError> {
 impl Fetcher {
     /// Builds the client. Fails only if the TLS backend cannot be initialised.
     pub fn new(config: FetchConfig) -> Result<Fetcher, FetchError> {
+        Self::with_lookup(config, Arc::new(SystemLookup))
+    }
+
+    /// The same, resolving host names with `lookup` (for the guard's checks and for
+    /// connecting alike).
+    pub fn with_lookup(
+        config: FetchConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<Fetcher, FetchError> {
         let guard = AddressGuard {
             allow_loopback: config.allow_loopback,
             allow_private: config.allow_private,
@@ -98,7 +108,10 @@ impl Fetcher {
             .timeout(config.request_timeout())
             // A proxy would connect on our behalf and bypass the address guard.
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { guard }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard,
+                lookup: lookup.clone(),
+            }))
             .build()
             .map_err(|e| {
                 FetchError::Network(format!("build http client: {}", error::error_chain(&e)))
@@ -108,6 +121,7 @@ impl Fetcher {
             hosts: config.hosts.clone(),
             config,
             guard,
+            lookup,
         };
         Ok(Fetcher {
             inner: Arc::new(inner),
@@ -125,13 +139,19 @@ impl Fetcher {
     /// refused address.
     pub async fn robots_allowed(&self, url: &Url) -> Result<bool, FetchError> {
         check_scheme(url)?;
-        self.inner.guard.check_url(url).await?;
         let i = &self.inner;
+        i.guard.check_url_with(url, &*i.lookup).await?;
         // the gate with the default job rules: outside a job, no interval is known
         let rules = PolitenessRules::default();
         Ok(i.hosts
             .robots
-            .rules(&i.client, i.guard, &i.config, url, self.gate(&rules))
+            .rules(
+                &i.client,
+                (i.guard, &*i.lookup),
+                &i.config,
+                url,
+                self.gate(&rules),
+            )
             .await
             .allowed(url))
     }
@@ -147,7 +167,7 @@ impl Fetcher {
         let rules = i
             .hosts
             .robots
-            .rules(&i.client, i.guard, &i.config, url, gate)
+            .rules(&i.client, (i.guard, &*i.lookup), &i.config, url, gate)
             .await;
         if !rules.allowed(url) {
             let why = match &rules {
@@ -232,7 +252,10 @@ impl Fetcher {
                 "redirect to {url} leaves the job's scope"
             )));
         }
-        self.inner.guard.check_url(url).await?;
+        self.inner
+            .guard
+            .check_url_with(url, &*self.inner.lookup)
+            .await?;
         let crawl_delay = if opts.obey_robots {
             self.robots_check(url, opts.politeness).await?
         } else {

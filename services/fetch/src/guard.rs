@@ -3,10 +3,15 @@
 //! Checked twice per hop: [`AddressGuard::check_url`] resolves the host before the
 //! request (IP literals are checked directly), and `GuardedResolver` is the reqwest
 //! client's DNS resolver, filtering refused addresses out at connect time, so a DNS
-//! rebinding between the check and the connect cannot reach a refused address.
+//! rebinding between the check and the connect cannot reach a refused address. Both
+//! resolve through one [`Lookup`]: the system's, or a fixed table ([`StaticLookup`])
+//! with which tests make public-looking names resolve to refused addresses.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -125,19 +130,23 @@ impl AddressGuard {
         }
     }
 
-    /// Checks the host of `url`: an IP literal directly, a name by resolving it and
-    /// refusing if ANY of its addresses is refused.
+    /// Checks the host of `url`: an IP literal directly, a name by resolving it with
+    /// the system's resolver and refusing if ANY of its addresses is refused.
     pub async fn check_url(&self, url: &Url) -> Result<(), FetchError> {
-        let port = url.port_or_known_default().unwrap_or(80);
+        self.check_url_with(url, &SystemLookup).await
+    }
+
+    /// [`AddressGuard::check_url`], resolving names with `lookup`.
+    pub async fn check_url_with(&self, url: &Url, lookup: &dyn Lookup) -> Result<(), FetchError> {
         let ips: Vec<IpAddr> = match url.host() {
             Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
             Some(Host::Domain(d)) => {
-                let name = d.trim_end_matches('.').to_string();
-                let addrs = tokio::net::lookup_host((name.as_str(), port))
+                let name = d.trim_end_matches('.');
+                lookup
+                    .lookup(name)
                     .await
-                    .map_err(|e| FetchError::Network(format!("resolve {name}: {e}")))?;
-                addrs.map(|a| a.ip()).collect()
+                    .map_err(|e| FetchError::Network(format!("resolve {name}: {e}")))?
             }
             None => return Err(FetchError::InvalidUrl(format!("{url} has no host"))),
         };
@@ -157,19 +166,73 @@ impl AddressGuard {
     }
 }
 
+/// How host names become addresses.
+pub trait Lookup: Send + Sync + std::fmt::Debug {
+    /// Every address of `host` (a name, without a trailing dot).
+    fn lookup<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>>;
+}
+
+/// The system's resolver (`getaddrinfo`, through tokio).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host, 0)).await?;
+            Ok(found.map(|a| a.ip()).collect())
+        })
+    }
+}
+
+/// A fixed table of names and their addresses (names not in it do not resolve): for
+/// tests, and for operators who pin hosts.
+#[derive(Debug, Clone, Default)]
+pub struct StaticLookup {
+    names: HashMap<String, Vec<IpAddr>>,
+}
+
+impl StaticLookup {
+    /// The table with `name` resolving to `ips` (names are case-insensitive).
+    pub fn with(mut self, name: &str, ips: &[IpAddr]) -> Self {
+        self.names.insert(name.to_ascii_lowercase(), ips.to_vec());
+        self
+    }
+}
+
+impl Lookup for StaticLookup {
+    fn lookup<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
+        let found = self.names.get(&host.to_ascii_lowercase()).cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host}: unknown name"),
+                )
+            })
+        })
+    }
+}
+
 /// A reqwest DNS resolver that drops refused addresses, failing when none is left.
 #[derive(Debug, Clone)]
 pub(crate) struct GuardedResolver {
     pub(crate) guard: AddressGuard,
+    pub(crate) lookup: Arc<dyn Lookup>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.guard;
-        let host = name.as_str().to_string();
+        let lookup = self.lookup.clone();
+        let host = name.as_str().trim_end_matches('.').to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = lookup
+                .lookup(&host)
+                .await?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, 0))
+                .collect();
             let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()

@@ -170,6 +170,7 @@ async fn resolver_refuses_blocked_names() {
             allow_loopback: false,
             allow_private: false,
         },
+        lookup: std::sync::Arc::new(SystemLookup),
     };
     let err = r
         .resolve("localhost".parse().unwrap())
@@ -182,6 +183,7 @@ async fn resolver_refuses_blocked_names() {
             allow_loopback: true,
             allow_private: false,
         },
+        lookup: std::sync::Arc::new(SystemLookup),
     };
     let addrs: Vec<SocketAddr> = r
         .resolve("localhost".parse().unwrap())

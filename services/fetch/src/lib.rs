@@ -25,6 +25,7 @@ pub use fetcher::{Fetched, Fetcher, RequestOptions};
 pub use hosts::Hosts;
 pub use lease_store::{KvLeaseStore, LeaseStore, MemoryLeaseStore};
 pub use leases::{LeaseConfig, Leases};
+pub use robots::RobotsRules;
 
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ use texting_robots::Robot;
 use tokio::time::Instant;
 use url::{Position, Url};
 
-use crate::guard::AddressGuard;
+use crate::guard::{AddressGuard, Lookup};
 use crate::leases::Leases;
 use crate::politeness::Politeness;
 use crate::FetchConfig;
@@ -45,9 +45,9 @@ pub(crate) struct Gate<'a> {
     pub interval: Duration,
 }
 
-/// The rules of one origin.
+/// The rules of one origin (public for the fuzz targets and tests).
 #[derive(Debug, Clone)]
-pub(crate) enum RobotsRules {
+pub enum RobotsRules {
     /// No robots.txt (4xx) or nothing parseable: everything allowed.
     AllowAll,
     /// robots.txt unreachable or failing (5xx): nothing allowed for now.
@@ -58,7 +58,7 @@ pub(crate) enum RobotsRules {
 
 impl RobotsRules {
     /// Parses a robots.txt body for `agent`; unparseable text allows all.
-    pub(crate) fn parse(agent: &str, body: &[u8]) -> RobotsRules {
+    pub fn parse(agent: &str, body: &[u8]) -> RobotsRules {
         match Robot::new(agent, body) {
             Ok(r) => RobotsRules::Parsed(Arc::new(r)),
             Err(_) => RobotsRules::AllowAll,
@@ -66,7 +66,7 @@ impl RobotsRules {
     }
 
     /// Is `url` allowed?
-    pub(crate) fn allowed(&self, url: &Url) -> bool {
+    pub fn allowed(&self, url: &Url) -> bool {
         match self {
             RobotsRules::AllowAll => true,
             RobotsRules::DisallowAll(_) => false,
@@ -75,7 +75,7 @@ impl RobotsRules {
     }
 
     /// The `Crawl-delay` for our agent, if any.
-    pub(crate) fn crawl_delay(&self) -> Option<Duration> {
+    pub fn crawl_delay(&self) -> Option<Duration> {
         match self {
             RobotsRules::Parsed(r) => r
                 .delay
@@ -129,7 +129,7 @@ impl RobotsCache {
     pub(crate) async fn rules(
         &self,
         client: &reqwest::Client,
-        guard: AddressGuard,
+        guard: (AddressGuard, &dyn Lookup),
         cfg: &FetchConfig,
         url: &Url,
         gate: Gate<'_>,
@@ -206,7 +206,7 @@ impl RobotsTxt {
 /// Fetches `url`'s origin's robots.txt, following redirects by hand.
 async fn fetch(
     client: &reqwest::Client,
-    guard: AddressGuard,
+    (guard, lookup): (AddressGuard, &dyn Lookup),
     cfg: &FetchConfig,
     url: &Url,
     gate: Gate<'_>,
@@ -215,7 +215,7 @@ async fn fetch(
         return RobotsTxt::Missing;
     };
     for _ in 0..=ROBOTS_REDIRECTS {
-        if let Err(e) = guard.check_url(&target).await {
+        if let Err(e) = guard.check_url_with(&target, lookup).await {
             return RobotsTxt::Failed(format!("robots.txt at {target}: {e}"));
         }
         // a request to the host like any other: it waits for the host's gate

@@ -211,6 +211,9 @@ mod robots;
 #[path = "tests_body.rs"]
 mod body;
 
+#[path = "tests_ssrf.rs"]
+mod ssrf;
+
 /// Shared state of the counting test servers.
 #[derive(Clone, Default)]
 struct Counter {

@@ -1,10 +1,17 @@
 //! The HA watcher's configuration: the nodes, the seed's health-check defaults, the
-//! consistency checks, the lease and the HTTP API.
+//! consistency checks, the lease and the HTTP API (address, tokens, TLS).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use imgcrawl_bus::ha::Node;
+use imgcrawl_web::{Scope, TlsConfig, TokenSource, Tokens};
 use serde::{Deserialize, Serialize};
+
+use crate::HaError;
+
+/// Environment variable holding an admin token of the HA API (named `env-admin`).
+pub const TOKEN_ENV: &str = "IMGCRAWL_HA_TOKEN";
 
 /// An object store the watcher health-checks and reports (a directory or an `s3://`
 /// target, as the store stage takes it). Reported only: the store stage writes to
@@ -59,8 +66,21 @@ pub struct Config {
     /// Milliseconds a watcher's lease lasts without renewal; another watcher takes
     /// over after that (default 3 check intervals).
     pub lease_ms: Option<u64>,
-    /// Address of the HA HTTP API (`GET /api/status` ...); empty = no API.
+    /// Address of the HA HTTP API (`GET /api/status` ...); empty = no API. Keep it on
+    /// loopback or a private network (docs/security.md).
     pub listen: String,
+    /// A file holding the HA API's admin token (first line), named `admin`.
+    pub token_file: Option<PathBuf>,
+    /// More tokens (name, scope `read` or `admin`, `file` or `env`); `IMGCRAWL_HA_TOKEN`
+    /// is one more admin token when set. Without an admin token, `POST /api/failover`
+    /// and `POST /api/sync` answer 401/403: nothing can be changed over HTTP.
+    pub tokens: Vec<TokenSource>,
+    /// Whether `GET /api/status` and `GET /api/sync-status` are open to anyone
+    /// (default); when false they need a read or admin token. `GET /api/health` is
+    /// always open.
+    pub public_reads: bool,
+    /// Serve the HA API over HTTPS with this certificate and key.
+    pub tls: Option<TlsConfig>,
     /// This watcher's name in the lease (default: random per process).
     pub watcher_id: Option<String>,
     /// The index checkpoint row the nodes are projected under (`[index]
@@ -85,6 +105,10 @@ impl Default for Config {
             consistency_timeout_secs: 900,
             lease_ms: None,
             listen: "127.0.0.1:18001".into(),
+            token_file: None,
+            tokens: Vec::new(),
+            public_reads: true,
+            tls: None,
             watcher_id: None,
             checkpoint_name: "postgres".into(),
             request_timeout_ms: 10_000,
@@ -132,10 +156,42 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms.max(100))
     }
 
+    /// The HA API's tokens: `token_file`, `tokens`, and `IMGCRAWL_HA_TOKEN` when set.
+    /// Without any admin token the API still serves reads and refuses every mutation.
+    pub fn tokens(&self) -> Result<Tokens, HaError> {
+        let admin = match &self.token_file {
+            Some(p) => Some(imgcrawl_web::auth::read_token_file(p).map_err(config)?),
+            None => None,
+        };
+        let mut sources = self.tokens.clone();
+        if std::env::var_os(TOKEN_ENV).is_some() {
+            sources.push(TokenSource {
+                name: "env-admin".into(),
+                scope: Scope::Admin,
+                file: None,
+                env: Some(TOKEN_ENV.into()),
+            });
+        }
+        let tokens = imgcrawl_web::load_tokens(admin.as_deref(), &sources).map_err(config)?;
+        if !tokens.has(Scope::Admin) {
+            tracing::warn!(
+                "ha api: no admin token configured; failover and sync over http are refused"
+            );
+        }
+        for (name, scope) in tokens.describe() {
+            tracing::info!(token = %name, %scope, "ha api token loaded");
+        }
+        Ok(tokens)
+    }
+
     /// Failed checks before down, at least 1.
     pub fn failures_before_down(&self) -> u32 {
         self.failures_before_down.max(1)
     }
+}
+
+fn config(e: imgcrawl_web::WebError) -> HaError {
+    HaError::Config(e.to_string())
 }
 
 #[cfg(test)]
@@ -159,5 +215,34 @@ mod tests {
         .unwrap();
         assert_eq!(nodes.nodes[0].priority, 1);
         assert_eq!(nodes.nodes[1].priority, 2);
+    }
+
+    #[test]
+    fn api_tokens_come_from_files_and_none_means_no_mutations() {
+        let none = Config::default();
+        if std::env::var_os(TOKEN_ENV).is_none() {
+            assert!(!none.tokens().unwrap().has(Scope::Admin));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin");
+        std::fs::write(&file, "ha-admin-0123456789\n").unwrap();
+        let with = Config {
+            token_file: Some(file),
+            ..Config::default()
+        };
+        assert!(with.tokens().unwrap().has(Scope::Admin));
+        let short = dir.path().join("short");
+        std::fs::write(&short, "short\n").unwrap();
+        let bad = Config {
+            token_file: Some(short),
+            ..Config::default()
+        };
+        let e = bad.tokens().unwrap_err().to_string();
+        assert!(e.contains("16 characters"), "{e}");
+        let parsed: Config = serde_json::from_str(
+            r#"{"tokens":[{"name":"g","scope":"read","env":"X"}],"public_reads":false,"tls":{"cert":"c.pem","key":"k.pem"}}"#,
+        )
+        .unwrap();
+        assert!(!parsed.public_reads && parsed.tls.is_some());
     }
 }

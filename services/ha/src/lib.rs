@@ -38,7 +38,7 @@ mod rounds;
 mod state;
 mod watcher;
 
-pub use config::{Config, ObjectStoreNode};
+pub use config::{Config, ObjectStoreNode, TOKEN_ENV};
 pub use consistency::REFERENCE_DB;
 pub use election::{candidates, check_manual, decide, next_epoch, Decision, Manual};
 pub use error::HaError;

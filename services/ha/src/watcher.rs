@@ -91,6 +91,14 @@ pub async fn start(
     let addr = if config.listen.is_empty() {
         None
     } else {
+        let tokens = config.tokens()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(imgcrawl_web::TlsConfig::load)
+            .transpose()
+            .map_err(|e| HaError::Config(e.to_string()))?;
+        let app = api::router(shared.clone(), Arc::new(tokens), config.public_reads);
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|e| HaError::Listen {
@@ -98,7 +106,7 @@ pub async fn start(
                 detail: e.to_string(),
             })?;
         let addr = listener.local_addr().ok();
-        tasks.spawn(api::serve(listener, shared.clone(), shutdown.clone()));
+        tasks.spawn(api::serve(listener, app, tls, shutdown.clone()));
         addr
     };
     for (i, node) in config.nodes.iter().enumerate() {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::digest::ident;
-use crate::error::{db, redact, ReadModelError};
+use crate::error::{db, ReadModelError};
+use imgcrawl_events::redact;
 
 /// A connection to the server of `url` (for the statements below).
 pub async fn connect_server(url: &str) -> Result<PgConnection, ReadModelError> {

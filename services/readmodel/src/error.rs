@@ -66,29 +66,3 @@ impl From<ReadModelError> for sqlx::Error {
 pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> ReadModelError {
     move |source| ReadModelError::Database { op, source }
 }
-
-/// `url` without its password, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable database url>".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        let r = redact("postgres://u:secret@h:5/db");
-        assert!(!r.contains("secret"), "{r}");
-        assert!(r.contains("u:***@h:5/db"), "{r}");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert!(!redact("::secret::").contains("secret"));
-    }
-}

@@ -39,7 +39,8 @@ use sqlx::PgPool;
 
 pub use checkpoint::Checkpoint;
 pub use counters::Counters;
-pub use error::{redact, ReadModelError};
+pub use error::ReadModelError;
+use imgcrawl_events::redact;
 
 /// The migrations in `services/readmodel/migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

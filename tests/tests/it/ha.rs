@@ -29,8 +29,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Two PostgreSQL nodes, their writers, the other stages, and watchers.
+/// The HA API's admin token in these tests.
+const HA_TOKEN: &str = "ha-test-token-0123456789";
+
 struct Rig {
     p: Pipeline,
+    /// Holds the HA API's token file.
+    _secrets: tempfile::TempDir,
     /// The second node's server (kept alive; dropped with the rig).
     _pg2: Postgres,
     nodes: Vec<Node>,
@@ -53,7 +58,11 @@ impl Rig {
             max_backoff_ms: 300,
             ..p.configs.index.clone()
         };
+        let secrets = tempfile::tempdir().expect("token dir");
+        let token_file = secrets.path().join("ha-token");
+        std::fs::write(&token_file, HA_TOKEN).expect("write token");
         let ha = imgcrawl_ha::Config {
+            token_file: Some(token_file),
             nodes: nodes.clone(),
             check_interval_ms: 200,
             check_timeout_ms: 2000,
@@ -65,6 +74,7 @@ impl Rig {
         };
         let mut rig = Rig {
             p,
+            _secrets: secrets,
             _pg2: pg2,
             nodes,
             index,
@@ -224,7 +234,7 @@ impl Rig {
 async fn http(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut req = match method {
-        "POST" => client.post(url),
+        "POST" => client.post(url).bearer_auth(HA_TOKEN),
         _ => client.get(url),
     };
     if let Some(b) = body {
@@ -539,7 +549,8 @@ async fn manual_failover_and_switchover_back_through_either_watchers_api() {
         Some(json!({"target": "nope"})),
     )
     .await;
-    assert_eq!(code, 400, "{body}");
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(body["error"]["field"], "target", "{body}");
     // the standby must be checked and caught up; then fail over, asked of the follower
     assert!(
         wait_until(Duration::from_secs(10), || async {
@@ -599,10 +610,11 @@ async fn manual_failover_and_switchover_back_through_either_watchers_api() {
     )
     .await;
     assert_eq!(
-        (code, body["pointer"]["epoch"].as_u64()),
-        (200, Some(3)),
+        (code, body["error"]["code"].as_str()),
+        (409, Some("already_primary")),
         "{body}"
     );
+    assert_eq!(rig.pointer().await.map(|p| p.epoch), Some(3));
 
     let pg1 = rig.db("pg1").await;
     let want = [

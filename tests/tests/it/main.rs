@@ -28,3 +28,6 @@ mod index_projection;
 mod politeness;
 mod replay;
 mod s3;
+mod security_api;
+mod security_ha;
+mod security_pg;

@@ -1,7 +1,7 @@
 //! HA state: the database nodes, the primary, replication lag, failover.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 /// `GET /api/ha-status`.
@@ -107,21 +107,8 @@ pub struct NodeSync {
     pub in_sync: bool,
 }
 
-/// `POST /api/ha/failover`.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FailoverRequest {
-    /// Node to promote (default: the standby, when there is exactly one).
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Why, for the failover history.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Promote the target even if it lags behind the stream (the HA watcher refuses a
-    /// lagging target otherwise).
-    #[serde(default)]
-    pub force: bool,
-}
+/// `POST /api/ha/failover`'s body (shared with the HA API's `POST /api/failover`).
+pub use imgcrawl_web::ha::FailoverRequest;
 
 /// `200` answer to a failover: the HA watcher holding the lease made the target the
 /// primary; the new pointer.

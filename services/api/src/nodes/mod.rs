@@ -25,8 +25,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio_util::sync::DropGuard;
 
-use crate::db::redact;
 use crate::{ApiError, Config};
+use imgcrawl_events::redact;
 
 /// A configured node and its check pool.
 #[derive(Debug)]

@@ -120,7 +120,7 @@ pub async fn content(
                 .store
                 .get(&path)
                 .await
-                .map_err(|e| HttpError::bucket(&key, e))?;
+                .map_err(|e| crate::error::bucket(&key, e))?;
             let size = got.meta.size;
             (
                 StatusCode::OK,
@@ -134,7 +134,7 @@ pub async fn content(
                 .store
                 .get_range(&path, r.clone())
                 .await
-                .map_err(|e| HttpError::bucket(&key, e))?;
+                .map_err(|e| crate::error::bucket(&key, e))?;
             let n = bytes.len() as u64;
             (
                 StatusCode::PARTIAL_CONTENT,

@@ -31,7 +31,7 @@ use crate::validate;
         (status = 202, description = "The request is in the stream", body = CrawlStarted),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No bearer token", body = ErrorBody),
-        (status = 403, description = "Wrong bearer token", body = ErrorBody),
+        (status = 403, description = "Unknown bearer token (`forbidden`) or a read token (`insufficient_scope`): an admin token is needed", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Refused: bad URL, private address, bad scope or filter", body = ErrorBody),
@@ -109,7 +109,7 @@ pub async fn list(
     if q.state != Some(JobState::Requested) {
         let indexed = jobs::list(&state.db(), db_state.as_deref(), limit)
             .await
-            .map_err(|e| HttpError::db("list jobs", e))?;
+            .map_err(|e| crate::error::db("list jobs", e))?;
         listed.extend(indexed);
     }
     listed.truncate(limit as usize);
@@ -129,7 +129,7 @@ async fn pending_requests(state: &AppState) -> HttpResult<Vec<crate::model::craw
     let ids: Vec<Uuid> = recent.iter().map(|j| j.job_id).collect();
     let known = jobs::known(&state.db(), &ids)
         .await
-        .map_err(|e| HttpError::db("list jobs", e))?;
+        .map_err(|e| crate::error::db("list jobs", e))?;
     let known: HashSet<Uuid> = known.into_iter().collect();
     Ok(recent
         .iter()
@@ -154,7 +154,7 @@ pub async fn status(
 ) -> HttpResult<Json<JobReport>> {
     let indexed = jobs::get(&state.db(), job)
         .await
-        .map_err(|e| HttpError::db("read job", e))?;
+        .map_err(|e| crate::error::db("read job", e))?;
     let job_status = match indexed {
         Some(s) => s,
         None => match known_elsewhere(&state, job).await? {
@@ -194,7 +194,7 @@ async fn known_elsewhere(state: &AppState, job: Uuid) -> HttpResult<Option<Recen
         (status = 202, description = "The stop is in the stream", body = CrawlStopping),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No bearer token", body = ErrorBody),
-        (status = 403, description = "Wrong bearer token", body = ErrorBody),
+        (status = 403, description = "Unknown bearer token (`forbidden`) or a read token (`insufficient_scope`): an admin token is needed", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
         (status = 409, description = "The job has already finished", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -211,7 +211,7 @@ pub async fn stop(
     crate::validate::reason(body.reason.as_deref())?;
     match jobs::state_of(&state.db(), job)
         .await
-        .map_err(|e| HttpError::db("read job", e))?
+        .map_err(|e| crate::error::db("read job", e))?
     {
         Some(s) if s.is_finished() => {
             return Err(HttpError::conflict(

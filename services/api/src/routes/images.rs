@@ -70,7 +70,7 @@ pub async fn list(
         .map_err(|m| HttpError::bad_request("bad_cursor", m).field("cursor"))?;
     let (rows, more) = db::list(&state.db(), &f, sort, after, limit)
         .await
-        .map_err(|e| HttpError::db("list images", e))?;
+        .map_err(|e| crate::error::db("list images", e))?;
     let next_cursor = match rows.last() {
         Some(last) if more => Some(
             Cursor {
@@ -94,7 +94,7 @@ pub async fn list(
 pub async fn live_image(state: &AppState, id: i64) -> HttpResult<ImageRow> {
     match db::get(&state.db(), id)
         .await
-        .map_err(|e| HttpError::db("read image", e))?
+        .map_err(|e| crate::error::db("read image", e))?
     {
         Some(r) if r.deleted => Err(HttpError::not_found(format!("image {id} is deleted"))),
         Some(r) => Ok(r),
@@ -119,12 +119,12 @@ pub async fn get(
     let row = live_image(&state, id).await?;
     let mut sources = db::sources(&state.db(), &row.sha256)
         .await
-        .map_err(|e| HttpError::db("read image sources", e))?;
+        .map_err(|e| crate::error::db("read image sources", e))?;
     let sources_truncated = sources.len() as i64 > MAX_SOURCES;
     sources.truncate(MAX_SOURCES as usize);
     let pages = db::pages(&state.db(), &row.sha256)
         .await
-        .map_err(|e| HttpError::db("read image pages", e))?;
+        .map_err(|e| crate::error::db("read image pages", e))?;
     Ok(Json(ImageDetail {
         image: summary(&row),
         object_key: row.object_key.clone(),
@@ -143,7 +143,7 @@ pub async fn get(
         (status = 202, description = "The deletion is in the stream", body = ImageDeleting),
         (status = 400, description = "Not an image id, or a bad query", body = ErrorBody),
         (status = 401, description = "No bearer token", body = ErrorBody),
-        (status = 403, description = "Wrong bearer token", body = ErrorBody),
+        (status = 403, description = "Unknown bearer token (`forbidden`) or a read token (`insufficient_scope`): an admin token is needed", body = ErrorBody),
         (status = 404, description = "No such image, or already deleted", body = ErrorBody),
         (status = 422, description = "Reason too long", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),

@@ -103,7 +103,7 @@ pub fn inspect(bytes: &[u8], max_pixels: u64) -> Result<ImageInfo, Rejection> {
             describe_unknown(bytes),
         ));
     };
-    let known = structure(format, bytes)?;
+    let known = check_structure(format, bytes)?;
     let (width, height) = match known {
         Some(dims) => dims,
         None => raster_size(format, bytes)?,
@@ -117,8 +117,9 @@ pub fn inspect(bytes: &[u8], max_pixels: u64) -> Result<ImageInfo, Rejection> {
     })
 }
 
-/// Runs the format's structural walker; some return dimensions they parsed anyway.
-fn structure(format: Format, b: &[u8]) -> Result<Option<(u32, u32)>, Rejection> {
+/// Runs `format`'s structural walker on `b` whatever its magic bytes say (the fuzz
+/// targets drive each walker this way); some return dimensions they parsed anyway.
+pub fn check_structure(format: Format, b: &[u8]) -> Result<Option<(u32, u32)>, Rejection> {
     match format {
         Format::Jpeg => jpeg::check(b).map(Some),
         Format::Png => png::check(b).map(|()| None),

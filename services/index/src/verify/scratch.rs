@@ -2,7 +2,8 @@
 //! same server, replayed up to the projection's checkpoint, compared, dropped.
 
 use imgcrawl_bus::Bus;
-use imgcrawl_readmodel::{admin, redact, ReadModelError};
+use imgcrawl_events::redact;
+use imgcrawl_readmodel::{admin, ReadModelError};
 use sqlx::Connection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
