@@ -28,6 +28,8 @@ fn local_stack_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
         ("IMGCRAWL_NATS_PORT", free_port().to_string()),
         ("IMGCRAWL_NATS_MONITOR_PORT", free_port().to_string()),
         ("IMGCRAWL_PG_PORT", free_port().to_string()),
+        ("IMGCRAWL_METRICS_PORT", free_port().to_string()),
+        ("IMGCRAWL_HA_METRICS_PORT", free_port().to_string()),
         (
             "IMGCRAWL_NATS_SERVER",
             nats_binary().unwrap().display().to_string(),

@@ -36,6 +36,24 @@ pub fn pg_port() -> u16 {
     port_from_env("IMGCRAWL_PG_PORT", 54329)
 }
 
+/// Metrics port of the local stack's workers: `IMGCRAWL_METRICS_PORT`, default 19464
+/// (`/metrics`, `/healthz`, `/readyz` on loopback).
+pub fn metrics_port() -> u16 {
+    port_from_env("IMGCRAWL_METRICS_PORT", 19464)
+}
+
+/// Metrics port of the local stack's HA watcher: `IMGCRAWL_HA_METRICS_PORT`, default
+/// 19465.
+pub fn ha_metrics_port() -> u16 {
+    port_from_env("IMGCRAWL_HA_METRICS_PORT", 19465)
+}
+
+/// Points a stack process's metrics listener at loopback `port` (each process of
+/// the stack has its own port, whatever `IMGCRAWL_METRICS_LISTEN` says).
+fn metrics_env(cmd: &mut std::process::Command, port: u16) {
+    cmd.env("IMGCRAWL_METRICS_LISTEN", format!("127.0.0.1:{port}"));
+}
+
 fn port_from_env(var: &str, default: u16) -> u16 {
     std::env::var(var)
         .ok()
