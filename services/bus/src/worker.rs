@@ -26,8 +26,8 @@
 //! publishes name it as their parent, see `imgcrawl_telemetry::trace`); the loop counts
 //! outcomes (`imgcrawl_deliveries_total`), times handling
 //! (`imgcrawl_delivery_duration_seconds`), tracks in-flight handlers, marks the
-//! consumer bound for `/readyz` and polls the consumer's pending counts (`consumer`
-//! module). None of it changes when a message is acked.
+//! consumer bound for `/readyz` and polls the consumer's pending counts
+//! ([`crate::consumer_stats`]). None of it changes when or how a message is acked.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

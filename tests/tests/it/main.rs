@@ -25,5 +25,7 @@ mod ha_bench;
 mod harness;
 mod index_live;
 mod index_projection;
+mod observability_e2e;
+mod observability_rules;
 mod replay;
 mod s3;
