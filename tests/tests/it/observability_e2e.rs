@@ -10,7 +10,7 @@
 //! 0; every `image.stored` event's `traceparent` names the store delivery span that
 //! published it, whose parent is the span in the handled `image.downloaded`'s
 //! `traceparent`, all in the job's trace; JSON log lines of a delivery carry its
-//! trace and job ids.
+//! trace and job ids. And the API counts its requests by route template and status.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -324,4 +324,53 @@ async fn prometheus_sees_the_crawl_and_the_trace_follows_it() {
             .await;
     }
     prom_proc.kill();
+}
+
+/// A rendered sample's value (the API runs in this test's process).
+fn sample(name_and_labels: &str) -> Option<f64> {
+    imgcrawl_telemetry::metrics::encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requests_are_counted_by_route_template_and_status() {
+    let p = Pipeline::start_without_stages().await;
+    let api = crate::api_common::ApiServer::for_pipeline(&p, |_| {}).await;
+    // no index has run: the answer is an error; which one does not matter here
+    let mut statuses = std::collections::BTreeSet::new();
+    for id in [1, 2, 3] {
+        let path = format!("/api/images/{id}");
+        statuses.insert(
+            api.call("GET", "", &path, crate::api_common::Auth::None, None, &[])
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    let status = statuses.first().copied().unwrap();
+    assert_eq!(api.get("/healthz", "/healthz").await.status, 200);
+    let r = api.get("", "/no/such/path").await;
+    assert_eq!(r.status, 404);
+    let route = format!(
+        r#"imgcrawl_api_requests_total{{method="GET",route="/api/images/{{id}}",status="{status}"}}"#
+    );
+    assert_eq!(
+        sample(&route),
+        Some(3.0),
+        "{route} in\n{}",
+        imgcrawl_telemetry::metrics::encode()
+    );
+    let health = r#"imgcrawl_api_requests_total{method="GET",route="/healthz",status="200"}"#;
+    assert_eq!(sample(health), Some(1.0));
+    let unmatched = r#"imgcrawl_api_requests_total{method="GET",route="unmatched",status="404"}"#;
+    assert_eq!(sample(unmatched), Some(1.0));
+    let latency =
+        r#"imgcrawl_api_request_duration_seconds_count{method="GET",route="/api/images/{id}"}"#;
+    assert_eq!(sample(latency), Some(3.0));
+    let text = imgcrawl_telemetry::metrics::encode();
+    assert!(
+        !text.contains("/api/images/1"),
+        "no concrete path is a label"
+    );
 }
