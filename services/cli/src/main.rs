@@ -56,6 +56,10 @@ enum Cmd {
         /// `default`: the server's periodic fsync.
         #[arg(long, value_parser = ["always", "default"])]
         nats_sync: Option<String>,
+        /// Also start Prometheus (Debian's `prometheus`, when installed) scraping the
+        /// stack on 127.0.0.1:19090, with the alert rules.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// Stop the local stack (data is kept).
     Down,
@@ -154,6 +158,7 @@ async fn run_cli() -> Result<()> {
                     nodes,
                     nats_nodes,
                     nats_sync,
+                    prometheus,
                 } => {
                     stack::up(&stack::UpOptions {
                         workers: !no_workers,
@@ -161,6 +166,7 @@ async fn run_cli() -> Result<()> {
                         nodes,
                         nats_nodes,
                         nats_sync_always: nats_sync.map(|s| s == "always"),
+                        prometheus,
                     })
                     .await?;
                     for (name, up, where_) in stack::describe() {

@@ -11,6 +11,7 @@ mod nats;
 mod nats_bin;
 mod postgres;
 mod proc;
+mod prometheus;
 mod workers;
 
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ fn metrics_env(cmd: &mut std::process::Command, port: u16) {
     cmd.env("IMGCRAWL_METRICS_LISTEN", format!("127.0.0.1:{port}"));
 }
 
-fn port_from_env(var: &str, default: u16) -> u16 {
+pub(crate) fn port_from_env(var: &str, default: u16) -> u16 {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -105,6 +106,8 @@ pub struct UpOptions {
     pub nats_nodes: Option<usize>,
     /// Every nats node fsyncs each write (`sync_interval: always`); default: as before.
     pub nats_sync_always: Option<bool>,
+    /// Also start Prometheus (Debian's `prometheus`) scraping the stack.
+    pub prometheus: bool,
 }
 
 /// Starts whatever part of the stack is not running.
@@ -123,6 +126,9 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
             ha::watcher_up(&home).await?;
         }
     }
+    if opts.prometheus {
+        prometheus::up(&home).await?;
+    }
     Ok(())
 }
 
@@ -130,6 +136,7 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
 pub async fn down() -> Result<()> {
     let home = home_abs()?;
     workers::down(&home).await?;
+    prometheus::down(&home).await;
     ha::down(&home).await?;
     postgres::down(&home).await?;
     nats::down(&home).await?;
@@ -179,5 +186,6 @@ pub fn describe() -> Vec<(String, bool, String)> {
         ),
     ]);
     out.extend(ha::describe());
+    out.extend(prometheus::describe(&home));
     out
 }
