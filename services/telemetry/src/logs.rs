@@ -36,10 +36,12 @@ pub fn init(
             .event_format(JsonLines)
             .boxed(),
     };
+    // Span fields are kept only for those who read them: JSON lines and OTLP export.
+    let fields = (format == LogFormat::Json || otlp.is_some()).then_some(SpanFieldsLayer);
     // The filters are global (they decide for every layer), wherever they sit.
     tracing_subscriber::registry()
         .with(lines)
-        .with(SpanFieldsLayer)
+        .with(fields)
         .with(otlp)
         .with(no_secrets)
         .with(filter)
