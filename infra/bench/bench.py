@@ -10,6 +10,10 @@ peak RSS per run, the medians and the ratios imgcrawl/Scrapy, and writes everyth
 bench-results/bench.json. Exits 1 if a run did not store every image.
 
     python3 infra/bench/bench.py [--runs 3] [--crawlers imgcrawl,scrapy,scaleout]
+
+The cost of observability: `--crawlers telemetry-off,telemetry-on` (one process each;
+off: no delivery spans, text logs, no metrics listener; on: delivery spans, JSON logs,
+/metrics served and scraped every second); compare their CPU seconds per image.
 """
 
 import argparse

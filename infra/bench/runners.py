@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -135,7 +136,26 @@ def _request(job, url):
 STAGE_SETS = {
     "imgcrawl": [[]],
     "scaleout": [["crawl"], ["download"], ["download"], ["store"], ["index"]],
+    "telemetry-off": [[]],
+    "telemetry-on": [[]],
 }
+
+# The cost of observability (docs/observability.md), one process like `imgcrawl`:
+# off: no delivery spans (their target at warn), text logs, no metrics listener;
+# on: delivery spans, JSON logs, /metrics served and scraped every second.
+MODE_ENV = {
+    "telemetry-off": {"RUST_LOG": "info,async_nats=warn,sqlx=warn,imgcrawl_bus::worker=warn"},
+    "telemetry-on": {"RUST_LOG": "info,async_nats=warn,sqlx=warn", "IMGCRAWL_LOG_FORMAT": "json"},
+}
+
+
+def _scrape(port, stop):
+    """GET /metrics every second until `stop` is set (a Prometheus stand-in)."""
+    while not stop.wait(1.0):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        except OSError:
+            pass
 
 
 def run_imgcrawl(binary, url, shas, workdir, mode):
@@ -148,6 +168,13 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
                         "RUST_LOG")}
     env.update(IMGCRAWL_HOME=str(home), IMGCRAWL_NATS_PORT=str(free_port()),
                IMGCRAWL_PG_PORT=str(free_port()), IMGCRAWL_NATS_MONITOR_PORT=str(free_port()))
+    env.update(MODE_ENV.get(mode, {}))
+    scraping = None
+    if mode == "telemetry-on":
+        port = free_port()
+        env["IMGCRAWL_METRICS_LISTEN"] = f"127.0.0.1:{port}"
+        scraping = threading.Event()
+        threading.Thread(target=_scrape, args=(port, scraping), daemon=True).start()
     _start_nats_with_pprof(home, env)
     subprocess.run([binary, "up", "--no-workers"], check=True, cwd=ROOT, env=env,
                    stdout=subprocess.DEVNULL)
@@ -163,6 +190,8 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
         _wait_consumers(int(env["IMGCRAWL_NATS_MONITOR_PORT"]), 4)
         return _measure_imgcrawl(env, home, workers, url, shas)
     finally:
+        if scraping:
+            scraping.set()
         for w in workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)

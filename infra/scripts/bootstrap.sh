@@ -5,6 +5,8 @@
 #   nats-server  >= 2.10, unpacked into ./.tools (see install-nats.sh)
 #   PostgreSQL   server binaries from Debian's packages, if none are installed
 #   chromium     Debian's package, for the gallery's headless browser test
+#   prometheus   Debian's packages prometheus (promtool) and prometheus-alertmanager
+#                (amtool): the alert rules' unit tests and the Prometheus end-to-end test
 #
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
@@ -43,6 +45,12 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   echo "bootstrap: installing chromium (headless browser test of the gallery)" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
+  echo "bootstrap: installing prometheus and prometheus-alertmanager (rule tests)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    prometheus prometheus-alertmanager >/dev/null
 fi
 
 bash infra/scripts/install-nats.sh >/dev/null

@@ -156,5 +156,7 @@ pub fn app(state: AppState) -> Router {
         .layer(always(header::REFERRER_POLICY, "no-referrer"))
         // a debug span per request; 5xx causes are already logged where they happen
         .layer(TraceLayer::new_for_http().on_failure(()))
+        // request counts and latency by route template (imgcrawl-telemetry)
+        .layer(middleware::from_fn(imgcrawl_telemetry::http::track))
         .with_state(state)
 }

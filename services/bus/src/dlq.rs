@@ -116,10 +116,16 @@ pub async fn dead_letter(bus: &Bus, dl: &DeadLetter) -> Result<(), BusError> {
     h.insert(HEADER_EVENT, DEAD_LETTER_EVENT);
     let body = serde_json::to_vec(dl).expect("dead letters always serialize");
     let ack = bus.publisher().send_raw(&subject, h, body.into()).await?;
-    ack.await.map_err(|e| BusError::Publish {
+    let ack = ack.await.map_err(|e| BusError::Publish {
         subject,
         detail: e.to_string(),
     })?;
+    if !ack.duplicate {
+        let m = imgcrawl_telemetry::metrics();
+        m.dead_letters
+            .get_or_create(&imgcrawl_telemetry::metrics::stage(&dl.stage))
+            .inc();
+    }
     Ok(())
 }
 

@@ -9,6 +9,9 @@
 //! * [`patience`]: topology requests retried through a JetStream leader election.
 //! * [`publish`]: events out with their headers; asynchronous publishes whose PubAcks
 //!   are awaited in batches.
+//! * [`consumer_stats`]: a worker's consumer's pending and ack-pending counts, polled
+//!   for the metrics.
+//! * [`health`]: the NATS readiness probe.
 //! * [`worker`]: the pull loop every stage runs: decode, handle, and map the
 //!   [`Outcome`] to Ack / Nak(delay) / Term, dead-lettering poison with a reason.
 //! * [`identity`]: the stream's id, written once into its metadata; what projections
@@ -29,10 +32,12 @@ pub mod blob;
 pub mod config;
 pub mod config_env;
 pub mod connect;
+pub mod consumer_stats;
 pub mod dlq;
 pub mod error;
 pub mod ha;
 pub mod ha_requests;
+pub mod health;
 pub mod hosts;
 pub mod identity;
 pub mod jobs;

@@ -19,12 +19,17 @@ pub struct Publisher {
     js: jetstream::Context,
 }
 
-/// The headers every event carries.
+/// The headers every event carries. Published while a delivery is handled, the
+/// `traceparent` names the delivery's span as the parent (same trace); otherwise it is
+/// the event's own (trace id = job id, see `imgcrawl_events::traceparent`).
 pub fn headers(enc: &EncodedEvent) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(HEADER_MSG_ID, enc.msg_id.as_str());
     h.insert(HEADER_EVENT, enc.event_header.as_str());
-    h.insert(HEADER_TRACEPARENT, enc.traceparent.as_str());
+    match imgcrawl_telemetry::trace::current() {
+        Some(ctx) => h.insert(HEADER_TRACEPARENT, ctx.header().as_str()),
+        None => h.insert(HEADER_TRACEPARENT, enc.traceparent.as_str()),
+    }
     h
 }
 

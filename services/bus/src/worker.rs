@@ -20,20 +20,29 @@
 //! third of the consumer's `ack_wait`: slow hosts, robots delays and big downloads keep
 //! their message, and the `ack_wait` itself stays short, so the work of a process that
 //! died comes back to the others within one `ack_wait`.
+//!
+//! Telemetry, the same for every stage: each delivery is handled in a `delivery` span
+//! whose trace context is a child of the event's `traceparent` (events the handler
+//! publishes name it as their parent, see `imgcrawl_telemetry::trace`); the loop counts
+//! outcomes (`imgcrawl_deliveries_total`), times handling
+//! (`imgcrawl_delivery_duration_seconds`), tracks in-flight handlers, marks the
+//! consumer bound for `/readyz` and polls the consumer's pending counts
+//! ([`crate::consumer_stats`]). None of it changes when or how a message is acked.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt};
-use imgcrawl_events::{decode, Event, HEADER_EVENT};
+use imgcrawl_events::{decode, Event, HEADER_EVENT, HEADER_TRACEPARENT};
+use imgcrawl_telemetry::{metrics, ready, trace, TraceContext};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, field, warn, Instrument};
 
 use crate::dlq::{dead_letter, DeadLetter};
 use crate::retry::Policy;
@@ -136,6 +145,15 @@ where
         ensure_consumer(&bus.js, &bus.config.stream, &spec)
     })
     .await?;
+    let bound = format!("consumer/{}", spec.durable);
+    ready::global().set(bound.clone(), Ok(()));
+    let polling = shutdown.child_token();
+    tokio::spawn(crate::consumer_stats::poll(
+        consumer.clone(),
+        spec.durable.clone(),
+        polling.clone(),
+    ));
+    let _stop_polling = polling.drop_guard();
     let consume_err = |e: &dyn std::fmt::Display| BusError::Consume {
         consumer: spec.durable.clone(),
         detail: e.to_string(),
@@ -193,6 +211,7 @@ where
         }
         Ok(Ok(())) => {}
     }
+    ready::global().set(bound, Err("stopped".into()));
     tracker.close();
     if tokio::time::timeout(opts.grace, tracker.wait())
         .await
@@ -203,6 +222,30 @@ where
     Ok(())
 }
 
+/// The trace context of a delivery: a child of its `traceparent`, else the root of a
+/// trace named after its job (a new one when it has none).
+fn delivery_context(
+    msg: &jetstream::Message,
+    event: Option<&Event>,
+) -> (TraceContext, Option<TraceContext>) {
+    let parent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(HEADER_TRACEPARENT))
+        .and_then(|v| TraceContext::parse(v.as_str()));
+    let ctx = match parent {
+        Some(p) => p.child(),
+        None => {
+            let job = event
+                .and_then(Event::job_id)
+                .map_or([0; 16], |j| j.into_bytes());
+            TraceContext::root(job)
+        }
+    };
+    (ctx, parent)
+}
+
+/// Handles one message in its `delivery` span, with the loop's metrics.
 async fn handle_one<H, Fut>(
     bus: &Bus,
     spec: &ConsumerSpec,
@@ -222,23 +265,83 @@ async fn handle_one<H, Fut>(
         info.delivered,
         to_chrono(info.published),
     );
+    let started = Instant::now();
+    let m = metrics();
+    let stage = metrics::stage(&spec.durable);
+    let in_flight = m.in_flight.get_or_create_owned(&stage);
+    in_flight.inc();
     let header = msg
         .headers
         .as_ref()
         .and_then(|h| h.get(HEADER_EVENT))
         .map(|v| v.as_str().to_string());
-    let outcome = match decode(msg.subject.as_str(), header.as_deref(), &msg.payload) {
+    let decoded = decode(msg.subject.as_str(), header.as_deref(), &msg.payload);
+    let (ctx, parent) = delivery_context(&msg, decoded.as_ref().ok());
+    let span = tracing::info_span!(
+        "delivery",
+        consumer = %spec.durable,
+        subject = %msg.subject,
+        seq,
+        delivered,
+        job_id = field::Empty,
+        trace_id = %ctx.trace_hex(),
+        span_id = %ctx.span_hex(),
+        parent_span_id = field::Empty,
+        outcome = field::Empty,
+    );
+    if let Some(p) = parent {
+        span.record("parent_span_id", p.span_hex());
+    }
+    if let Some(job) = decoded.as_ref().ok().and_then(Event::job_id) {
+        span.record("job_id", field::display(job));
+    }
+    let d = decoded.map(|event| Delivery {
+        event,
+        subject: msg.subject.to_string(),
+        stream_sequence: seq,
+        delivered,
+        published,
+    });
+    let work = trace::scope(ctx, decide(bus, spec, opts, handler, &msg, d));
+    let outcome = work.instrument(span.clone()).await;
+    span.record("outcome", outcome);
+    m.deliveries
+        .get_or_create(&imgcrawl_telemetry::labels::StageOutcome {
+            stage: spec.durable.clone(),
+            outcome,
+        })
+        .inc();
+    m.delivery_duration
+        .get_or_create(&stage)
+        .observe(started.elapsed().as_secs_f64());
+    in_flight.dec();
+}
+
+/// Runs the handler on a decoded delivery (or poisons what did not decode), then acks
+/// accordingly. Returns the outcome's metric label: `done`, `retried` or `poisoned`.
+async fn decide<H, Fut>(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+    opts: &WorkerOptions,
+    handler: H,
+    msg: &jetstream::Message,
+    d: Result<Delivery, imgcrawl_events::DecodeError>,
+) -> &'static str
+where
+    H: Fn(Delivery) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let (seq, delivered) = match &d {
+        Ok(d) => (d.stream_sequence, d.delivered),
+        Err(_) => msg
+            .info()
+            .map_or((0, 1), |i| (i.stream_sequence, i.delivered)),
+    };
+    let outcome = match d {
         Err(e) => Outcome::Poison(e.to_string()),
-        Ok(event) => {
-            let d = Delivery {
-                event,
-                subject: msg.subject.to_string(),
-                stream_sequence: seq,
-                delivered,
-                published,
-            };
+        Ok(d) => {
             let work = AssertUnwindSafe(handler(d)).catch_unwind();
-            match with_progress(&msg, spec.ack_wait, work).await {
+            match with_progress(msg, spec.ack_wait, work).await {
                 Ok(outcome) => outcome,
                 Err(panic) => {
                     Outcome::Poison(format!("handler panicked: {}", panic_message(&*panic)))
@@ -246,22 +349,29 @@ async fn handle_one<H, Fut>(
             }
         }
     };
-    let ack = match outcome {
-        Outcome::Done => AckKind::Ack,
+    let (ack, label) = match outcome {
+        Outcome::Done => (AckKind::Ack, "done"),
         Outcome::Retry { after, reason } if delivered < spec.max_deliver => {
             let delay = backoff(after, delivered, opts.max_backoff);
             debug!(consumer = %spec.durable, seq, delivered, ?delay, %reason, "retry");
-            AckKind::Nak(Some(delay))
+            (AckKind::Nak(Some(delay)), "retried")
         }
         Outcome::Retry { reason, .. } => {
             let reason = format!("gave up after {delivered} deliveries: {reason}");
-            poison(bus, spec, &msg, seq, delivered, reason).await
+            (
+                poison(bus, spec, msg, seq, delivered, reason).await,
+                "poisoned",
+            )
         }
-        Outcome::Poison(reason) => poison(bus, spec, &msg, seq, delivered, reason).await,
+        Outcome::Poison(reason) => (
+            poison(bus, spec, msg, seq, delivered, reason).await,
+            "poisoned",
+        ),
     };
     if let Err(e) = msg.ack_with(ack).await {
         warn!(consumer = %spec.durable, seq, error = %e, "ack failed; the message will be redelivered");
     }
+    label
 }
 
 /// Awaits `work`, sending an in-progress ack every third of `ack_wait` meanwhile.

@@ -42,6 +42,7 @@ pub async fn demo(settings: &Settings, args: DemoArgs) -> Result<()> {
             nodes: None,
             nats_nodes: None,
             nats_sync_always: None,
+            prometheus: false,
         })
         .await?;
     } else {

@@ -26,7 +26,7 @@ pub struct HaArgs {
     /// A TOML file with an `[ha]` section (the watcher's documented `Config`); the same
     /// file `imgcrawl run --config` reads. Flags and `--ha-nodes` override it.
     #[arg(long, env = "IMGCRAWL_CONFIG")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Address of the HA API (default 127.0.0.1:18001; "" for none).
     #[arg(long)]
     listen: Option<String>,
@@ -91,7 +91,11 @@ fn load(settings: &Settings, args: &HaArgs) -> Result<imgcrawl_ha::Config> {
 }
 
 /// Runs `imgcrawl ha`.
-pub async fn ha(settings: &Settings, args: HaArgs) -> Result<()> {
+pub async fn ha(
+    settings: &Settings,
+    args: HaArgs,
+    telemetry: &imgcrawl_telemetry::Config,
+) -> Result<()> {
     let bus = settings
         .connect_bus_with(args.config.as_deref(), "imgcrawl-ha")
         .await?;
@@ -100,6 +104,7 @@ pub async fn ha(settings: &Settings, args: HaArgs) -> Result<()> {
             let cfg = load(settings, &args)?;
             let shutdown = CancellationToken::new();
             crate::signals::cancel_on_signal(shutdown.clone());
+            crate::telemetry::serve(telemetry, &bus, &shutdown).await?;
             imgcrawl_ha::run(bus, cfg, shutdown).await?;
             Ok(())
         }

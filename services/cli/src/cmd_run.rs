@@ -75,8 +75,27 @@ async fn connect(bus: &imgcrawl_bus::BusConfig) -> Result<imgcrawl_bus::Bus> {
     Err(last.expect("at least one attempt").into())
 }
 
+/// Declares what `/readyz` waits for: each stage's consumer bound, and the index (on
+/// a single database) projecting.
+fn expect_ready(stages: &[Stage], cfg: &StagesConfig, nodes: &[imgcrawl_bus::ha::Node]) {
+    let ready = imgcrawl_telemetry::ready::global();
+    for stage in stages {
+        match stage.consumer() {
+            Some(c) => ready.expect(format!("consumer/{c}")),
+            None if nodes.is_empty() => {
+                ready.expect(format!("projection/{}", cfg.index.checkpoint_name))
+            }
+            None => {}
+        }
+    }
+}
+
 /// Runs `imgcrawl run`.
-pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
+pub async fn run(
+    settings: &Settings,
+    args: RunArgs,
+    telemetry: &imgcrawl_telemetry::Config,
+) -> Result<()> {
     let cfg = load_config(settings, &args)?;
     let stages = if args.stages.is_empty() {
         Stage::ALL.to_vec()
@@ -90,6 +109,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
     let bus = connect(&cfg.bus).await?;
     let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
+    expect_ready(&stages, &cfg, &nodes);
+    crate::telemetry::serve(telemetry, &bus, &shutdown).await?;
     let (cfg, nodes) = (Arc::new(cfg), Arc::new(nodes));
     let mut set: JoinSet<(Stage, Result<(), StageError>)> = JoinSet::new();
     for stage in stages {

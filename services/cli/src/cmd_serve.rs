@@ -143,16 +143,21 @@ async fn config(settings: &Settings, args: &ServeArgs) -> Result<imgcrawl_api::C
 }
 
 /// Runs `imgcrawl serve`.
-pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<()> {
+pub async fn serve(
+    settings: &Settings,
+    args: ServeArgs,
+    telemetry: &imgcrawl_telemetry::Config,
+) -> Result<()> {
     let config = config(settings, &args).await?;
     let bus = settings.connect_bus("imgcrawl-api").await?;
+    let shutdown = CancellationToken::new();
+    crate::telemetry::serve(telemetry, &bus, &shutdown).await?;
     let server = imgcrawl_api::Server::bind(bus, config).await?;
     let addr = server.local_addr()?;
     let scheme = if server.is_https() { "https" } else { "http" };
     eprintln!(
         "imgcrawl api and gallery on {scheme}://{addr}/ (openapi: {scheme}://{addr}/api/openapi.json)"
     );
-    let shutdown = CancellationToken::new();
     crate::signals::cancel_on_signal(shutdown.clone());
     server.serve(shutdown).await?;
     Ok(())

@@ -16,8 +16,7 @@ mod progress;
 mod settings;
 mod signals;
 mod stack;
-
-use std::io::IsTerminal;
+mod telemetry;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +29,8 @@ use settings::Settings;
 struct Cli {
     #[command(flatten)]
     settings: Settings,
+    #[command(flatten)]
+    telemetry: telemetry::TelemetryArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -55,6 +56,10 @@ enum Cmd {
         /// `default`: the server's periodic fsync.
         #[arg(long, value_parser = ["always", "default"])]
         nats_sync: Option<String>,
+        /// Also start Prometheus (Debian's `prometheus`, when installed) scraping the
+        /// stack on 127.0.0.1:19090, with the alert rules.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// Stop the local stack (data is kept).
     Down,
@@ -86,27 +91,6 @@ enum Cmd {
     /// Show the JetStream topology, or change existing topology to match the
     /// configuration (`apply [--dry-run]`): the only command that changes it.
     Topology(cmd_topology::TopologyArgs),
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (else `default`). async-nats's DEBUG and
-/// TRACE events are always dropped: they include the CONNECT line with the password
-/// or token, and server URLs with their user info.
-fn init_tracing(default: &str) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let no_secrets = tracing_subscriber::filter::filter_fn(|meta| {
-        !meta.target().starts_with("async_nats") || *meta.level() <= tracing::Level::INFO
-    });
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_filter(filter)
-        .with_filter(no_secrets);
-    tracing_subscriber::registry().with(fmt).init();
 }
 
 /// Runs the command; on failure prints `error: <reason>` on one line (the whole cause
@@ -146,22 +130,27 @@ fn one_line(s: &str) -> String {
 
 async fn run_cli() -> Result<()> {
     let cli = Cli::parse();
-    let s = cli.settings;
+    let (s, t) = (cli.settings, cli.telemetry);
+    // Logs to stderr (text or JSON), filtered by `RUST_LOG` else these defaults.
+    let serving = "info,async_nats=warn,sqlx=warn";
     match cli.cmd {
         Cmd::Run(args) => {
-            init_tracing("info,async_nats=warn,sqlx=warn");
-            cmd_run::run(&s, args).await
+            let tc = t.config(args.config.as_deref())?;
+            t.init_logs(serving, &tc, "imgcrawl-run")?;
+            cmd_run::run(&s, args, &tc).await
         }
         Cmd::Serve(args) => {
-            init_tracing("info,async_nats=warn,sqlx=warn");
-            cmd_serve::serve(&s, args).await
+            let tc = t.config(None)?;
+            t.init_logs(serving, &tc, "imgcrawl-api")?;
+            cmd_serve::serve(&s, args, &tc).await
         }
         Cmd::Ha(args) => {
-            init_tracing("info,async_nats=warn,sqlx=warn");
-            cmd_ha::ha(&s, args).await
+            let tc = t.config(args.config.as_deref())?;
+            t.init_logs(serving, &tc, "imgcrawl-ha")?;
+            cmd_ha::ha(&s, args, &tc).await
         }
         cmd => {
-            init_tracing("warn,async_nats=error");
+            t.init_logs("warn,async_nats=error", &Default::default(), "imgcrawl")?;
             match cmd {
                 Cmd::Up {
                     no_workers,
@@ -169,6 +158,7 @@ async fn run_cli() -> Result<()> {
                     nodes,
                     nats_nodes,
                     nats_sync,
+                    prometheus,
                 } => {
                     stack::up(&stack::UpOptions {
                         workers: !no_workers,
@@ -176,6 +166,7 @@ async fn run_cli() -> Result<()> {
                         nodes,
                         nats_nodes,
                         nats_sync_always: nats_sync.map(|s| s == "always"),
+                        prometheus,
                     })
                     .await?;
                     for (name, up, where_) in stack::describe() {

@@ -28,6 +28,8 @@ fn local_stack_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
         ("IMGCRAWL_NATS_PORT", free_port().to_string()),
         ("IMGCRAWL_NATS_MONITOR_PORT", free_port().to_string()),
         ("IMGCRAWL_PG_PORT", free_port().to_string()),
+        ("IMGCRAWL_METRICS_PORT", free_port().to_string()),
+        ("IMGCRAWL_HA_METRICS_PORT", free_port().to_string()),
         (
             "IMGCRAWL_NATS_SERVER",
             nats_binary().unwrap().display().to_string(),
@@ -440,5 +442,70 @@ async fn replay_and_verify_rebuild_both_projections_and_report_differences() {
         text(&out.stdout).contains("missing"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+/// `GET path` on a loopback port with HTTP/1.0: the status line and body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_prometheus_scrapes_the_workers_and_down_stops_it() {
+    let home = tempfile::tempdir().unwrap();
+    let mut env = local_stack_env(home.path());
+    let prom = free_port();
+    env.push(("IMGCRAWL_PROMETHEUS_PORT", prom.to_string()));
+    let metrics: u16 = env
+        .iter()
+        .find(|(k, _)| *k == "IMGCRAWL_METRICS_PORT")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap();
+    let cleanup = || {
+        let _ = imgcrawl(&env, &["down"]);
+    };
+    struct Down<'a>(&'a dyn Fn());
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let _guard = Down(&cleanup);
+    let out = imgcrawl(&env, &["up", "--prometheus"]);
+    assert!(
+        out.status.success(),
+        "up: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("prometheus"),
+        "{}",
+        text(&out.stdout)
+    );
+    let ready = imgcrawl_tests::wait_until(Duration::from_secs(60), || async {
+        http_get(metrics, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.0 200"))
+    })
+    .await;
+    assert!(ready, "{:?}", http_get(metrics, "/readyz"));
+    let scraped = imgcrawl_tests::wait_until(Duration::from_secs(60), || async {
+        // up{job="imgcrawl-workers"} == 1
+        let q = "/api/v1/query?query=up%7Bjob%3D%22imgcrawl-workers%22%7D%20%3D%3D%201";
+        http_get(prom, q)
+            .is_some_and(|r| r.contains("\"imgcrawl-workers\"") && r.contains("\"1\"]"))
+    })
+    .await;
+    assert!(scraped, "prometheus scrapes the workers");
+    let out = imgcrawl(&env, &["down"]);
+    assert!(out.status.success(), "down: {}", text(&out.stderr));
+    assert!(
+        http_get(prom, "/-/ready").is_none(),
+        "down stops prometheus"
     );
 }

@@ -187,6 +187,7 @@ impl Crawler {
         if let Err(e) = self.publish(std::slice::from_ref(&fetched)).await {
             return retry("publish page.fetched", &e);
         }
+        imgcrawl_telemetry::metrics().pages_fetched.inc();
         info!(job = %ev.job_id, url = %ev.url, depth = ev.depth, pages, images, "page fetched");
         Outcome::Done
     }
@@ -210,7 +211,10 @@ impl Crawler {
             occurred_at: Utc::now(),
         });
         match self.publish(std::slice::from_ref(&e)).await {
-            Ok(()) => Outcome::Done,
+            Ok(()) => {
+                imgcrawl_telemetry::metrics().pages_failed.inc();
+                Outcome::Done
+            }
             Err(err) => retry("publish page.failed", &err),
         }
     }

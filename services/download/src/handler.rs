@@ -81,9 +81,30 @@ pub(crate) async fn handle(stage: Arc<Stage>, d: Delivery) -> Outcome {
         Err(retry) => return retry,
     };
     match stage.bus.publisher().publish(&event).await {
-        Ok(()) => Outcome::Done,
+        Ok(()) => {
+            count(&event);
+            Outcome::Done
+        }
         Err(e) => Outcome::retry(format!("publish {}: {e}", event.kind())),
     }
+}
+
+/// Counts a published outcome event.
+fn count(event: &Event) {
+    let m = imgcrawl_telemetry::metrics();
+    match event {
+        Event::ImageDownloaded(_) => m.images_downloaded.inc(),
+        Event::ImageRejected(r) => {
+            let reason = serde_json::to_value(r.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "other".into());
+            m.images_rejected
+                .get_or_create(&imgcrawl_telemetry::labels::Reason { reason })
+                .inc()
+        }
+        _ => 0,
+    };
 }
 
 /// The event recording what happened to `img`, or the retry outcome.
@@ -189,6 +210,9 @@ async fn download(stage: &Stage, img: &ImageDiscovered, spec: &JobSpec) -> Resul
         .await
         .map_err(|e| Stop::Transient(e.to_string()))?;
     debug!(%sha, bytes, format = %info.format, wrote, "downloaded");
+    if !wrote {
+        imgcrawl_telemetry::metrics().images_deduplicated.inc();
+    }
     Ok(Event::ImageDownloaded(ImageDownloaded {
         job_id: img.job_id,
         url: img.url.clone(),

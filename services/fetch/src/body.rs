@@ -28,8 +28,10 @@ pub(crate) async fn read_capped(
         .min(1 << 20);
     let mut buf = bytes::BytesMut::with_capacity(usize::try_from(initial).unwrap_or(0));
     let mut stream = response.bytes_stream();
+    let read = &imgcrawl_telemetry::metrics().fetched_bytes;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| error::body_from_reqwest(&e))?;
+        read.inc_by(chunk.len() as u64);
         if (buf.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
             return Err(BodyError::TooLarge { limit: max_bytes });
         }

@@ -266,6 +266,8 @@ impl Fetcher {
         let interval =
             Duration::from_millis(p.delay_ms).max(crawl_delay.unwrap_or_default().min(cap));
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let m = imgcrawl_telemetry::metrics();
+        let waited = std::time::Instant::now();
         let politeness = &self.inner.hosts.politeness;
         let (permit, lease) = match self.inner.hosts.leases() {
             Some(l) => {
@@ -281,19 +283,27 @@ impl Fetcher {
                 (permit, None)
             }
         };
+        m.politeness_wait.observe(waited.elapsed().as_secs_f64());
         let slot = Slot {
             _permit: permit,
             _lease: lease,
         };
         let started = tokio::time::Instant::now();
-        let resp = self
+        let sent = self
             .inner
             .client
             .get(url.clone())
             .header(ACCEPT, opts.accept)
             .send()
-            .await
-            .map_err(|e| error::from_reqwest(&e))?;
+            .await;
+        let class = match &sent {
+            Ok(r) => imgcrawl_telemetry::metrics::status_class(r.status().as_u16()),
+            Err(_) => "error",
+        };
+        m.fetches
+            .get_or_create(&imgcrawl_telemetry::labels::StatusClass { class })
+            .inc();
+        let resp = sent.map_err(|e| error::from_reqwest(&e))?;
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)

@@ -97,6 +97,7 @@ pub(crate) async fn switch(
     };
     shared.lock().pointer = Some((pointer.clone(), rev));
     info!(from = ?previous, to, epoch, reason, "primary changed");
+    imgcrawl_telemetry::metrics().ha_failovers.inc();
     stamp(shared, to, epoch).await;
     publish(shared, &pointer, manual).await;
     Ok(pointer)

@@ -18,7 +18,9 @@
 //!   each failover and on demand, with the index's `verify` library (the
 //!   `consistency` module);
 //! * serves `GET /api/status`, `GET /api/health`, `POST /api/failover`, `POST
-//!   /api/sync`, `GET /api/sync-status` (the `api` module).
+//!   /api/sync`, `GET /api/sync-status` (the `api` module);
+//! * exports its view as metrics (node health, primary, lag, epoch, lease,
+//!   failovers) and marks itself ready (the `telemetry` module).
 //!
 //! See `docs/ha.md` for the definitions (writer, role, epoch, fencing) and the
 //! guarantees.
@@ -36,6 +38,7 @@ mod refresh;
 mod report;
 mod rounds;
 mod state;
+mod telemetry;
 mod watcher;
 
 pub use config::{Config, ObjectStoreNode, TOKEN_ENV};

@@ -42,6 +42,7 @@ pub(crate) async fn decision_loop(shared: Arc<Shared>, shutdown: CancellationTok
             _ = tokio::time::sleep(c.check_interval()) => {}
         }
         refresh(&shared).await;
+        imgcrawl_telemetry::metrics().ha_rounds.inc();
         if !shared.lock().leader {
             r.was_leader = false;
             r.handled_failover = None;

@@ -118,6 +118,10 @@ pub async fn start(
     tasks.spawn(follow_pointer(shared.clone(), shutdown.clone()));
     tasks.spawn(follow_requests(shared.clone(), shutdown.clone()));
     tasks.spawn(decision_loop(shared.clone(), shutdown.clone()));
+    tasks.spawn(crate::telemetry::export_loop(
+        shared.clone(),
+        shutdown.clone(),
+    ));
     info!(watcher = %me, nodes = config.nodes.len(), api = ?addr, "ha watcher started");
     Ok(Watcher {
         shared,

@@ -23,6 +23,10 @@
 //! * [`verify`] compares two projections at one checkpoint (counts, latest record, id
 //!   range, content digest per table), or a projection with a fresh replay.
 //!
+//! * Metrics and readiness (the `telemetry` module): batch size, commit time,
+//!   checkpoint and lag per projection; `projection/<name>` and its database probe on
+//!   `/readyz`.
+//!
 //! The schema, the statements that apply a batch and every other query belong to the
 //! read model (`imgcrawl-readmodel`); this crate is the stage around it.
 
@@ -38,6 +42,7 @@ mod replay;
 mod republish;
 mod source;
 mod stage;
+mod telemetry;
 pub mod verify;
 
 pub use config::Config;

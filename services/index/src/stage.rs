@@ -22,6 +22,8 @@
 //! `synchronous_commit = off`), the batch is rolled back and the stream is read again
 //! from the database's checkpoint: the node catches up from the log by itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::Message;
@@ -59,6 +61,8 @@ struct Stage {
     ahead: Option<(Vec<Message>, Prepared)>,
     stats: ReplayProgress,
     started: Instant,
+    /// [`Stage::committed`], for the lag measurement.
+    position: Arc<AtomicU64>,
 }
 
 impl Stage {
@@ -103,7 +107,9 @@ impl Stage {
             Some((msgs, p)).filter(|(m, _)| !m.is_empty())
         };
         let committing = commit(pool, config, stream, &p, at, fence, shutdown);
+        let commit_started = Instant::now();
         let (done, ahead) = tokio::join!(committing, ahead);
+        let took = commit_started.elapsed();
         self.ahead = ahead;
         let Some((step, uncertain)) = done else {
             return Ok(false);
@@ -124,6 +130,9 @@ impl Stage {
             }
         };
         self.committed = self.committed.max(effects.applied.checkpoint);
+        self.position.store(self.committed, Ordering::Relaxed);
+        let name = &self.config.checkpoint_name;
+        crate::telemetry::committed(name, msgs.len(), took, &effects, self.committed);
         self.record(&msgs, &p, &effects);
         if !publish {
             let with_indexed = self.config.publish_indexed;
@@ -252,6 +261,17 @@ pub(crate) async fn drive(
         ..ReplayProgress::default()
     };
     let (batch_size, linger) = (mode.batch_size(&config), mode.linger(&config));
+    let position = Arc::new(AtomicU64::new(start));
+    let measuring = shutdown.child_token();
+    let _ready = if mode.publishes() {
+        let name = config.checkpoint_name.clone();
+        let (b, p, m) = (bus.clone(), position.clone(), measuring.clone());
+        tokio::spawn(crate::telemetry::measure_lag(b, pool.clone(), name, p, m));
+        Some(crate::telemetry::ready(&config.checkpoint_name, &pool))
+    } else {
+        None
+    };
+    let _stop_measuring = measuring.drop_guard();
     let mut stage = Stage {
         bus,
         pool,
@@ -266,6 +286,7 @@ pub(crate) async fn drive(
         ahead: None,
         stats,
         started: Instant::now(),
+        position,
     };
     stage.report();
     run_loop(&mut stage, &shutdown).await?;

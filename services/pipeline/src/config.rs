@@ -1,5 +1,5 @@
 //! Every stage's configuration: the sections of the TOML file `imgcrawl run --config`
-//! reads.
+//! reads (plus `[telemetry]`, which every process of the file reads).
 
 use serde::Deserialize;
 
@@ -22,6 +22,9 @@ pub struct StagesConfig {
     /// `[ha]`: the HA watcher (`imgcrawl ha`); its `nodes` also make the index run one
     /// writer per PostgreSQL node.
     pub ha: imgcrawl_ha::Config,
+    /// `[telemetry]`: where `/metrics`, `/healthz` and `/readyz` are served, and the
+    /// optional OTLP trace export.
+    pub telemetry: imgcrawl_telemetry::Config,
 }
 
 impl StagesConfig {

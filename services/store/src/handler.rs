@@ -43,6 +43,7 @@ async fn stored(stage: &Stage, e: &ImageDownloaded, seq: u64) -> Outcome {
         Err(outcome) => return outcome,
     };
     debug!(object_key = %copied.key, bytes = copied.bytes, wrote = copied.wrote, "stored");
+    let wrote = copied.wrote;
     let event = Event::ImageStored(ImageStored {
         job_id: e.job_id,
         url: e.url.clone(),
@@ -53,7 +54,14 @@ async fn stored(stage: &Stage, e: &ImageDownloaded, seq: u64) -> Outcome {
         occurred_at: Utc::now(),
     });
     match stage.bus.publisher().publish(&event).await {
-        Ok(()) => Outcome::Done,
+        Ok(()) => {
+            let m = imgcrawl_telemetry::metrics();
+            m.images_stored.inc();
+            if !wrote {
+                m.objects_deduplicated.inc();
+            }
+            Outcome::Done
+        }
         Err(err) => Outcome::retry(format!("publish image.stored: {err}")),
     }
 }

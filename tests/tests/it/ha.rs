@@ -9,7 +9,8 @@
 //!   commit on the old primary;
 //! * manual failover and switchover back, through the HTTP API of either watcher;
 //! * the lease holder is killed: the other watcher takes over within a few intervals
-//!   and acts.
+//!   and acts;
+//! * the watcher exports node health, the primary, the epoch and the lease as metrics.
 
 use crate::common;
 
@@ -691,4 +692,44 @@ async fn when_the_lease_holder_dies_the_other_watcher_takes_over_and_acts() {
         "{health}"
     );
     rig.shutdown().await;
+}
+
+/// One line of the process's metrics (the watcher runs in this test's process).
+fn metric_line(name_and_labels: &str) -> Option<f64> {
+    imgcrawl_telemetry::metrics::encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_exports_node_health_the_primary_the_epoch_and_the_lease() {
+    let rig = Rig::start(1).await;
+    let exported = wait_until(Duration::from_secs(15), || async {
+        metric_line(r#"imgcrawl_ha_node_up{node="pg1"}"#) == Some(1.0)
+            && metric_line(r#"imgcrawl_ha_node_up{node="pg2"}"#) == Some(1.0)
+            && metric_line(r#"imgcrawl_ha_node_primary{node="pg1"}"#) == Some(1.0)
+            && metric_line("imgcrawl_ha_leader") == Some(1.0)
+    })
+    .await;
+    assert!(exported, "{}", imgcrawl_telemetry::metrics::encode());
+    assert_eq!(
+        metric_line(r#"imgcrawl_ha_node_primary{node="pg2"}"#),
+        Some(0.0)
+    );
+    assert_eq!(metric_line("imgcrawl_ha_epoch"), Some(1.0));
+    assert_eq!(
+        metric_line("imgcrawl_ha_failovers_total"),
+        Some(1.0),
+        "the first election"
+    );
+    assert_eq!(
+        metric_line(r#"imgcrawl_ha_node_check_failures{node="pg2"}"#),
+        Some(0.0)
+    );
+    assert!(metric_line("imgcrawl_ha_rounds_total").is_some_and(|n| n >= 1.0));
+    let ready = imgcrawl_telemetry::ready::global()
+        .report(Duration::from_secs(2))
+        .await;
+    assert!(ready.checks["watcher"].ok, "{ready:?}");
+    drop(rig);
 }

@@ -25,6 +25,8 @@ mod ha_bench;
 mod harness;
 mod index_live;
 mod index_projection;
+mod observability_e2e;
+mod observability_rules;
 mod politeness;
 mod replay;
 mod s3;

@@ -71,6 +71,7 @@ pub async fn watcher_up(home: &Path) -> Result<()> {
     let exe = std::env::current_exe().context("locate the imgcrawl binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("ha");
+    super::metrics_env(&mut cmd, super::ha_metrics_port());
     let pid = spawn_detached(cmd, &home.join("ha.log"))?;
     std::fs::write(home.join("ha.pid"), pid.to_string())?;
     tokio::time::sleep(Duration::from_millis(300)).await;

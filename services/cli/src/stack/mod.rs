@@ -11,6 +11,7 @@ mod nats;
 mod nats_bin;
 mod postgres;
 mod proc;
+mod prometheus;
 mod workers;
 
 use std::path::PathBuf;
@@ -36,7 +37,25 @@ pub fn pg_port() -> u16 {
     port_from_env("IMGCRAWL_PG_PORT", 54329)
 }
 
-fn port_from_env(var: &str, default: u16) -> u16 {
+/// Metrics port of the local stack's workers: `IMGCRAWL_METRICS_PORT`, default 19464
+/// (`/metrics`, `/healthz`, `/readyz` on loopback).
+pub fn metrics_port() -> u16 {
+    port_from_env("IMGCRAWL_METRICS_PORT", 19464)
+}
+
+/// Metrics port of the local stack's HA watcher: `IMGCRAWL_HA_METRICS_PORT`, default
+/// 19465.
+pub fn ha_metrics_port() -> u16 {
+    port_from_env("IMGCRAWL_HA_METRICS_PORT", 19465)
+}
+
+/// Points a stack process's metrics listener at loopback `port` (each process of
+/// the stack has its own port, whatever `IMGCRAWL_METRICS_LISTEN` says).
+fn metrics_env(cmd: &mut std::process::Command, port: u16) {
+    cmd.env("IMGCRAWL_METRICS_LISTEN", format!("127.0.0.1:{port}"));
+}
+
+pub(crate) fn port_from_env(var: &str, default: u16) -> u16 {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -87,6 +106,8 @@ pub struct UpOptions {
     pub nats_nodes: Option<usize>,
     /// Every nats node fsyncs each write (`sync_interval: always`); default: as before.
     pub nats_sync_always: Option<bool>,
+    /// Also start Prometheus (Debian's `prometheus`) scraping the stack.
+    pub prometheus: bool,
 }
 
 /// Starts whatever part of the stack is not running.
@@ -105,6 +126,9 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
             ha::watcher_up(&home).await?;
         }
     }
+    if opts.prometheus {
+        prometheus::up(&home).await?;
+    }
     Ok(())
 }
 
@@ -112,6 +136,7 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
 pub async fn down() -> Result<()> {
     let home = home_abs()?;
     workers::down(&home).await?;
+    prometheus::down(&home).await;
     ha::down(&home).await?;
     postgres::down(&home).await?;
     nats::down(&home).await?;
@@ -161,5 +186,6 @@ pub fn describe() -> Vec<(String, bool, String)> {
         ),
     ]);
     out.extend(ha::describe());
+    out.extend(prometheus::describe(&home));
     out
 }

@@ -40,6 +40,7 @@ pub async fn up(home: &Path, allow_loopback: bool) -> Result<()> {
     let filter =
         std::env::var("RUST_LOG").unwrap_or_else(|_| "info,async_nats=warn,sqlx=warn".into());
     cmd.env("RUST_LOG", format!("{filter},{READY_TARGET}=info"));
+    super::metrics_env(&mut cmd, super::metrics_port());
     let log = home.join("run.log");
     let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
     let pid = spawn_detached(cmd, &log)?;
