@@ -66,12 +66,29 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts nats, PostgreSQL and every stage.
+    /// Starts nats, PostgreSQL and every stage, and waits until the index has created
+    /// its schema (so a reader's first query does not race the migrations).
     pub async fn start() -> Pipeline {
         let mut p = Pipeline::start_without_stages().await;
         for s in Stage::ALL {
             p.start_stage(s);
         }
+        let db = p.db().await;
+        let ready = wait_for(Duration::from_secs(60), || {
+            let db = db.clone();
+            async move {
+                sqlx::query("select last_seq from projection_checkpoint limit 1")
+                    .fetch_optional(&db)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "the index did not create its schema within 60 s"
+        );
         p
     }
 

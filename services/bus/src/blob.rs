@@ -5,8 +5,9 @@
 //! chunks of at most 128 KiB on `$O.<bucket>.C.<nuid>`, then the JSON [`ObjectInfo`] on
 //! `$O.<bucket>.M.<base64url(name)>`.
 //!
-//! * [`BlobStore::put_if_absent`] sends a new blob's chunks and info back to back and
-//!   awaits their PubAcks together, without the `Nats-Rollup` header: a rollup makes the
+//! * [`BlobStore::put_if_absent`] sends a new blob's chunks (pipelined), awaits their
+//!   PubAcks, then sends its info (an info is never stored ahead of its chunks), without
+//!   the `Nats-Rollup` header: a rollup makes the
 //!   server purge the subject, which walks every consumer of the blob stream (measured:
 //!   two thirds of the server's CPU in the benchmark). Replacing an existing blob
 //!   (deleted, or another size) goes through the client's `put`, which rolls up and
@@ -130,7 +131,8 @@ impl BlobStore {
     }
 
     /// Stores `body` under `sha` (its lowercase hex SHA-256) unless a blob of that name
-    /// and size is there; returns whether it wrote. Two racing writers of the same new
+    /// and size is there (its info is written after its chunks, so an info means the
+    /// bytes are stored); returns whether it wrote. Two racing writers of the same new
     /// bytes both write; readers take the last info, whose chunks are complete, so the
     /// race only leaves one unreferenced copy behind.
     pub async fn put_if_absent(
@@ -146,7 +148,12 @@ impl BlobStore {
         }
     }
 
-    /// Writes a blob that does not exist yet: chunks and info in one round trip.
+    /// Writes a blob that does not exist yet: the chunks (pipelined), then, once every
+    /// chunk is acknowledged, the info. The info is what says "this blob exists"
+    /// ([`put_if_absent`](Self::put_if_absent) skips a blob whose info is there), so it
+    /// must never be stored ahead of a chunk: pipelining both, a leader election could
+    /// keep the info and lose a chunk, and the retry then skipped the write for good
+    /// ("chunk missing" in the store stage, found by the chaos leader-kill case).
     async fn put_new(&self, sha: &str, body: &Bytes, content_type: &str) -> Result<(), BusError> {
         let nuid = uuid::Uuid::new_v4().simple().to_string();
         let info = object_info(&self.bucket, sha, &nuid, body.len(), content_type)?;
@@ -160,10 +167,13 @@ impl BlobStore {
                     .await?,
             );
         }
-        acks.push(self.send(sha, self.meta_subject(sha), meta.into()).await?);
         try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
             .await
-            .map_err(|e| blob_err(sha, format!("put: {e}")))?;
+            .map_err(|e| blob_err(sha, format!("put chunks: {e}")))?;
+        self.send(sha, self.meta_subject(sha), meta.into())
+            .await?
+            .await
+            .map_err(|e| blob_err(sha, format!("put info: {e}")))?;
         Ok(())
     }
 
