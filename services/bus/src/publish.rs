@@ -77,12 +77,53 @@ impl Publisher {
             pending.push((e.kind().subject(), self.send(e).await?));
         }
         try_join_all(pending.into_iter().map(|(subject, fut)| async move {
-            fut.await.map_err(|err| BusError::Publish {
-                subject,
+            let ack = fut.await.map_err(|err| BusError::Publish {
+                subject: subject.clone(),
                 detail: err.to_string(),
-            })
+            })?;
+            stored(&ack).map_err(|detail| BusError::Publish { subject, detail })
         }))
         .await
         .map(|_| ())
+    }
+}
+
+/// Whether a PubAck means the message is in the stream. A duplicate normally names
+/// the sequence of the copy already stored; nats-server before 2.11 also answers
+/// "duplicate" with sequence 0 for a message id it staged for a proposal that a
+/// leader change then dropped (nats-server#6415, fixed in 2.11 by #6486): nothing is
+/// stored, and taking that for success lost an event in the chaos partition case. It
+/// is an error, so the caller retries (the id stays blocked for the duplicate
+/// window; a retry that keeps failing ends as a dead letter, never as silent loss).
+pub fn stored(ack: &jetstream::publish::PublishAck) -> Result<(), String> {
+    if ack.duplicate && ack.sequence == 0 {
+        return Err(format!(
+            "stream {} answered duplicate without a sequence (a proposal dropped by a leader change): not stored",
+            ack.stream
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    fn ack(sequence: u64, duplicate: bool) -> jetstream::publish::PublishAck {
+        serde_json::from_value(serde_json::json!({
+            "stream": "IMGCRAWL", "seq": sequence, "duplicate": duplicate
+        }))
+        .expect("a PubAck")
+    }
+
+    #[test]
+    fn only_a_duplicate_without_a_sequence_is_not_stored() {
+        assert!(stored(&ack(7, false)).is_ok());
+        assert!(
+            stored(&ack(7, true)).is_ok(),
+            "a real duplicate names its copy"
+        );
+        let e = stored(&ack(0, true)).unwrap_err();
+        assert!(e.contains("not stored"), "{e}");
     }
 }
