@@ -48,6 +48,9 @@ use crate::politeness::Politeness;
 use crate::robots::RobotsTxt;
 use crate::FetchError;
 
+/// How long a request waits for an unavailable lease store before it fails.
+const STORE_PATIENCE: Duration = Duration::from_secs(90);
+
 /// Timings of host leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseConfig {
@@ -311,7 +314,11 @@ impl Leases {
         politeness: &Politeness,
     ) -> Result<Ticket, FetchError> {
         let lease = self.lease(host);
-        let mut store_errors = 0u32;
+        // the store (JetStream) can be between leaders for tens of seconds: a request
+        // waits that out like any other JetStream client instead of failing (which
+        // would count against its URL and could reject it)
+        let mut unavailable_since: Option<Instant> = None;
+        let mut pause = self.inner.cfg.poll;
         loop {
             if let Some(hold) = self.grant(&lease) {
                 return Ok(hold);
@@ -320,13 +327,19 @@ impl Leases {
             if !releasing {
                 match self.try_take(&lease, politeness).await {
                     Ok(true) => continue,
-                    Ok(false) => store_errors = 0,
+                    Ok(false) => {
+                        unavailable_since = None;
+                        pause = self.inner.cfg.poll;
+                    }
                     Err(e) => {
-                        store_errors += 1;
-                        if store_errors >= 40 {
+                        let since = *unavailable_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= STORE_PATIENCE {
                             return Err(FetchError::Network(format!("host lease for {host}: {e}")));
                         }
                         debug!(%host, error = %e, "host lease store unavailable; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                        continue;
                     }
                 }
             }
