@@ -2,7 +2,7 @@
 # Installs what a fresh machine of ours lacks, then runs `just <args>` if any were given.
 #
 #   just         the command runner (binary from its PyPI wheel, else `cargo install`)
-#   nats-server  >= 2.10, unpacked into ./.tools (see install-nats.sh)
+#   nats-server  Debian's 2.15.1, unpacked into ./.tools (see install-nats.sh)
 #   PostgreSQL   server binaries from Debian's packages, if none are installed
 #   chromium     Debian's package, for the gallery's headless browser test
 #   prometheus   Debian's packages prometheus (promtool) and prometheus-alertmanager

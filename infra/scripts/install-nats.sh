@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# Makes sure a nats-server >= 2.10 is available under the project-local tools dir.
+# Makes sure the project's nats-server is available under the project-local tools dir.
 #
-# Debian bookworm ships nats-server 2.9.10, which silently ignores consumer fields we
-# rely on and cannot serve async-nats KV creation. Debian trixie's package is a static
-# Go binary that runs on bookworm, so we fetch that .deb with `apt-get download` from a
-# private sources list whose mirror URI is read from this machine's own apt config
-# (never hard-coded), and unpack it with `dpkg -x`. Prints the binary's path.
+# The pinned version is Debian's nats-server 2.15.1 package, from Debian's testing
+# suite (forky; sid as a fallback): a Go binary that runs on bookworm. Bookworm's own
+# 2.9.10 silently ignores consumer fields we rely on and cannot serve async-nats KV
+# creation; 2.10 works but re-stages message ids for proposals a leader change drops
+# (nats-server#6415/#6486) and reads subject-filtered backlogs slowly, so 2.10 stays
+# the minimum the binaries accept and 2.15.1 is what the project installs and tests.
+# We fetch the .deb with `apt-get download` from a private sources list whose mirror
+# URI is read from this machine's own apt config (never hard-coded), and unpack it
+# with `dpkg -x`. If the pinned version is gone from the mirror, the suite's current
+# package is taken when it is at least 2.11, with a warning. Prints the binary's path.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 tools="${IMGCRAWL_TOOLS_DIR:-$root/.tools}"
 bin="$tools/bin/nats-server"
 
-version_ok() {
-  local v
-  v="$("$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)" || return 1
+pinned="2.15.1"
+
+version_of() { "$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
+
+# at_least BIN MINOR: BIN runs and reports 2.MINOR or newer
+at_least() {
+  local v major minor
+  v="$(version_of "$1")" || return 1
   [ -n "$v" ] || return 1
-  local major minor
   major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
-  [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }
+  [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge "$2" ]; }
 }
 
-if [ -x "$bin" ] && version_ok "$bin"; then echo "$bin"; exit 0; fi
-if sys="$(command -v nats-server)" && version_ok "$sys"; then echo "$sys"; exit 0; fi
+if [ -x "$bin" ] && [ "$(version_of "$bin")" = "$pinned" ]; then echo "$bin"; exit 0; fi
 
 mkdir -p "$tools/bin" "$tools/apt/lists/partial" "$tools/apt/cache/archives/partial"
 # The first non-security Debian mirror URI this machine is configured with.
@@ -37,18 +45,23 @@ if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
 fi
 [ -n "$uri" ] || { echo "install-nats: no debian mirror found in the apt configuration" >&2; exit 1; }
 
-list="$tools/apt/trixie.list"
-echo "deb [trusted=yes] $uri trixie main" > "$list"
+list="$tools/apt/newer.list"
+printf 'deb [trusted=yes] %s forky main\ndeb [trusted=yes] %s sid main\n' "$uri" "$uri" > "$list"
 opts=(-o "Dir::Etc::SourceList=$list" -o "Dir::Etc::SourceParts=-"
       -o "Dir::State::Lists=$tools/apt/lists" -o "Dir::Cache=$tools/apt/cache"
       -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1")
 apt-get "${opts[@]}" -qq update >&2
 work="$(mktemp -d)"; chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get "${opts[@]}" -qq download nats-server >&2)
+if ! (cd "$work" && apt-get "${opts[@]}" -qq download "nats-server=$pinned-*" >&2 2>/dev/null); then
+  echo "install-nats: nats-server $pinned is no longer on the mirror; taking the current package" >&2
+  (cd "$work" && apt-get "${opts[@]}" -qq download nats-server >&2)
+fi
 deb="$(ls "$work"/nats-server_*.deb | head -1)"
 dpkg -x "$deb" "$work/x"
 src="$(find "$work/x" -type f -name nats-server | head -1)"
+"$src" --version >/dev/null 2>&1 || { echo "install-nats: the unpacked nats-server does not run here" >&2; exit 1; }
+at_least "$src" 11 || { echo "install-nats: the unpacked nats-server $(version_of "$src") is older than 2.11" >&2; exit 1; }
+[ "$(version_of "$src")" = "$pinned" ] || echo "install-nats: installed nats-server $(version_of "$src"), not the pinned $pinned" >&2
 install -m 0755 "$src" "$bin"
-version_ok "$bin" || { echo "install-nats: unpacked nats-server is older than 2.10" >&2; exit 1; }
 echo "$bin"
