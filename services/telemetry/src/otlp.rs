@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::span::{Attributes, Id};
 use tracing::Subscriber;
@@ -75,12 +75,7 @@ fn attribute(key: &str, v: &Value) -> Value {
 }
 
 /// The OTLP span for a closed span's fields, if it carries a trace context.
-fn otlp_span(
-    name: &str,
-    fields: &Map<String, Value>,
-    start: SystemTime,
-    end: SystemTime,
-) -> Option<Value> {
+fn otlp_span(name: &str, fields: &SpanFields, start: SystemTime, end: SystemTime) -> Option<Value> {
     let trace = fields.get("trace_id")?.as_str()?;
     let span = fields.get("span_id")?.as_str()?;
     let parent = fields
@@ -89,7 +84,7 @@ fn otlp_span(
         .unwrap_or("");
     let attributes: Vec<Value> = fields
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "trace_id" | "span_id" | "parent_span_id"))
+        .filter(|(k, _)| !matches!(*k, "trace_id" | "span_id" | "parent_span_id"))
         .map(|(k, v)| attribute(k, v))
         .collect();
     let stage = fields.get("consumer").and_then(Value::as_str);
@@ -118,8 +113,7 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let ext = span.extensions();
-        let (Some(SpanFields(fields)), Some(Started(start))) =
-            (ext.get::<SpanFields>(), ext.get::<Started>())
+        let (Some(fields), Some(Started(start))) = (ext.get::<SpanFields>(), ext.get::<Started>())
         else {
             return;
         };
@@ -173,15 +167,12 @@ mod tests {
 
     #[test]
     fn a_delivery_span_becomes_an_otlp_span() {
-        let mut f = Map::new();
-        f.insert(
-            "trace_id".into(),
-            Value::from("4bf92f3577b34da6a3ce929d0e0e4736"),
-        );
-        f.insert("span_id".into(), Value::from("00f067aa0ba902b7"));
-        f.insert("parent_span_id".into(), Value::from("b7ad6b7169203331"));
-        f.insert("consumer".into(), Value::from("download"));
-        f.insert("seq".into(), Value::from(7u64));
+        let mut f = SpanFields::default();
+        f.set("trace_id", Value::from("4bf92f3577b34da6a3ce929d0e0e4736"));
+        f.set("span_id", Value::from("00f067aa0ba902b7"));
+        f.set("parent_span_id", Value::from("b7ad6b7169203331"));
+        f.set("consumer", Value::from("download"));
+        f.set("seq", Value::from(7u64));
         let t = UNIX_EPOCH + Duration::from_secs(1);
         let s = otlp_span("delivery", &f, t, t + Duration::from_millis(5)).unwrap();
         assert_eq!(s["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -192,7 +183,7 @@ mod tests {
         let attrs = s["attributes"].as_array().unwrap();
         assert!(attrs.contains(&json!({"key": "seq", "value": {"intValue": "7"}})));
         assert_eq!(attrs.len(), 2);
-        f.remove("trace_id");
+        let f = SpanFields::default();
         assert!(
             otlp_span("delivery", &f, t, t).is_none(),
             "no trace context, no export"
