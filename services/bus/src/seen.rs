@@ -100,6 +100,16 @@ impl SeenSet {
         }
     }
 
+    /// The owner tag a key was claimed with, if it was (diagnostics: who holds a URL).
+    pub async fn owner(&self, key: &str) -> Result<Option<String>, BusError> {
+        Ok(self
+            .kv
+            .get(key)
+            .await
+            .map_err(kv_err)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// Claims many keys concurrently; results are in the order of `keys`.
     pub async fn claim_all(&self, keys: &[String], owner: &str) -> Result<Vec<Claim>, BusError> {
         try_join_all(keys.iter().map(|k| self.claim(k, owner))).await

@@ -51,7 +51,11 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
             )
         })
         .collect();
-    let (outcomes, dead_letters) = scan(bus, job).await;
+    let Scan {
+        outcomes,
+        dead_letters,
+        pages,
+    } = scan(bus, job).await;
     let mut lost_detail = Vec::new();
     for (url, sha) in want.difference(&got).take(10) {
         let row =
@@ -83,6 +87,9 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
             outcomes.get(url.as_str()).copied().unwrap_or(0)
         ));
     }
+    if want.difference(&got).next().is_some() {
+        lost_detail.extend(pages.anomalies());
+    }
     Counts {
         expected: want.len(),
         indexed: want.intersection(&got).count(),
@@ -94,17 +101,117 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
     }
 }
 
+/// For each expected page the stream has no `page.discovered` for: who holds its
+/// seen-set claim, and what that claimant's message was (read back by sequence). A
+/// claim held by a message that never published the page is where a lost page went.
+pub async fn missing_pages(bus: &Bus, job: Uuid, expected: &[String]) -> Vec<String> {
+    let discovered = scan(bus, job).await.pages;
+    let mut lines = Vec::new();
+    let stream = match bus.js.get_stream(&bus.config.stream).await {
+        Ok(s) => s,
+        Err(e) => return vec![format!("missing pages: cannot open the stream: {e}")],
+    };
+    for url in expected {
+        if discovered.0.get(url).is_some_and(|t| t.discovered > 0) {
+            continue;
+        }
+        let key = imgcrawl_bus::seen::SeenSet::key(job, "page", url);
+        let owner = bus.seen.owner(&key).await;
+        let claimant = match owner
+            .as_ref()
+            .ok()
+            .and_then(|o| o.as_deref()?.strip_prefix("seq:")?.parse::<u64>().ok())
+        {
+            Some(seq) => match stream.get_raw_message(seq).await {
+                Ok(m) => {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&m.payload).unwrap_or_default();
+                    format!("{} {}", m.subject, v["url"].as_str().unwrap_or_default())
+                }
+                Err(e) => format!("unreadable: {e}"),
+            },
+            None => "-".into(),
+        };
+        let trail = discovered.0.get(url);
+        lines.push(format!(
+            "missing page {url}: claim {owner:?}, claimant {claimant}; trail {trail:?}"
+        ));
+        if lines.len() >= 10 {
+            break;
+        }
+    }
+    lines
+}
+
+/// What the stream recorded for a job, per page: how often it was discovered, fetched
+/// or failed, how many images its fetch reported and how many `image.discovered`
+/// events name it. A lost image's page shows where the chain broke.
+#[derive(Debug, Default)]
+struct Pages(BTreeMap<String, PageTrail>);
+
+#[derive(Debug, Default)]
+struct PageTrail {
+    discovered: usize,
+    fetched: usize,
+    failed: usize,
+    /// The most images one fetch of it reported (before de-duplication).
+    images_found: u64,
+    /// `image.discovered` events naming it as their page.
+    images_published: u64,
+    /// `page.discovered` events this page's fetch reported, and those naming it as referrer.
+    pages_reported: u64,
+    pages_published: u64,
+}
+
+impl Pages {
+    fn page(&mut self, url: &str) -> &mut PageTrail {
+        self.0.entry(url.to_string()).or_default()
+    }
+
+    /// Lines for the pages whose trail is incomplete, then the totals.
+    fn anomalies(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, t)| {
+                t.discovered != 1
+                    || t.fetched + t.failed != 1
+                    || (t.fetched > 0 && t.images_found != t.images_published)
+                    || (t.fetched > 0 && t.pages_reported != t.pages_published)
+            })
+            .take(10)
+            .map(|(url, t)| format!("page {url}: {t:?}"))
+            .collect();
+        let fetched = self.0.values().filter(|t| t.fetched > 0).count();
+        lines.push(format!(
+            "pages in the stream: {} named, {} discovered, {fetched} fetched",
+            self.0.len(),
+            self.0.values().filter(|t| t.discovered > 0).count()
+        ));
+        lines
+    }
+}
+
+/// What [`scan`] read.
+struct Scan {
+    outcomes: BTreeMap<String, usize>,
+    dead_letters: usize,
+    pages: Pages,
+}
+
 /// Reads the whole stream: per image URL of `job`, how many download outcomes
-/// (`image.downloaded` or `image.rejected`) were recorded; and the dead letters.
+/// (`image.downloaded` or `image.rejected`) were recorded; the dead letters; and each
+/// page's trail.
 ///
 /// Right after a leader kill an ordered consumer can be created on a replica that
 /// then stays silent (the same stall the index's reader bounds by re-opening): a
 /// reader that hears nothing for [`SCAN_IDLE`] is re-created after the last sequence
 /// it read, at most [`SCAN_REOPENS`] times, so a stall costs seconds, never a
 /// verdict, and a stream that stays unreadable still fails the check.
-async fn scan(bus: &Bus, job: Uuid) -> (BTreeMap<String, usize>, usize) {
+async fn scan(bus: &Bus, job: Uuid) -> Scan {
     let mut outcomes = BTreeMap::new();
     let mut dead = 0;
+    let mut pages = Pages::default();
     let job = job.to_string();
     let mut read = 0u64; // the last stream sequence read
     for attempt in 0..=SCAN_REOPENS {
@@ -117,7 +224,11 @@ async fn scan(bus: &Bus, job: Uuid) -> (BTreeMap<String, usize>, usize) {
         .expect("stream");
         let last = stream.cached_info().state.last_sequence;
         if read >= last {
-            return (outcomes, dead);
+            return Scan {
+                outcomes,
+                dead_letters: dead,
+                pages,
+            };
         }
         let Ok(consumer) = stream
             .create_consumer(OrderedConfig {
@@ -154,9 +265,43 @@ async fn scan(bus: &Bus, job: Uuid) -> (BTreeMap<String, usize>, usize) {
                     let url = v["url"].as_str().unwrap_or_default().to_string();
                     *outcomes.entry(url).or_insert(0) += 1;
                 }
+            } else if subject.starts_with("imgcrawl.page.")
+                || subject == "imgcrawl.image.discovered"
+            {
+                let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
+                if v["job_id"].as_str() == Some(job.as_str()) {
+                    let url = v["url"].as_str().unwrap_or_default();
+                    match subject {
+                        "imgcrawl.page.discovered" => {
+                            pages.page(url).discovered += 1;
+                            if let Some(r) = v["referrer"].as_str() {
+                                pages.page(r).pages_published += 1;
+                            }
+                        }
+                        "imgcrawl.page.fetched" => {
+                            let t = pages.page(url);
+                            t.fetched += 1;
+                            // the largest of its fetches (a redelivered page is fetched again)
+                            let found = v["images_found"].as_u64().unwrap_or(0);
+                            t.images_found = t.images_found.max(found);
+                            let reported = v["pages_discovered"].as_u64().unwrap_or(0);
+                            t.pages_reported = t.pages_reported.max(reported);
+                        }
+                        "imgcrawl.page.failed" => pages.page(url).failed += 1,
+                        "imgcrawl.image.discovered" => {
+                            let page = v["page_url"].as_str().unwrap_or_default();
+                            pages.page(page).images_published += 1;
+                        }
+                        _ => {}
+                    }
+                }
             }
             if seq >= last {
-                return (outcomes, dead);
+                return Scan {
+                    outcomes,
+                    dead_letters: dead,
+                    pages,
+                };
             }
         }
     }

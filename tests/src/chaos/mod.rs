@@ -218,6 +218,9 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
     notes.extend(more);
     let counts = check::check(&db, &rig.bus, job, &truth).await;
     notes.extend(counts.lost_detail.iter().cloned());
+    if counts.lost > 0 {
+        notes.extend(check::missing_pages(&rig.bus, job, &rig.page_urls()).await);
+    }
     let url = &rig.dbs[primary];
     let verify = rig.imgcrawl(&[
         "verify",

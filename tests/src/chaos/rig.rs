@@ -220,6 +220,17 @@ impl Rig {
             .collect()
     }
 
+    /// The URL of every page a correct crawl fetches (as linked, before redirects).
+    pub fn page_urls(&self) -> Vec<String> {
+        self.site
+            .site()
+            .expected
+            .pages_fetched
+            .iter()
+            .map(|p| self.site.url(&p.path))
+            .collect()
+    }
+
     /// Publishes the crawl request; returns the job id.
     pub async fn request(&self) -> Uuid {
         let job = Uuid::now_v7();
