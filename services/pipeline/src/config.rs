@@ -19,6 +19,8 @@ pub struct StagesConfig {
     pub store: imgcrawl_store::Config,
     /// `[index]`: the index stage.
     pub index: imgcrawl_index::Config,
+    /// `[render]`: the render role (`imgcrawl run --stage render`).
+    pub render: imgcrawl_render::Config,
     /// `[ha]`: the HA watcher (`imgcrawl ha`); its `nodes` also make the index run one
     /// writer per PostgreSQL node.
     pub ha: imgcrawl_ha::Config,
