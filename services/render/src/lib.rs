@@ -30,6 +30,9 @@ use tracing::{debug, info, warn};
 pub use config::Config;
 pub use error::RenderError;
 
+/// Less budget than this left after waiting for a tab: not worth starting.
+const MIN_BUDGET: Duration = Duration::from_secs(1);
+
 /// Bytes kept free in a reply for everything but the DOM.
 const REPLY_OVERHEAD: usize = 16 * 1024;
 
@@ -74,8 +77,9 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         tasks.spawn(async move {
             let reply = match serde_json::from_slice::<RenderRequest>(&msg.payload) {
                 Ok(req) => {
+                    let arrived = std::time::Instant::now();
                     let _tab = tabs.acquire_owned().await;
-                    render_one(&chromium, &config, &req).await
+                    render_one(&chromium, &config, &req, arrived.elapsed()).await
                 }
                 Err(e) => RenderReply::Failed {
                     reason: format!("malformed render request: {e}"),
@@ -104,13 +108,20 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     Ok(())
 }
 
-/// Renders one requested page; every failure becomes a `Failed` reply.
+/// Renders one requested page, whose budget started `waited` ago (while it waited
+/// for a tab); every failure becomes a `Failed` reply.
 async fn render_one(
     chromium: &browser::Chromium,
     config: &Config,
     req: &RenderRequest,
+    waited: Duration,
 ) -> RenderReply {
     let budget = Duration::from_millis(req.budget_ms.clamp(1, config.max_budget_ms.max(1)));
+    let Some(budget) = budget.checked_sub(waited).filter(|b| *b >= MIN_BUDGET) else {
+        return RenderReply::Failed {
+            reason: format!("no free tab within the budget ({} tabs)", config.tabs),
+        };
+    };
     let running = match chromium.get(config).await {
         Ok(r) => r,
         Err(e) => {
