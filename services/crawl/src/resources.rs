@@ -44,14 +44,21 @@ enum Kind {
     Manifest,
 }
 
+/// A cache key: the job, the kind of resource, its URL.
+type Key = (Uuid, Kind, String);
+
 /// Resources by (job, kind, URL), bounded; shared by every page of the process.
 #[derive(Debug)]
 pub(crate) struct ResourceCache {
     cap: usize,
-    inner: Mutex<(
-        HashMap<(Uuid, Kind, String), Arc<Resource>>,
-        VecDeque<(Uuid, Kind, String)>,
-    )>,
+    inner: Mutex<Entries>,
+}
+
+/// The cached resources, and their keys oldest first.
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Key, Arc<Resource>>,
+    order: VecDeque<Key>,
 }
 
 impl ResourceCache {
@@ -59,23 +66,23 @@ impl ResourceCache {
     pub(crate) fn new(cap: usize) -> ResourceCache {
         ResourceCache {
             cap: cap.max(1),
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            inner: Mutex::new(Entries::default()),
         }
     }
 
-    fn get(&self, key: &(Uuid, Kind, String)) -> Option<Arc<Resource>> {
+    fn get(&self, key: &Key) -> Option<Arc<Resource>> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.get(key).cloned()
+        g.map.get(key).cloned()
     }
 
-    fn put(&self, key: (Uuid, Kind, String), r: Arc<Resource>) {
+    fn put(&self, key: Key, r: Arc<Resource>) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.0.insert(key.clone(), r).is_none() {
-            g.1.push_back(key);
+        if g.map.insert(key.clone(), r).is_none() {
+            g.order.push_back(key);
         }
-        while g.1.len() > self.cap {
-            if let Some(old) = g.1.pop_front() {
-                g.0.remove(&old);
+        while g.order.len() > self.cap {
+            if let Some(old) = g.order.pop_front() {
+                g.map.remove(&old);
             }
         }
     }
