@@ -28,6 +28,11 @@ pub struct Config {
     /// records each image request and fails it, so images are fetched once, by the
     /// download stage, through the host gate.
     pub load_images: bool,
+    /// Let the browser reach loopback addresses (the address guard checks every
+    /// request a rendered page makes, as the fetcher does for the crawl stage).
+    pub allow_loopback: bool,
+    /// Let the browser reach private (RFC 1918, unique-local) addresses.
+    pub allow_private: bool,
     /// Seconds to let in-flight renders finish on shutdown.
     pub shutdown_grace_secs: u64,
 }
@@ -43,6 +48,8 @@ impl Default for Config {
             max_html_bytes: 768 * 1024,
             max_requested_images: 5_000,
             load_images: false,
+            allow_loopback: false,
+            allow_private: false,
             shutdown_grace_secs: 10,
         }
     }

@@ -15,6 +15,9 @@ pub enum RenderError {
     /// The page did not load within its budget.
     #[error("page load timed out after {0} ms")]
     Timeout(u64),
+    /// The browser showed its error page (address refused by the guard, unreachable).
+    #[error("the browser could not load the page")]
+    Navigation,
     /// Subscribing to the request subject failed.
     #[error("subscribe: {0}")]
     Subscribe(String),

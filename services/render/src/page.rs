@@ -1,5 +1,6 @@
-//! Rendering one page: a new tab, image requests recorded (and failed, unless
-//! `load_images`), the page loaded, scrolled a viewport at a time until its height
+//! Rendering one page: a new tab whose every request is paused and checked by the
+//! fetch crate's address guard (private, loopback and link-local targets refused unless
+//! allowed), image requests recorded (and failed, unless `load_images`), the page loaded, scrolled a viewport at a time until its height
 //! stops growing (lazy loaders and infinite scroll fire), the final DOM read, the tab
 //! closed. Everything within the request's budget.
 
@@ -14,6 +15,7 @@ use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::Page;
 use futures::StreamExt;
 use imgcrawl_events::RenderReply;
+use imgcrawl_fetch::guard::AddressGuard;
 
 use crate::browser::Running;
 use crate::{Config, RenderError};
@@ -55,9 +57,10 @@ async fn drive(
 ) -> Result<(String, String, Vec<String>), RenderError> {
     let requested = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut paused = page.event_listener::<EventRequestPaused>().await?;
+    // every request pauses: the address guard sees each one, images are recorded
     let pattern = RequestPattern {
         url_pattern: Some("*".into()),
-        resource_type: Some(ResourceType::Image),
+        resource_type: None,
         request_stage: Some(RequestStage::Request),
     };
     page.execute(EnableParams {
@@ -65,6 +68,10 @@ async fn drive(
         handle_auth_requests: None,
     })
     .await?;
+    let guard = AddressGuard {
+        allow_loopback: config.allow_loopback,
+        allow_private: config.allow_private,
+    };
     let (tab, sink, load, max) = (
         page.clone(),
         requested.clone(),
@@ -73,22 +80,39 @@ async fn drive(
     );
     let recorder = tokio::spawn(async move {
         while let Some(ev) = paused.next().await {
-            {
+            let image = ev.resource_type == ResourceType::Image;
+            if image {
                 let mut r = sink.lock().unwrap_or_else(|e| e.into_inner());
                 if r.len() < max && !r.contains(&ev.request.url) {
                     r.push(ev.request.url.clone());
                 }
             }
-            let id = ev.request_id.clone();
-            let _ = if load {
-                tab.execute(ContinueRequestParams::new(id))
-                    .await
-                    .map(|_| ())
-            } else {
-                tab.execute(FailRequestParams::new(id, ErrorReason::BlockedByClient))
-                    .await
-                    .map(|_| ())
-            };
+            let tab = tab.clone();
+            // one task per request: a slow name lookup holds up no other request
+            tokio::spawn(async move {
+                let id = ev.request_id.clone();
+                let allowed = match url::Url::parse(&ev.request.url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                        guard.check_url(&u).await.is_ok()
+                    }
+                    Ok(_) => true, // data:, blob: and the like never leave the browser
+                    Err(_) => false,
+                };
+                let _ = if allowed && (load || !image) {
+                    tab.execute(ContinueRequestParams::new(id))
+                        .await
+                        .map(|_| ())
+                } else {
+                    let why = if allowed {
+                        ErrorReason::BlockedByClient
+                    } else {
+                        ErrorReason::AddressUnreachable
+                    };
+                    tab.execute(FailRequestParams::new(id, why))
+                        .await
+                        .map(|_| ())
+                };
+            });
         }
     });
     let outcome = async {
@@ -99,6 +123,10 @@ async fn drive(
             .map_err(|_| RenderError::Timeout(budget_ms))??;
         scroll(page, config, deadline).await;
         let final_url = page.url().await?.unwrap_or_else(|| url.to_string());
+        if final_url.starts_with("chrome-error:") {
+            // the browser's own error page: refused by the guard, or unreachable
+            return Err(RenderError::Navigation);
+        }
         let html = page.content().await?;
         Ok::<_, RenderError>((final_url, html))
     }

@@ -80,11 +80,40 @@ async fn scroll_lazy_images_are_found_only_by_the_rendered_crawl() {
         Some("failed: no render process is running")
     );
 
+    // a render role whose address guard refuses loopback: the page is not rendered
+    let guarded_stop = CancellationToken::new();
+    let guarded = tokio::spawn(imgcrawl_render::run(
+        bus.clone(),
+        imgcrawl_render::Config::default(),
+        guarded_stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = Uuid::from_u128(4);
+    bus.publisher()
+        .publish(&request(refused, page.clone(), true))
+        .await
+        .unwrap();
+    let all = settle(&bus, refused).await;
+    assert_eq!(
+        found_on(&all, refused, &base, "/pages/lazy.html"),
+        set(&[("/img/static.png", "img_src")])
+    );
+    assert_eq!(
+        fetched(&all, refused).render.as_deref(),
+        Some("failed: devtools: net::ERR_ADDRESS_UNREACHABLE"),
+        "the guard fails the document request"
+    );
+    guarded_stop.cancel();
+    guarded.await.unwrap().unwrap();
+
     // the render role: the scroll-inserted images and the script's request are found
     let render_stop = CancellationToken::new();
     let render = tokio::spawn(imgcrawl_render::run(
         bus.clone(),
-        imgcrawl_render::Config::default(),
+        imgcrawl_render::Config {
+            allow_loopback: true,
+            ..Default::default()
+        },
         render_stop.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -197,7 +226,10 @@ async fn bench_render_against_static() {
     let (n_static, t_static) =
         timed_crawl(&bus, Uuid::from_u128(10), &server.seed_url(), false).await;
     let c1 = cpu();
-    let render_config = imgcrawl_render::Config::default();
+    let render_config = imgcrawl_render::Config {
+        allow_loopback: true,
+        ..Default::default()
+    };
     let tabs = render_config.tabs;
     let stop = CancellationToken::new();
     let render = tokio::spawn(imgcrawl_render::run(
