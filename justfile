@@ -63,6 +63,11 @@ bench-failover:
     bash infra/scripts/install-nats.sh >/dev/null
     cargo test --release -p imgcrawl-tests --test it ha_bench:: -- --ignored --nocapture
 
+# pages/s and CPU per page of the rendered crawl (headless Chromium) against the static one on a benchmark-shaped site; IMGCRAWL_BENCH_RENDER_PAGES=100 by default
+bench-render:
+    bash infra/scripts/install-nats.sh >/dev/null
+    cargo test --release -p imgcrawl-tests --test it render::bench_render_against_static -- --ignored --nocapture
+
 # the chaos suite: a crawl on a 3-node JetStream cluster (R3) with faults injected (nats nodes and stage processes killed, paused, partitioned; the primary PostgreSQL killed); prints the table. `just chaos --fast`, or name scenarios: no-fault leader-kill stage-kills nats-pause pg-failover partition
 chaos *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null

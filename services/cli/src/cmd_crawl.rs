@@ -47,6 +47,10 @@ pub struct CrawlArgs {
     /// Skip pages whose path matches (repeatable).
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// Also render the pages of these hosts in headless Chromium (repeatable; `*` every
+    /// host, `*.example.org` a domain); needs a render process (`run --stage render`).
+    #[arg(long = "render")]
+    pub render: Vec<String>,
     /// Ignore robots.txt (be sure you may).
     #[arg(long)]
     pub ignore_robots: bool,
@@ -84,6 +88,7 @@ impl CrawlArgs {
         scope.subdomains = self.subdomains;
         scope.include = self.include.clone();
         scope.exclude = self.exclude.clone();
+        scope.render = self.render.clone();
         let mut politeness = Politeness {
             obey_robots: !self.ignore_robots,
             ..Default::default()

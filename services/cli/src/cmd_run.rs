@@ -18,7 +18,7 @@ use crate::settings::Settings;
 /// Arguments of `imgcrawl run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Run only these stages (repeatable); default all.
+    /// Run only these stages (repeatable); default all but the opt-in `render` role.
     #[arg(long = "stage", value_parser = stage_names())]
     pub stages: Vec<Stage>,
     /// A TOML file with `[bus]`, `[crawl]`, `[download]`, `[store]` and `[index]`
@@ -35,7 +35,7 @@ pub struct RunArgs {
 
 /// `--stage` values: the registry's names.
 fn stage_names() -> impl clap::builder::TypedValueParser<Value = Stage> {
-    clap::builder::PossibleValuesParser::new(Stage::ALL.map(Stage::name))
+    clap::builder::PossibleValuesParser::new(Stage::KNOWN.map(Stage::name))
         .map(|s| s.parse::<Stage>().expect("a possible value"))
 }
 
@@ -82,6 +82,7 @@ fn expect_ready(stages: &[Stage], cfg: &StagesConfig, nodes: &[imgcrawl_bus::ha:
     for stage in stages {
         match stage.consumer() {
             Some(c) => ready.expect(format!("consumer/{c}")),
+            None if *stage == Stage::Render => {}
             None if nodes.is_empty() => {
                 ready.expect(format!("projection/{}", cfg.index.checkpoint_name))
             }

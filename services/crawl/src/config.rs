@@ -24,6 +24,18 @@ pub struct Config {
     pub max_links_per_page: usize,
     /// Most distinct image URLs taken from one page.
     pub max_images_per_page: usize,
+    /// Most stylesheets fetched for one page (`<link rel="stylesheet">`, `@import`s).
+    pub max_stylesheets_per_page: usize,
+    /// How deep `@import`s are followed (a page's own stylesheet = 0).
+    pub max_import_depth: u32,
+    /// Largest stylesheet or manifest read, in bytes (bigger ones are skipped).
+    pub max_resource_bytes: u64,
+    /// Stylesheets and manifests remembered per process (by job and URL), so a
+    /// site-wide stylesheet is fetched once per crawl.
+    pub resource_cache_entries: usize,
+    /// Milliseconds the render role may spend on a page of a job that renders
+    /// (`scope.render`); the request gives up 5 s after that.
+    pub render_budget_ms: u64,
     /// Seconds the server waits for an ack before redelivering: how long the page of a
     /// process that died stays stuck. Long work (politeness waits, slow hosts) keeps
     /// its message with in-progress acks every third of this.
@@ -46,6 +58,11 @@ impl Default for Config {
             http_retry_delay_ms: 2_000,
             max_links_per_page: 5_000,
             max_images_per_page: 5_000,
+            max_stylesheets_per_page: 32,
+            max_import_depth: 3,
+            max_resource_bytes: 2 * 1024 * 1024,
+            resource_cache_entries: 4_096,
+            render_budget_ms: 20_000,
             ack_wait_secs: 30,
             max_deliver: 8,
             max_backoff_secs: 120,

@@ -14,9 +14,22 @@
 //! | `<meta name\|property="twitter:image">` (`twitter:image:src`) | `twitter_image` |
 //! | `<a href>` whose path ends in an image extension | `link` |
 //! | `<link rel~="icon" / "apple-touch-icon" / "apple-touch-icon-precomposed" / "mask-icon">` | `icon` |
+//! | `url()` / `image-set()` of any image property in a `<style>` block | `style_block` |
+//! | `<link rel="preload" as="image">` `href` and `imagesrcset` | `preload` |
+//! | `<video poster>` | `video_poster` |
+//! | `<input type="image" src>` | `input_image` |
+//! | `<object data>` / `<embed src>` with an `image/*` type (or an image file URL) | `embed` |
+//! | SVG `<image href>` / `xlink:href` | `svg_image` |
+//! | `image` / `logo` / `thumbnailUrl` in `<script type="application/ld+json">` | `json_ld` |
+//! | `itemprop="image"` (`logo`, `thumbnailUrl`) microdata values | `microdata` |
 //!
-//! `<img>` inside `<noscript>` (a common lazy-loading fallback) is found too. Links are
-//! `<a href>` and `<area href>` except those to image files. Everything is resolved
+//! Stylesheets (`<link rel="stylesheet">`, `@import` in `<style>`) and web app
+//! manifests (`<link rel="manifest">`) are collected for the `resources` step, which
+//! fetches them and adds `stylesheet` and `manifest` images. `<img>` inside
+//! `<noscript>` (a common lazy-loading fallback) is found too. Links are `<a href>`,
+//! `<area href>`, `<iframe src>` / `<frame src>` and `<meta http-equiv="refresh">`
+//! targets, except those to image files. Comments and scripts (but JSON-LD) are never
+//! read, so URLs in them are not found. Everything is resolved
 //! against `<base href>` (itself resolved against the page URL) and normalised; other
 //! schemes (`data:`, `javascript:`, `mailto:`...) are ignored. Alt text comes from the
 //! `<img>` (for `<source>`, from its `<picture>`'s `<img>`).
@@ -28,6 +41,7 @@ use scraper::{ElementRef, Html};
 use url::Url;
 
 use crate::normalize::normalize;
+use crate::sources;
 use crate::srcset;
 use crate::style::background_urls;
 
@@ -46,6 +60,8 @@ const ICON_RELS: [&str; 4] = [
     "apple-touch-icon-precomposed",
     "mask-icon",
 ];
+/// Most stylesheets and manifests one page may name.
+const MAX_RESOURCES: usize = 64;
 /// Longest title and alt text kept, in characters.
 const MAX_TEXT: usize = 1000;
 
@@ -82,6 +98,35 @@ pub struct Extracted {
     pub images: Vec<FoundImage>,
     /// Image URL occurrences, before dedup and caps.
     pub images_found: u32,
+    /// Stylesheets to fetch (`<link rel="stylesheet">`, `@import` in `<style>`), distinct,
+    /// in document order.
+    pub stylesheets: Vec<Url>,
+    /// Web app manifests to fetch (`<link rel="manifest">`), distinct.
+    pub manifests: Vec<Url>,
+}
+
+impl Extracted {
+    /// Adds an image found after the parse (a stylesheet's, a manifest's, a rendered
+    /// DOM's), unless it is already there or `max_images` are; counts it as found.
+    pub fn add_image(&mut self, url: Url, found_by: FoundBy, max_images: usize) {
+        self.images_found = self.images_found.saturating_add(1);
+        if self.images.len() < max_images && !self.images.iter().any(|i| i.url == url) {
+            self.images.push(FoundImage {
+                url,
+                alt: None,
+                found_by,
+            });
+        }
+    }
+
+    /// Adds a link found after the parse (a rendered DOM's), unless it is already there
+    /// or `max_links` are; counts it as found.
+    pub fn add_link(&mut self, url: Url, max_links: usize) {
+        self.links_found = self.links_found.saturating_add(1);
+        if self.links.len() < max_links && !self.links.contains(&url) {
+            self.links.push(url);
+        }
+    }
 }
 
 /// Collapses whitespace, trims, caps the length; `None` when empty.
@@ -103,8 +148,9 @@ pub fn has_image_extension(url: &Url) -> bool {
         .is_some_and(|(_, ext)| IMAGE_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e)))
 }
 
-struct Collector {
-    base: Url,
+/// The visitor's state: the base URL, caps, and what was found so far.
+pub(crate) struct Collector {
+    pub(crate) base: Url,
     limits: Limits,
     out: Extracted,
     seen_links: HashSet<String>,
@@ -112,7 +158,7 @@ struct Collector {
 }
 
 impl Collector {
-    fn link(&mut self, raw: &str) {
+    pub(crate) fn link(&mut self, raw: &str) {
         let Some(url) = normalize(&self.base, raw) else {
             return;
         };
@@ -127,13 +173,13 @@ impl Collector {
         }
     }
 
-    fn image(&mut self, raw: &str, found_by: FoundBy, alt: Option<&str>) {
+    pub(crate) fn image(&mut self, raw: &str, found_by: FoundBy, alt: Option<&str>) {
         if let Some(url) = normalize(&self.base, raw) {
             self.image_url(url, found_by, alt);
         }
     }
 
-    fn image_url(&mut self, url: Url, found_by: FoundBy, alt: Option<&str>) {
+    pub(crate) fn image_url(&mut self, url: Url, found_by: FoundBy, alt: Option<&str>) {
         self.out.images_found = self.out.images_found.saturating_add(1);
         let alt = alt.and_then(clean_text);
         if let Some(&i) = self.seen_images.get(url.as_str()) {
@@ -146,6 +192,20 @@ impl Collector {
             self.seen_images
                 .insert(url.as_str().to_string(), self.out.images.len());
             self.out.images.push(FoundImage { url, alt, found_by });
+        }
+    }
+
+    /// A stylesheet to fetch after the parse.
+    pub(crate) fn stylesheet(&mut self, url: Url) {
+        if self.out.stylesheets.len() < MAX_RESOURCES && !self.out.stylesheets.contains(&url) {
+            self.out.stylesheets.push(url);
+        }
+    }
+
+    /// A web app manifest to fetch after the parse.
+    pub(crate) fn manifest(&mut self, url: Url) {
+        if self.out.manifests.len() < MAX_RESOURCES && !self.out.manifests.contains(&url) {
+            self.out.manifests.push(url);
         }
     }
 
@@ -218,7 +278,10 @@ fn visit(c: &mut Collector, el: ElementRef<'_>, in_noscript: bool) {
             }
             c.lazy(&el, alt, in_picture);
         }
-        "meta" => meta(c, &el),
+        "meta" => {
+            meta(c, &el);
+            sources::refresh(c, &el);
+        }
         "a" | "area" => {
             if let Some(v) = el.attr("href") {
                 c.link(v);
@@ -231,7 +294,10 @@ fn visit(c: &mut Collector, el: ElementRef<'_>, in_noscript: bool) {
                     c.image(v, FoundBy::Icon, None);
                 }
             }
+            sources::link(c, &el);
         }
+        "style" => sources::style_block(c, &el),
+        "script" => sources::script(c, &el),
         "noscript" if !in_noscript => {
             let inner: String = el.text().collect();
             if inner.contains('<') {
@@ -245,8 +311,12 @@ fn visit(c: &mut Collector, el: ElementRef<'_>, in_noscript: bool) {
                 }
             }
         }
-        _ => c.lazy(&el, None, false),
+        _ => {
+            sources::element(c, &el);
+            c.lazy(&el, None, false);
+        }
     }
+    sources::microdata(c, &el);
     if let Some(style) = el.attr("style") {
         for u in background_urls(style) {
             c.image(&u, FoundBy::InlineStyle, None);

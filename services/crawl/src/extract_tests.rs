@@ -366,3 +366,127 @@ fn image_extensions() {
         assert_eq!(has_image_extension(&Url::parse(u).unwrap()), want, "{u}");
     }
 }
+
+#[test]
+fn every_html_source() {
+    let e = run(include_str!("../fixtures/sources.html"));
+    use FoundBy::*;
+    assert_eq!(
+        images(&e),
+        owned(&[
+            ("https://example.org/hero-preload.jpg", Preload),
+            ("https://example.org/hero-640.jpg", Preload),
+            ("https://example.org/hero-1280.jpg", Preload),
+            ("https://example.org/dir/img/banner.png", StyleBlock),
+            ("https://example.org/dir/img/set-1x.webp", StyleBlock),
+            ("https://example.org/dir/img/set-2x.webp", StyleBlock),
+            ("https://example.org/img/star.svg", StyleBlock),
+            // JSON object keys come sorted (brand, image, review)
+            ("https://example.org/ld/brand-logo.png", JsonLd),
+            ("https://example.org/ld/lamp-1.jpg", JsonLd),
+            ("https://cdn.example.net/ld/lamp-2.jpg", JsonLd),
+            ("https://example.org/ld/author.jpg", JsonLd),
+            ("https://example.org/ld/thumb.jpg", JsonLd),
+            ("https://example.org/media/poster.jpg", VideoPoster),
+            ("https://example.org/btn/submit.png", InputImage),
+            ("https://example.org/obj/diagram.svg", Embed),
+            ("https://example.org/obj/untyped.png", Embed),
+            ("https://example.org/emb/chart.png", Embed),
+            ("https://example.org/svg/href.png", SvgImage),
+            ("https://example.org/svg/xlink.png", SvgImage),
+            ("https://example.org/md/meta.jpg", Microdata),
+            ("https://example.org/md/logo.png", Microdata),
+            ("https://example.org/md/img.jpg", ImgSrc),
+        ])
+    );
+    assert_eq!(
+        alt_of(&e, "https://example.org/btn/submit.png"),
+        Some("Submit")
+    );
+    assert_eq!(
+        links(&e),
+        [
+            "https://example.org/next.html",
+            "https://example.org/frames/inner.html",
+            "https://elsewhere.example.com/embed",
+        ],
+        "refresh target and frames are pages (scope decides later)"
+    );
+    let sheets: Vec<String> = e.stylesheets.iter().map(Url::to_string).collect();
+    assert_eq!(
+        sheets,
+        [
+            "https://example.org/dir/css/site.css",
+            "https://example.org/css/alt.css",
+            "https://example.org/css/imported.css",
+        ]
+    );
+    let manifests: Vec<String> = e.manifests.iter().map(Url::to_string).collect();
+    assert_eq!(manifests, ["https://example.org/app.webmanifest"]);
+}
+
+#[test]
+fn frameset_frames_are_pages() {
+    let e = run(
+        r#"<html><head><title>f</title></head><frameset cols="50%,50%">
+        <frame src="left.html"><frame src="/right.html"><noframes><img src="nf.png"></noframes>
+        </frameset></html>"#,
+    );
+    assert_eq!(
+        links(&e),
+        [
+            "https://example.org/dir/left.html",
+            "https://example.org/right.html"
+        ]
+    );
+}
+
+#[test]
+fn pages_that_must_yield_nothing() {
+    let e = run(include_str!("../fixtures/negatives.html"));
+    assert_eq!(images(&e), owned(&[]), "comments, scripts, strings, text");
+    assert!(e.links.is_empty(), "{:?}", e.links);
+    assert!(e.stylesheets.is_empty() && e.manifests.is_empty());
+    assert_eq!(e.images_found, 0);
+}
+
+#[test]
+fn refresh_targets() {
+    use crate::sources::refresh_target;
+    let cases = [
+        ("5; url=/a", Some("/a")),
+        ("0;URL='/b c'", Some("/b c")),
+        ("3, \"/c\"", Some("/c")),
+        ("1.5 /d", Some("/d")),
+        ("0; url = /e", Some("/e")),
+        ("5", None),
+        ("", None),
+        ("0; url=", None),
+    ];
+    for (content, want) in cases {
+        assert_eq!(refresh_target(content), want, "{content:?}");
+    }
+}
+
+#[test]
+fn added_images_and_links_are_deduplicated_and_capped() {
+    let mut e = run(r#"<img src="/a.png"><a href="/p">p</a>"#);
+    let u = |s: &str| Url::parse(s).unwrap();
+    e.add_image(u("https://example.org/a.png"), FoundBy::Stylesheet, 10);
+    e.add_image(u("https://example.org/b.png"), FoundBy::Stylesheet, 10);
+    e.add_image(u("https://example.org/c.png"), FoundBy::Stylesheet, 2);
+    e.add_link(u("https://example.org/p"), 10);
+    e.add_link(u("https://example.org/q"), 10);
+    assert_eq!(
+        images(&e),
+        owned(&[
+            ("https://example.org/a.png", FoundBy::ImgSrc),
+            ("https://example.org/b.png", FoundBy::Stylesheet),
+        ])
+    );
+    assert_eq!(e.images_found, 4);
+    assert_eq!(
+        links(&e),
+        ["https://example.org/p", "https://example.org/q"]
+    );
+}

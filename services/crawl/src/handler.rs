@@ -24,6 +24,8 @@ pub(crate) struct Crawler {
     pub(crate) bus: Bus,
     pub(crate) fetcher: Fetcher,
     pub(crate) config: Arc<Config>,
+    /// Stylesheets and manifests already read, by job and URL.
+    pub(crate) resources: Arc<crate::resources::ResourceCache>,
 }
 
 /// A transient bus failure: redeliver later.

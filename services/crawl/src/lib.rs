@@ -8,12 +8,15 @@
 //!   `crawl.stopped`; `page`: one page, from fetch to outcome; `children`: what a page
 //!   adds to the frontier.
 //! * [`frontier`]: seen-set claims and job budgets.
-//! * [`extract`], [`srcset`], [`style`]: what a page links to and which images it shows.
+//! * [`extract`], [`sources`], [`srcset`], [`style`], [`css`]: what a page links to and
+//!   which images it shows; `resources`: its stylesheets and manifests, fetched;
+//!   `render`: the render role's view of it (jobs that ask for rendering).
 //! * [`normalize`]: one spelling per URL. [`scope`]: which URLs belong to a job.
 //! * [`outcome`]: pure decisions on statuses, content types and errors.
 
 mod children;
 pub mod config;
+pub mod css;
 pub mod error;
 pub mod extract;
 pub mod frontier;
@@ -21,7 +24,10 @@ mod handler;
 pub mod normalize;
 pub mod outcome;
 mod page;
+mod render;
+mod resources;
 pub mod scope;
+pub mod sources;
 pub mod srcset;
 pub mod style;
 
@@ -70,6 +76,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     let crawler = handler::Crawler {
         bus: bus.clone(),
         fetcher,
+        resources: Arc::new(resources::ResourceCache::new(config.resource_cache_entries)),
         config: Arc::new(config),
     };
     info!(

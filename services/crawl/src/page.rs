@@ -130,9 +130,15 @@ impl Crawler {
             max_images: self.config.max_images_per_page,
         };
         // Undeclared or legacy charsets are read as UTF-8, lossily: URLs are ASCII.
-        let found = extract(&String::from_utf8_lossy(&body), &final_url, limits);
+        let mut found = extract(&String::from_utf8_lossy(&body), &final_url, limits);
         let bytes = body.len() as u64;
         drop(body);
+        self.add_resources(spec, scope, &mut found).await;
+        let render = if crate::render::wants_render(spec, &final_url) {
+            Some(self.add_rendered(spec, &final_url, &mut found).await)
+        } else {
+            None
+        };
         let owner = owner_tag(d);
         if final_url.as_str() != ev.url {
             // The redirect target is this page too: later links to it are duplicates.
@@ -182,6 +188,7 @@ impl Crawler {
             pages_discovered: pages,
             images_found: found.images_found,
             images_discovered: images,
+            render,
             occurred_at: Utc::now(),
         });
         if let Err(e) = self.publish(std::slice::from_ref(&fetched)).await {

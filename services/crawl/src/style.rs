@@ -1,11 +1,33 @@
-//! Image URLs in inline `style` attributes: every `url(...)` in `background` and
-//! `background-image` declarations (several layers, `image-set()` included).
+//! Image URLs in CSS declarations: every `url(...)` (and every URL of an `image-set()`)
+//! in the value of an image-bearing property ([`IMAGE_PROPERTIES`]), for inline `style`
+//! attributes here and for `<style>` blocks and stylesheets in `css`.
 //!
 //! A small scanner, not a CSS parser: declarations are split on `;` outside quotes and
 //! parentheses, and `url()` tokens are read quoted (`"..."`, `'...'`, with `\` escapes)
-//! or bare. Anything malformed is skipped, never an error.
+//! or bare; the quoted strings of `image-set()` / `-webkit-image-set()` are URLs too.
+//! Anything malformed is skipped, never an error.
 
-/// The `url(...)` values of `background` / `background-image` declarations in `style`.
+/// Properties whose values hold images (vendor-prefixed `mask` forms included). Other
+/// properties (`src` of `@font-face`, `cursor`, `filter`...) are not images, and
+/// neither are `border-image` slices (decoration cut into nine pieces).
+pub const IMAGE_PROPERTIES: [&str; 13] = [
+    "background",
+    "background-image",
+    "content",
+    "list-style",
+    "list-style-image",
+    "mask",
+    "mask-image",
+    "-webkit-mask",
+    "-webkit-mask-image",
+    "mask-border",
+    "mask-border-source",
+    "-webkit-mask-box-image",
+    "-webkit-mask-box-image-source",
+];
+
+/// The image URLs of the image-bearing declarations of a declaration list (an inline
+/// `style`, or a rule's body), in order.
 pub fn background_urls(style: &str) -> Vec<String> {
     let mut out = Vec::new();
     for decl in declarations(style) {
@@ -13,15 +35,67 @@ pub fn background_urls(style: &str) -> Vec<String> {
             continue;
         };
         let prop = prop.trim().to_ascii_lowercase();
-        if prop == "background" || prop == "background-image" {
+        if IMAGE_PROPERTIES.contains(&prop.as_str()) {
             out.extend(urls(value));
+            out.extend(image_set_strings(value));
         }
     }
     out
 }
 
+/// Quoted URL strings directly inside `image-set(...)` / `-webkit-image-set(...)`
+/// (`image-set("a.png" 1x, "b.png" 2x)`); their `url()` forms are found by [`urls`].
+fn image_set_strings(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let lower = value.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("image-set(") {
+        let start = from + i + "image-set(".len();
+        let (mut depth, mut quote, mut escaped, mut cur) = (0usize, None::<char>, false, None);
+        let mut end = value.len();
+        for (j, c) in value[start..].char_indices() {
+            if escaped {
+                escaped = false;
+                if let Some(s) = cur.as_mut() {
+                    String::push(s, c);
+                }
+                continue;
+            }
+            match (quote, c) {
+                (Some(_), '\\') => escaped = true,
+                (Some(q), c) if c == q => {
+                    quote = None;
+                    if let Some(s) = cur.take().filter(|s: &String| !s.is_empty()) {
+                        if depth == 0 {
+                            out.push(s);
+                        }
+                    }
+                }
+                (Some(_), c) => {
+                    if let Some(s) = cur.as_mut() {
+                        s.push(c);
+                    }
+                }
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    cur = Some(String::new());
+                }
+                (None, '(') => depth += 1,
+                (None, ')') if depth == 0 => {
+                    end = start + j;
+                    break;
+                }
+                (None, ')') => depth -= 1,
+                _ => {}
+            }
+        }
+        from = end.max(start);
+    }
+    out
+}
+
 /// Splits a declaration list on `;` outside quotes and parentheses.
-fn declarations(style: &str) -> Vec<&str> {
+pub(crate) fn declarations(style: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut quote, mut escaped, mut start) = (0usize, None::<char>, false, 0);
     for (i, c) in style.char_indices() {
@@ -48,11 +122,10 @@ fn declarations(style: &str) -> Vec<&str> {
 }
 
 /// Every `url(...)` token in a declaration value.
-fn urls(value: &str) -> Vec<String> {
+pub(crate) fn urls(value: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let lower = value.to_ascii_lowercase();
     let mut from = 0;
-    while let Some(i) = lower[from..].find("url(") {
+    while let Some(i) = next_url_token(&value[from..]) {
         let start = from + i + 4;
         // `url(` must not be the tail of another identifier (e.g. `myurl(`).
         let preceded = value[..from + i]
@@ -68,6 +141,30 @@ fn urls(value: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Where the next `url(` outside a quoted string starts (`content: "url(x)"` is text).
+fn next_url_token(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != q {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'u' | b'U'
+                if bytes.len() - i >= 4 && bytes[i..i + 4].eq_ignore_ascii_case(b"url(") =>
+            {
+                return Some(i);
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Reads a url token's content after `url(`; returns it (if well formed) and the bytes
@@ -144,7 +241,24 @@ mod tests {
                 &["data:image/png;base64,AAA="],
             ),
             ("border-image: url(x.png)", &[]),
-            ("content: url(x.png)", &[]),
+            ("content: url(x.png)", &["x.png"]),
+            ("content: \"url(text.png)\" url(real.png)", &["real.png"]),
+            ("content: 'it\\'s url(text.png)'", &[]),
+            ("list-style: square url(dot.svg) inside", &["dot.svg"]),
+            ("list-style-image: url(dot.png)", &["dot.png"]),
+            ("mask-image: url(m.svg)", &["m.svg"]),
+            ("-webkit-mask-image: url(m.svg)", &["m.svg"]),
+            (
+                "background-image: image-set(\"a.avif\" type(\"image/avif\"), 'b.jpg' 1x)",
+                &["a.avif", "b.jpg"],
+            ),
+            (
+                "background-image: -webkit-image-set(url(a.png) 1x, \"b.png\" 2x)",
+                &["a.png", "b.png"],
+            ),
+            ("cursor: url(c.cur), auto", &[]),
+            ("src: url(font.woff2)", &[]),
+            ("filter: url(#blur)", &[]),
             ("background-image: myurl(x.png)", &[]),
             ("background-image: url()", &[]),
             ("background-image: url(", &[]),

@@ -289,6 +289,7 @@ mod tests {
             pages_discovered: 0,
             images_found: 0,
             images_discovered: 0,
+            render: None,
             occurred_at: now,
         });
         let bad = Event::PageFailed(PageFailed {

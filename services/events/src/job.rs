@@ -33,6 +33,10 @@ pub struct Scope {
     pub exclude: Vec<String>,
     /// Images may come from any host (CDNs); `false` keeps images to the page hosts too.
     pub images_any_host: bool,
+    /// Host patterns whose pages are also rendered in headless Chromium by the render
+    /// role (`*` every host, `*.example.org` its subdomains, else an exact host).
+    /// Empty (the default): no page is rendered.
+    pub render: Vec<String>,
 }
 
 impl Default for Scope {
@@ -46,6 +50,7 @@ impl Default for Scope {
             include: Vec::new(),
             exclude: Vec::new(),
             images_any_host: true,
+            render: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod ids;
 mod job;
 mod kinds;
 mod redact;
+mod render;
 mod sha256;
 mod types;
 
@@ -26,5 +27,6 @@ pub use ids::{job_id_from_sequence, traceparent, url_key};
 pub use job::{ImageFilters, JobSpec, Politeness, Scope};
 pub use kinds::{EventKind, SCHEMA_VERSION, SUBJECT_PREFIX};
 pub use redact::{redact, redact_list, UNPARSABLE};
+pub use render::{RenderReply, RenderRequest, RENDER_QUEUE, RENDER_SUBJECT};
 pub use sha256::{InvalidSha256, Sha256};
 pub use types::*;

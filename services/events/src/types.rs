@@ -98,6 +98,11 @@ pub struct PageFetched {
     pub images_found: u32,
     /// New image URLs this page sent to download.
     pub images_discovered: u32,
+    /// For a page the job renders: `rendered` when headless Chromium rendered it, or
+    /// `failed: <reason>` when rendering failed and the static parse stands. Absent
+    /// for pages that are not rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<String>,
     /// When the fetch finished.
     pub occurred_at: DateTime<Utc>,
 }
@@ -173,6 +178,32 @@ pub enum FoundBy {
     Link,
     /// `<link rel="icon">` and friends.
     Icon,
+    /// `url()` in a `<style>` block of the page (any image property, `image-set()`).
+    StyleBlock,
+    /// `url()` in an external stylesheet (`<link rel="stylesheet">`, `@import`),
+    /// resolved against the stylesheet.
+    Stylesheet,
+    /// `<link rel="preload" as="image">` (`href` and `imagesrcset`).
+    Preload,
+    /// `<video poster>`.
+    VideoPoster,
+    /// `<input type="image" src>`.
+    InputImage,
+    /// `<object data>` / `<embed src>` with an image type.
+    Embed,
+    /// SVG `<image href>` / `xlink:href`.
+    SvgImage,
+    /// An `image` (or `logo`, `thumbnailUrl`) field of JSON-LD structured data.
+    JsonLd,
+    /// A microdata `itemprop="image"` (or `logo`, `thumbnailUrl`).
+    Microdata,
+    /// An icon of the page's web app manifest.
+    Manifest,
+    /// In the final DOM of the page rendered in headless Chromium (not in its HTML).
+    RenderedDom,
+    /// Requested by the page while it rendered in headless Chromium (scripts, lazy
+    /// loaders, CSS), and in neither its HTML nor its final DOM.
+    RenderedRequest,
 }
 
 /// `imgcrawl.image.discovered`: an image URL found on a page, sent to download.

@@ -19,6 +19,8 @@ pub struct StagesConfig {
     pub store: imgcrawl_store::Config,
     /// `[index]`: the index stage.
     pub index: imgcrawl_index::Config,
+    /// `[render]`: the render role (`imgcrawl run --stage render`).
+    pub render: imgcrawl_render::Config,
     /// `[ha]`: the HA watcher (`imgcrawl ha`); its `nodes` also make the index run one
     /// writer per PostgreSQL node.
     pub ha: imgcrawl_ha::Config,
@@ -28,12 +30,14 @@ pub struct StagesConfig {
 }
 
 impl StagesConfig {
-    /// Lets the fetching stages (crawl, download) reach loopback and/or private
-    /// addresses, on top of what their sections say.
+    /// Lets the fetching stages (crawl, download) and the render role's browser reach
+    /// loopback and/or private addresses, on top of what their sections say.
     pub fn allow_targets(&mut self, loopback: bool, private: bool) {
         for f in [&mut self.crawl.fetch, &mut self.download.fetch] {
             f.allow_loopback |= loopback;
             f.allow_private |= private;
         }
+        self.render.allow_loopback |= loopback;
+        self.render.allow_private |= private;
     }
 }

@@ -18,6 +18,9 @@ pub enum Stage {
     Store,
     /// Metadata into PostgreSQL.
     Index,
+    /// Pages rendered in headless Chromium for the crawl stage (jobs with
+    /// `scope.render`); opt-in: not in [`Stage::ALL`], started by name.
+    Render,
 }
 
 /// A stage failed (its own error, as text: each stage has its own error type).
@@ -32,12 +35,22 @@ pub struct StageError {
 
 /// A stage name that is not one.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown stage {0:?} (one of crawl, download, store, index)")]
+#[error("unknown stage {0:?} (one of crawl, download, store, index, render)")]
 pub struct UnknownStage(pub String);
 
 impl Stage {
     /// Every stage, in pipeline order.
     pub const ALL: [Stage; 4] = [Stage::Crawl, Stage::Download, Stage::Store, Stage::Index];
+
+    /// Every stage that can be started by name: [`Stage::ALL`] and the opt-in render
+    /// role (a browser per process: run it where rendering is wanted).
+    pub const KNOWN: [Stage; 5] = [
+        Stage::Crawl,
+        Stage::Download,
+        Stage::Store,
+        Stage::Index,
+        Stage::Render,
+    ];
 
     /// Its name: on the command line (`--stage`), in logs, and its config section.
     pub fn name(self) -> &'static str {
@@ -46,17 +59,19 @@ impl Stage {
             Stage::Download => "download",
             Stage::Store => "store",
             Stage::Index => "index",
+            Stage::Render => "render",
         }
     }
 
     /// The durable consumer its replicas share; none for the index, which reads with
-    /// an ordered consumer from its own checkpoint (one writer per database).
+    /// an ordered consumer from its own checkpoint (one writer per database), nor for
+    /// the render role, which answers core NATS requests in a queue group.
     pub fn consumer(self) -> Option<&'static str> {
         match self {
             Stage::Crawl => Some(imgcrawl_crawl::CONSUMER),
             Stage::Download => Some(imgcrawl_download::CONSUMER),
             Stage::Store => Some(imgcrawl_store::CONSUMER),
-            Stage::Index => None,
+            Stage::Index | Stage::Render => None,
         }
     }
 
@@ -99,6 +114,9 @@ impl Stage {
             Stage::Index => imgcrawl_index::run_nodes(bus, config.index.clone(), nodes, shutdown)
                 .await
                 .map_err(|e| fail(&e)),
+            Stage::Render => imgcrawl_render::run(bus, config.render.clone(), shutdown)
+                .await
+                .map_err(|e| fail(&e)),
         }
     }
 }
@@ -113,7 +131,7 @@ impl std::str::FromStr for Stage {
     type Err = UnknownStage;
 
     fn from_str(s: &str) -> Result<Stage, UnknownStage> {
-        Stage::ALL
+        Stage::KNOWN
             .into_iter()
             .find(|st| st.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| UnknownStage(s.to_string()))
@@ -126,16 +144,18 @@ mod tests {
 
     #[test]
     fn names_parse_back_and_consumers_are_the_stages_own() {
-        for s in Stage::ALL {
+        for s in Stage::KNOWN {
             assert_eq!(s.name().parse::<Stage>().unwrap(), s);
             assert_eq!(s.to_string(), s.name());
         }
         assert_eq!(" Download ".parse::<Stage>().unwrap(), Stage::Download);
-        let err = "render".parse::<Stage>().unwrap_err().to_string();
-        assert!(err.contains("unknown stage \"render\""), "{err}");
+        let err = "paint".parse::<Stage>().unwrap_err().to_string();
+        assert!(err.contains("unknown stage \"paint\""), "{err}");
+        assert!(!Stage::ALL.contains(&Stage::Render), "rendering is opt-in");
         assert_eq!(Stage::Crawl.consumer(), Some("crawl"));
         assert_eq!(Stage::Download.consumer(), Some("download"));
         assert_eq!(Stage::Store.consumer(), Some("store"));
         assert_eq!(Stage::Index.consumer(), None);
+        assert_eq!(Stage::Render.consumer(), None);
     }
 }

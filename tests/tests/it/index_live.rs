@@ -65,6 +65,7 @@ fn job_l() -> Vec<Event> {
             pages_discovered: 0,
             images_found: 1,
             images_discovered: 1,
+            render: None,
             occurred_at: at(4),
         }),
         Event::ImageDownloaded(ImageDownloaded {

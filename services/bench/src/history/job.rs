@@ -188,6 +188,7 @@ impl Crawl<'_> {
             pages_discovered: new_pages,
             images_found: new_images + SITE_WIDE_IMAGES,
             images_discovered: new_images,
+            render: None,
             occurred_at: self.at(t),
         };
         self.emit(t, Event::PageFetched(e));

@@ -63,6 +63,7 @@ fn fetched(job: Uuid, url: &str, images: u32, s: u64) -> Event {
         pages_discovered: 1,
         images_found: images + 1,
         images_discovered: images,
+        render: None,
         occurred_at: t(s),
     })
 }
