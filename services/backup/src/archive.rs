@@ -116,10 +116,17 @@ async fn archive(
             shutdown.clone(),
         );
         let end = once.then_some(last);
-        set.spawn(async move { archive_stream(js, shared, config, name, role, end, shutdown).await });
+        set.spawn(
+            async move { archive_stream(js, shared, config, name, role, end, shutdown).await },
+        );
     }
     if !once {
-        let (bus, shared, config, shutdown) = (bus.clone(), shared.clone(), config.clone(), shutdown.clone());
+        let (bus, shared, config, shutdown) = (
+            bus.clone(),
+            shared.clone(),
+            config.clone(),
+            shutdown.clone(),
+        );
         set.spawn(async move { maintain(bus, shared, config, shutdown).await });
     }
     let mut first_err = None;
@@ -233,13 +240,19 @@ async fn maintain(
         let manifest = shared.manifest.lock().await.0.clone();
         if crate::snapshot::due(&manifest, &config) {
             let streams: Vec<String> = manifest.streams.keys().cloned().collect();
-            let snap = crate::snapshot::take_snapshot(&bus, &shared.target, &streams, &config).await?;
+            let snap =
+                crate::snapshot::take_snapshot(&bus, &shared.target, &streams, &config).await?;
             info!(snapshot = %snap.id, "snapshot taken");
             let mut g = shared.manifest.lock().await;
             g.0.snapshots.push(snap);
             let plan = crate::retention::plan(&g.0, &config, Utc::now());
             crate::retention::prune(&shared.target, &mut g.0, &plan).await?;
-            info!(segments = plan.segments.len(), snapshots = plan.snapshots.len(), bytes = plan.removed_bytes, "retention applied");
+            info!(
+                segments = plan.segments.len(),
+                snapshots = plan.snapshots.len(),
+                bytes = plan.removed_bytes,
+                "retention applied"
+            );
         }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

@@ -58,7 +58,10 @@ async fn advance(
         let mut batch_msgs = Vec::new();
         while let Some(m) = msgs.next().await {
             let m = m.map_err(|e| nats(format!("advance consumer {name}"))(&e))?;
-            let seq = m.info().map_err(|e| nats("message info")(&e))?.stream_sequence;
+            let seq = m
+                .info()
+                .map_err(|e| nats("message info")(&e))?
+                .stream_sequence;
             batch_msgs.push((seq, m));
         }
         let got = batch_msgs.len();
@@ -76,7 +79,9 @@ async fn advance(
                     .await
                     .map_err(|e| nats(format!("ack {name}"))(&*e))?;
             } else {
-                m.ack().await.map_err(|e| nats(format!("ack {name}"))(&*e))?;
+                m.ack()
+                    .await
+                    .map_err(|e| nats(format!("ack {name}"))(&*e))?;
             }
         }
         if above || got == 0 {

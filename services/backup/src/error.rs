@@ -31,7 +31,9 @@ pub enum BackupError {
     #[error("the backup is damaged, nothing was restored: {0}; run `imgcrawl backup verify` for the list, or restore up to the last good sequence with --up-to-last-good")]
     Damaged(String),
     /// The JetStream to restore into is not empty.
-    #[error("refusing to restore into {0}: it already holds messages; restore into an empty JetStream")]
+    #[error(
+        "refusing to restore into {0}: it already holds messages; restore into an empty JetStream"
+    )]
     NotEmpty(String),
     /// A NATS request failed.
     #[error("nats {what}: {detail}")]

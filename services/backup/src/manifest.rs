@@ -160,11 +160,11 @@ impl Manifest {
         if first <= a.origin_seq {
             return Some(a.segments.clone());
         }
-        let snap = self.snapshots.iter().rev().find_map(|s| {
-            s.streams
-                .get(stream)
-                .filter(|ss| ss.through + 1 >= first)
-        })?;
+        let snap = self
+            .snapshots
+            .iter()
+            .rev()
+            .find_map(|s| s.streams.get(stream).filter(|ss| ss.through + 1 >= first))?;
         let mut out = snap.segments.clone();
         out.extend(
             a.segments
@@ -188,7 +188,11 @@ impl Manifest {
                         format!(
                             "stream {name}: starts at sequence {} where {expect} was expected ({})",
                             s.first_seq,
-                            if s.first_seq > expect { "a gap" } else { "an overlap" }
+                            if s.first_seq > expect {
+                                "a gap"
+                            } else {
+                                "an overlap"
+                            }
                         ),
                     ));
                 }

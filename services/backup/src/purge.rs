@@ -54,9 +54,9 @@ pub fn kv_config() -> kv::Config {
 
 /// Purges image `sha256` (lowercase hex) for good; idempotent.
 pub async fn purge(bus: &Bus, sha256: &str, reason: Option<String>) -> Result<Purged, BackupError> {
-    let sha = Sha256::parse(sha256).map_err(|_| BackupError::BadRequest(format!(
-        "{sha256:?} is not a lowercase hex sha-256"
-    )))?;
+    let sha = Sha256::parse(sha256).map_err(|_| {
+        BackupError::BadRequest(format!("{sha256:?} is not a lowercase hex sha-256"))
+    })?;
     let sha = sha.to_string();
     let store = imgcrawl_bus::topology::ensure_kv(&bus.js, &bus.config, kv_config()).await?;
     let record = PurgeRecord {

@@ -86,7 +86,10 @@ pub async fn restore(
         }
         let first = chain.first().map_or(archived.origin_seq, |s| s.first_seq);
         cfg.first_sequence = (role == Role::Events && first > 1).then_some(first);
-        if imgcrawl_bus::topology::stream_info(js, &name).await?.is_some() {
+        if imgcrawl_bus::topology::stream_info(js, &name)
+            .await?
+            .is_some()
+        {
             js.delete_stream(&name)
                 .await
                 .map_err(|e| nats(format!("delete empty stream {name}"))(&e))?;
@@ -104,7 +107,8 @@ pub async fn restore(
         summary.purged_skipped += w.purged_skipped;
         summary.streams.push((name.clone(), w.messages, w.last_seq));
         if role == Role::Events {
-            summary.consumers = consumers::restore(js, &name, &manifest.consumers, w.last_seq).await?;
+            summary.consumers =
+                consumers::restore(js, &name, &manifest.consumers, w.last_seq).await?;
         }
     }
     Ok(summary)
@@ -122,9 +126,14 @@ async fn plan(
     for (name, a) in &manifest.streams {
         let Some(chain) = manifest.chain(name) else {
             damaged.push(Problem {
-                segment: a.segments.first().map_or_else(String::new, |s| s.name.clone()),
+                segment: a
+                    .segments
+                    .first()
+                    .map_or_else(String::new, |s| s.name.clone()),
                 kind: "hole",
-                detail: format!("stream {name}: earlier segments were removed and no snapshot covers them"),
+                detail: format!(
+                    "stream {name}: earlier segments were removed and no snapshot covers them"
+                ),
             });
             continue;
         };
@@ -136,7 +145,11 @@ async fn plan(
                 bad = Some(Problem {
                     segment: s.name.clone(),
                     kind: "continuity",
-                    detail: format!("starts at {} where {} was expected", s.first_seq, expect.unwrap_or(0)),
+                    detail: format!(
+                        "starts at {} where {} was expected",
+                        s.first_seq,
+                        expect.unwrap_or(0)
+                    ),
                 });
                 break;
             }

@@ -45,11 +45,19 @@ pub fn plan(m: &Manifest, config: &Config, now: DateTime<Utc>) -> RetentionPlan 
         .filter(|&i| Some(i) == newest || young(m.snapshots[i].taken_at))
         .collect();
     for (i, s) in m.snapshots.iter().enumerate() {
-        let removals: Vec<_> = s.streams.values().flat_map(|ss| ss.segments.iter()).map(|seg| Removal {
-            name: seg.name.clone(),
-            bytes: seg.bytes,
-            reason: format!("snapshot {} is older than {} days and not the newest", s.id, config.keep_days),
-        }).collect();
+        let removals: Vec<_> = s
+            .streams
+            .values()
+            .flat_map(|ss| ss.segments.iter())
+            .map(|seg| Removal {
+                name: seg.name.clone(),
+                bytes: seg.bytes,
+                reason: format!(
+                    "snapshot {} is older than {} days and not the newest",
+                    s.id, config.keep_days
+                ),
+            })
+            .collect();
         let bytes: u64 = removals.iter().map(|r| r.bytes).sum();
         if kept.contains(&i) {
             p.kept_bytes += bytes;
@@ -88,12 +96,13 @@ pub fn plan(m: &Manifest, config: &Config, now: DateTime<Utc>) -> RetentionPlan 
 
 /// Applies `plan` to `m`: the manifest without the removed objects is written first,
 /// then the objects are deleted (a crash in between leaves unlisted objects only).
-pub async fn prune(target: &Target, m: &mut Manifest, plan: &RetentionPlan) -> Result<(), BackupError> {
-    let gone: std::collections::HashSet<&str> = plan
-        .segments
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
+pub async fn prune(
+    target: &Target,
+    m: &mut Manifest,
+    plan: &RetentionPlan,
+) -> Result<(), BackupError> {
+    let gone: std::collections::HashSet<&str> =
+        plan.segments.iter().map(|r| r.name.as_str()).collect();
     for a in m.streams.values_mut() {
         a.segments.retain(|s| !gone.contains(s.name.as_str()));
     }

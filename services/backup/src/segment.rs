@@ -152,12 +152,8 @@ pub fn decode(compressed: &[u8]) -> Result<Vec<Record>, String> {
     };
     let mut out = Vec::new();
     while !rest.is_empty() {
-        let r = parse_record(&mut rest).ok_or_else(|| {
-            format!(
-                "truncated record after {} record(s)",
-                out.len()
-            )
-        })?;
+        let r = parse_record(&mut rest)
+            .ok_or_else(|| format!("truncated record after {} record(s)", out.len()))?;
         if out.last().is_some_and(|p: &Record| p.seq >= r.seq) {
             return Err(format!("record {} out of order", r.seq));
         }
@@ -225,7 +221,10 @@ mod tests {
             seq,
             time_ns: 1_700_000_000_000_000_000 + seq as i64,
             subject: format!("imgcrawl.page.fetched.{seq}"),
-            headers: vec![("Nats-Msg-Id".into(), format!("m{seq}")), ("a".into(), String::new())],
+            headers: vec![
+                ("Nats-Msg-Id".into(), format!("m{seq}")),
+                ("a".into(), String::new()),
+            ],
             payload: Bytes::from(vec![seq as u8; seq as usize * 10]),
         }
     }

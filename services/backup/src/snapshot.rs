@@ -25,10 +25,18 @@ pub fn due(m: &Manifest, config: &Config) -> bool {
     if config.snapshot_every_days == 0 {
         return false;
     }
-    let every = chrono::Duration::days(i64::try_from(config.snapshot_every_days).unwrap_or(i64::MAX / 86_400_000));
+    let every = chrono::Duration::days(
+        i64::try_from(config.snapshot_every_days).unwrap_or(i64::MAX / 86_400_000),
+    );
     let since = match m.snapshots.last() {
         Some(s) => s.taken_at,
-        None => match m.streams.values().flat_map(|a| a.segments.first()).map(|s| s.closed_at).min() {
+        None => match m
+            .streams
+            .values()
+            .flat_map(|a| a.segments.first())
+            .map(|s| s.closed_at)
+            .min()
+        {
             Some(t) => t,
             None => return false,
         },
@@ -85,7 +93,9 @@ async fn copy_range(
     let mut w = SegmentWriter::new(first, config.zstd_level).map_err(seg_err)?;
     let mut left = pending;
     while left > 0 {
-        let Some(m) = messages.next().await else { break };
+        let Some(m) = messages.next().await else {
+            break;
+        };
         let m = m.map_err(|e| crate::error::nats(format!("read {stream}"))(&e))?;
         let (rec, pending) = read::record(&m)?;
         left = pending;
@@ -95,7 +105,10 @@ async fn copy_range(
         w.push(&rec).map_err(seg_err)?;
         if w.raw_bytes >= config.segment_max_bytes as u64 && rec.seq < through {
             let next = rec.seq + 1;
-            let full = std::mem::replace(&mut w, SegmentWriter::new(next, config.zstd_level).map_err(seg_err)?);
+            let full = std::mem::replace(
+                &mut w,
+                SegmentWriter::new(next, config.zstd_level).map_err(seg_err)?,
+            );
             segments.push(store(target, id, stream, full).await?);
         }
         if rec.seq >= through {

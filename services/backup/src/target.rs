@@ -41,7 +41,8 @@ impl Target {
 
     /// Writes the manifest (one put: readers see the old one or the new one).
     pub async fn write_manifest(&self, m: &Manifest) -> Result<(), BackupError> {
-        let body = serde_json::to_vec_pretty(m).map_err(|e| BackupError::Manifest(e.to_string()))?;
+        let body =
+            serde_json::to_vec_pretty(m).map_err(|e| BackupError::Manifest(e.to_string()))?;
         self.put(MANIFEST, body.into()).await
     }
 

@@ -46,7 +46,10 @@ impl VerifyReport {
 }
 
 /// Checks one segment's presence, size and checksum.
-pub async fn check_segment(target: &Target, s: &SegmentEntry) -> Result<Option<Problem>, BackupError> {
+pub async fn check_segment(
+    target: &Target,
+    s: &SegmentEntry,
+) -> Result<Option<Problem>, BackupError> {
     let problem = |kind, detail: String| {
         Some(Problem {
             segment: s.name.clone(),
@@ -57,7 +60,10 @@ pub async fn check_segment(target: &Target, s: &SegmentEntry) -> Result<Option<P
     let Some(bytes) = target.get(&s.name).await? else {
         return Ok(problem(
             "missing",
-            format!("sequences {}..={} are not in the archive", s.first_seq, s.last_seq),
+            format!(
+                "sequences {}..={} are not in the archive",
+                s.first_seq, s.last_seq
+            ),
         ));
     };
     if (bytes.len() as u64) < s.bytes {
@@ -93,7 +99,9 @@ pub async fn verify(
     for (name, a) in &manifest.streams {
         all.extend(a.segments.iter());
         report.messages += a.segments.iter().map(|s| s.count).sum::<u64>();
-        report.last_seq.push((name.clone(), a.next_seq().saturating_sub(1)));
+        report
+            .last_seq
+            .push((name.clone(), a.next_seq().saturating_sub(1)));
         if manifest.chain(name).is_none() {
             report.problems.push(Problem {
                 segment: a.segments.first().map_or_else(String::new, |s| s.name.clone()),

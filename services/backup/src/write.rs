@@ -53,10 +53,13 @@ struct Outgoing {
 }
 
 async fn load(target: &Target, s: &SegmentEntry) -> Result<Vec<Record>, BackupError> {
-    let bytes = target.get(&s.name).await?.ok_or_else(|| BackupError::Segment {
-        name: s.name.clone(),
-        detail: "missing".into(),
-    })?;
+    let bytes = target
+        .get(&s.name)
+        .await?
+        .ok_or_else(|| BackupError::Segment {
+            name: s.name.clone(),
+            detail: "missing".into(),
+        })?;
     if segment::checksum(&bytes) != s.sha256 {
         return Err(BackupError::Segment {
             name: s.name.clone(),
@@ -79,7 +82,10 @@ fn headers(r: &Record, role: Role) -> HeaderMap {
     }
     if role == Role::Events {
         let at = DateTime::from_timestamp_nanos(r.time_ns);
-        h.insert(HEADER_STORED_AT, at.to_rfc3339_opts(SecondsFormat::Nanos, true).as_str());
+        h.insert(
+            HEADER_STORED_AT,
+            at.to_rfc3339_opts(SecondsFormat::Nanos, true).as_str(),
+        );
     }
     h
 }

@@ -76,10 +76,14 @@ struct BackupFile {
 
 /// The backup settings: the config file's `[backup]` section, the target from
 /// `--to`/`IMGCRAWL_BACKUP_TARGET` over it, else the local stack's `backup/`.
-pub(crate) fn backup_config(target: Option<&str>, file: Option<&Path>) -> Result<imgcrawl_backup::Config> {
+pub(crate) fn backup_config(
+    target: Option<&str>,
+    file: Option<&Path>,
+) -> Result<imgcrawl_backup::Config> {
     let from_file = match file {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
             toml::from_str::<BackupFile>(&text)
                 .with_context(|| format!("parse the [backup] section of {}", p.display()))?
                 .backup
@@ -117,7 +121,12 @@ pub async fn backup(settings: &Settings, args: BackupArgs) -> Result<()> {
     }
 }
 
-async fn archive(settings: &Settings, cfg: &imgcrawl_backup::Config, once: bool, json: bool) -> Result<()> {
+async fn archive(
+    settings: &Settings,
+    cfg: &imgcrawl_backup::Config,
+    once: bool,
+    json: bool,
+) -> Result<()> {
     let bus = settings.connect_bus("imgcrawl-backup").await?;
     if once {
         let started = std::time::Instant::now();
@@ -148,7 +157,9 @@ async fn archive(settings: &Settings, cfg: &imgcrawl_backup::Config, once: bool,
     Ok(())
 }
 
-async fn manifest(cfg: &imgcrawl_backup::Config) -> Result<(imgcrawl_backup::Target, imgcrawl_backup::Manifest)> {
+async fn manifest(
+    cfg: &imgcrawl_backup::Config,
+) -> Result<(imgcrawl_backup::Target, imgcrawl_backup::Manifest)> {
     let target = imgcrawl_backup::Target::open(cfg)?;
     let m = target
         .manifest()
@@ -176,7 +187,12 @@ async fn verify(cfg: &imgcrawl_backup::Config, json: bool) -> Result<()> {
             println!("  {stream:<28} archived through sequence {last}");
         }
         for p in &r.problems {
-            println!("  {:<10} {}  {}", p.kind.to_uppercase(), p.segment, p.detail);
+            println!(
+                "  {:<10} {}  {}",
+                p.kind.to_uppercase(),
+                p.segment,
+                p.detail
+            );
         }
     }
     if !r.ok() {
@@ -190,7 +206,12 @@ async fn snapshot(settings: &Settings, cfg: &imgcrawl_backup::Config, json: bool
     let (target, mut m) = manifest(cfg).await?;
     let streams: Vec<String> = m.streams.keys().cloned().collect();
     let snap = imgcrawl_backup::take_snapshot(&bus, &target, &streams, cfg).await?;
-    let bytes: u64 = snap.streams.values().flat_map(|s| &s.segments).map(|s| s.bytes).sum();
+    let bytes: u64 = snap
+        .streams
+        .values()
+        .flat_map(|s| &s.segments)
+        .map(|s| s.bytes)
+        .sum();
     let id = snap.id.clone();
     m.snapshots.push(snap);
     m.updated_at = chrono::Utc::now();

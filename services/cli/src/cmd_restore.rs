@@ -51,9 +51,15 @@ pub async fn restore(settings: &Settings, args: RestoreArgs) -> Result<()> {
     for (name, messages, last) in &s.streams {
         println!("  {name:<28} {messages:>9} messages, last sequence {last}");
     }
-    println!("  {} consumer(s) re-created at their archived positions", s.consumers);
+    println!(
+        "  {} consumer(s) re-created at their archived positions",
+        s.consumers
+    );
     if s.purged_skipped > 0 {
-        println!("  {} blob message(s) of purged images left out", s.purged_skipped);
+        println!(
+            "  {} blob message(s) of purged images left out",
+            s.purged_skipped
+        );
     }
     for p in &s.damaged {
         println!("  DAMAGED {} {}: {}", p.kind, p.segment, p.detail);

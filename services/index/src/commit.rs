@@ -62,7 +62,10 @@ pub(crate) fn prepare(stream: &str, msgs: &[Message]) -> Prepared {
     let consumed = consumed_subjects();
     for m in msgs {
         let Ok(info) = m.info() else { continue };
-        let (seq, published) = (info.stream_sequence, stored_at(m).unwrap_or_else(|| to_chrono(info.published)));
+        let (seq, published) = (
+            info.stream_sequence,
+            stored_at(m).unwrap_or_else(|| to_chrono(info.published)),
+        );
         if !consumed.iter().any(|s| s == m.subject.as_str()) {
             // Never ours to apply (dead letters, our own outputs; the reader does not
             // filter on the server): not dead-lettered (that would feed a loop), and

@@ -161,7 +161,9 @@ pub async fn delete(
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "purge failed");
-                HttpError::unavailable("nats is unavailable; the purge did not complete, try again shortly")
+                HttpError::unavailable(
+                    "nats is unavailable; the purge did not complete, try again shortly",
+                )
             })?;
     } else {
         let event = Event::ImageDeleted(ImageDeleted {

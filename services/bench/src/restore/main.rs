@@ -27,6 +27,9 @@ mod measure;
 #[allow(dead_code)]
 #[path = "../publish.rs"]
 mod publish;
+#[allow(dead_code)]
+#[path = "../report.rs"]
+mod report;
 mod rpo;
 #[allow(dead_code)]
 #[path = "../servers.rs"]
@@ -98,7 +101,9 @@ async fn main() -> Result<()> {
         pg_settings: Vec::new(),
     };
     let fx = setup::prepare(&sizes).await?;
-    let scratch = tempfile::Builder::new().prefix("imgcrawl-bench-restore-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("imgcrawl-bench-restore-")
+        .tempdir()?;
     let cfg = imgcrawl_backup::Config {
         target: scratch.path().join("backup").display().to_string(),
         ..Default::default()
@@ -106,7 +111,9 @@ async fn main() -> Result<()> {
 
     // backup
     let t = Instant::now();
-    let b = imgcrawl_backup::backup_once(&fx.bus, &cfg).await.context("backup")?;
+    let b = imgcrawl_backup::backup_once(&fx.bus, &cfg)
+        .await
+        .context("backup")?;
     let backup_secs = t.elapsed().as_secs_f64();
     eprintln!(
         "backup: {} messages, {:.0} MB -> {:.0} MB in {} segments, {backup_secs:.1} s",
@@ -137,10 +144,16 @@ async fn main() -> Result<()> {
     };
     let url = fx.pg.create_db("restored").await?;
     let pg = measure::postgres(pids, &nats2.url(), &url, None).await?;
-    eprintln!("postgres replay: {} events in {:.1} s", pg.events, pg.seconds);
+    eprintln!(
+        "postgres replay: {} events in {:.1} s",
+        pg.events, pg.seconds
+    );
     let objects_dir = scratch.path().join("objects");
     let (obj, counts) = measure::objects(pids, &bus2, &objects_dir).await?;
-    eprintln!("object replay: {} objects in {:.1} s", obj.objects, obj.seconds);
+    eprintln!(
+        "object replay: {} objects in {:.1} s",
+        obj.objects, obj.seconds
+    );
     let rto = restore_secs + pg.seconds + obj.seconds;
 
     // checks (untimed)
@@ -156,7 +169,11 @@ async fn main() -> Result<()> {
         imgcrawl_index::connect(&url).await?,
     );
     let c = imgcrawl_index::verify::compare_databases(&a, &b_pool, "postgres", false).await?;
-    ensure!(c.identical(), "restored replay differs: {:?}", c.differences);
+    ensure!(
+        c.identical(),
+        "restored replay differs: {:?}",
+        c.differences
+    );
     let store = imgcrawl_store::Config {
         target: objects_dir.display().to_string(),
         ..Default::default()
@@ -169,17 +186,32 @@ async fn main() -> Result<()> {
     let rpo = if args.no_rpo {
         None
     } else {
-        eprintln!("rpo drill: {} s at {} events/s, segments every {} s", args.rpo_secs, args.rpo_rate, args.segment_secs);
+        eprintln!(
+            "rpo drill: {} s at {} events/s, segments every {} s",
+            args.rpo_secs, args.rpo_rate, args.segment_secs
+        );
         Some(rpo::measure(args.rpo_secs, args.segment_secs, args.rpo_rate, args.seed).await?)
     };
 
-    println!("bench-restore: {} events, {} blobs ({:.0} MB in the blob store)", fx.summary["events"], fx.summary["blob_store_images"], mb(fx.summary["blob_store_bytes"].as_u64().unwrap_or(0)));
+    println!(
+        "bench-restore: {} events, {} blobs ({:.0} MB in the blob store)",
+        fx.summary["events"],
+        fx.summary["blob_store_images"],
+        mb(fx.summary["blob_store_bytes"].as_u64().unwrap_or(0))
+    );
     println!("  backup        {backup_secs:>7.1} s  {:>9.0} messages/s  {:>6.1} MB/s  archive {:.0} MB ({:.0} MB raw)", b.messages as f64 / backup_secs, mb(b.raw_bytes) / backup_secs, mb(b.bytes), mb(b.raw_bytes));
     println!("  verify        {verify_secs:>7.1} s");
     println!("  restore       {restore_secs:>7.1} s  (stream, blobs, KV, consumers)");
-    println!("  pg replay     {:>7.1} s  {:>9.0} events/s", pg.seconds, pg.events_per_sec());
+    println!(
+        "  pg replay     {:>7.1} s  {:>9.0} events/s",
+        pg.seconds,
+        pg.events_per_sec()
+    );
     println!("  object replay {:>7.1} s", obj.seconds);
-    println!("  RTO           {rto:>7.1} s  (target <= 600 s: {})", if rto <= 600.0 { "met" } else { "NOT met" });
+    println!(
+        "  RTO           {rto:>7.1} s  (target <= 600 s: {})",
+        if rto <= 600.0 { "met" } else { "NOT met" }
+    );
     if let Some(r) = &rpo {
         println!(
             "  RPO           {:>7.1} s  ({} of {} acknowledged events not in the archive, lost after {:.0} s, segments every {} s; target <= 300 s: {})",

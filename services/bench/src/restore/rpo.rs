@@ -35,13 +35,19 @@ pub struct Rpo {
 pub async fn measure(secs: u64, segment_secs: u64, rate: u64, seed: u64) -> Result<Rpo> {
     let nats = Nats::start(&nats_binary()).await?;
     let bus = Bus::connect(BusConfig::with_url(nats.url())).await?;
-    let dir = tempfile::Builder::new().prefix("imgcrawl-bench-rpo-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("imgcrawl-bench-rpo-")
+        .tempdir()?;
     let cfg = imgcrawl_backup::Config {
         target: dir.path().display().to_string(),
         segment_secs,
         ..Default::default()
     };
-    let archiver = tokio::spawn(imgcrawl_backup::run(bus.clone(), cfg.clone(), CancellationToken::new()));
+    let archiver = tokio::spawn(imgcrawl_backup::run(
+        bus.clone(),
+        cfg.clone(),
+        CancellationToken::new(),
+    ));
     let mut rng = fastrand::Rng::with_seed(seed);
     let kill_at = Duration::from_secs_f64(secs as f64 * (0.5 + rng.f64() / 2.0));
     let start = Instant::now();
@@ -52,7 +58,10 @@ pub async fn measure(secs: u64, segment_secs: u64, rate: u64, seed: u64) -> Resu
         let mut acks = Vec::with_capacity(per_tick as usize);
         for _ in 0..per_tick {
             n += 1;
-            let body = Bytes::from(format!("{{\"n\":{n},\"occurred_at\":\"{}\"}}", chrono::Utc::now().to_rfc3339()));
+            let body = Bytes::from(format!(
+                "{{\"n\":{n},\"occurred_at\":\"{}\"}}",
+                chrono::Utc::now().to_rfc3339()
+            ));
             acks.push(bus.js.publish("imgcrawl.bench.rpo", body).await?);
         }
         for a in acks {
