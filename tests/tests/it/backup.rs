@@ -66,7 +66,10 @@ async fn crawled() -> Pipeline {
     })
     .await;
     assert!(settled, "the index never caught up with the stream");
-    assert!(p.wait_drained(Duration::from_secs(60)).await, "stages drained");
+    assert!(
+        p.wait_drained(Duration::from_secs(60)).await,
+        "stages drained"
+    );
     p
 }
 
@@ -106,12 +109,17 @@ async fn backup_destroy_restore_replay_verify_is_identical_to_the_originals() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = backup_config(dir.path());
     let done = backup_once(&p.bus, &cfg).await.expect("backup");
-    assert!(done.segments >= 2 && done.messages >= before.state.messages, "{done:?}");
+    assert!(
+        done.segments >= 2 && done.messages >= before.state.messages,
+        "{done:?}"
+    );
     let again = backup_once(&p.bus, &cfg).await.expect("second pass");
     assert_eq!(again.messages, 0, "nothing new: nothing archived twice");
     let target = imgcrawl_backup::Target::open(&cfg).unwrap();
     let manifest = target.manifest().await.unwrap().unwrap();
-    let report = imgcrawl_backup::verify(&target, &manifest, 4).await.unwrap();
+    let report = imgcrawl_backup::verify(&target, &manifest, 4)
+        .await
+        .unwrap();
     assert!(report.ok(), "{:#?}", report.problems);
 
     // destroy the nats store: kill the server, delete its data, start it empty
@@ -130,11 +138,22 @@ async fn backup_destroy_restore_replay_verify_is_identical_to_the_originals() {
     let summary = restore(&p.bus.js, &cfg, &RestoreOptions::default())
         .await
         .expect("restore");
-    assert!(summary.damaged.is_empty() && summary.truncated.is_empty(), "{summary:?}");
+    assert!(
+        summary.damaged.is_empty() && summary.truncated.is_empty(),
+        "{summary:?}"
+    );
     let after = stream_info(&p, &events).await;
     assert_eq!(
-        (after.state.first_sequence, after.state.last_sequence, after.state.messages),
-        (before.state.first_sequence, before.state.last_sequence, before.state.messages),
+        (
+            after.state.first_sequence,
+            after.state.last_sequence,
+            after.state.messages
+        ),
+        (
+            before.state.first_sequence,
+            before.state.last_sequence,
+            before.state.messages
+        ),
         "same sequences"
     );
     assert_eq!(
@@ -177,7 +196,10 @@ async fn backup_destroy_restore_replay_verify_is_identical_to_the_originals() {
     assert!(c.identical(), "{:#?}", c.differences);
     let images = digest(&rebuilt, "postgres", None).await.unwrap();
     assert!(
-        images.tables.iter().any(|t| t.table == "images" && t.rows > 5),
+        images
+            .tables
+            .iter()
+            .any(|t| t.table == "images" && t.rows > 5),
         "{images:?}"
     );
 
@@ -212,7 +234,10 @@ async fn backup_destroy_restore_replay_verify_is_identical_to_the_originals() {
     // meaningful checkpoint, nothing to apply twice
     p.start_stage(Stage::Index);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cp = read_checkpoint(&original, "postgres").await.unwrap().unwrap();
+    let cp = read_checkpoint(&original, "postgres")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(cp.last_seq <= after.state.last_sequence);
     let c = compare_databases(&original, &rebuilt, "postgres", false)
         .await

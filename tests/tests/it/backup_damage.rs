@@ -106,15 +106,22 @@ async fn a_restore_keeps_sequences_gaps_and_blobs() {
     let (_nats, original, shas) = history(dir.path()).await;
     let fresh = NatsServer::start().await;
     let restored = bus(&fresh).await; // a process that started first: empty topology
-    let summary = restore(&restored.js, &config(dir.path()), &RestoreOptions::default())
-        .await
-        .unwrap();
+    let summary = restore(
+        &restored.js,
+        &config(dir.path()),
+        &RestoreOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(summary.truncated.is_empty(), "{summary:?}");
     let stream = original.config.stream.clone();
     let want = messages(&original, &stream, EVENTS).await;
     let got = messages(&restored, &stream, EVENTS).await;
     assert_eq!(want.len() as u64, EVENTS - 1);
-    assert!(!got.iter().any(|(seq, _, _)| *seq == DELETED), "the deleted sequence stays deleted");
+    assert!(
+        !got.iter().any(|(seq, _, _)| *seq == DELETED),
+        "the deleted sequence stays deleted"
+    );
     assert_eq!(got, want);
     assert_eq!(last_seq(&restored).await, EVENTS);
     let blobs = BlobStore::open(&restored).await.unwrap();
@@ -123,7 +130,12 @@ async fn a_restore_keeps_sequences_gaps_and_blobs() {
         assert_eq!(&hex::encode(Sha256::digest(&body)), sha);
     }
     // a second restore into the same server is refused: it is not empty
-    let again = restore(&restored.js, &config(dir.path()), &RestoreOptions::default()).await;
+    let again = restore(
+        &restored.js,
+        &config(dir.path()),
+        &RestoreOptions::default(),
+    )
+    .await;
     assert!(matches!(again, Err(BackupError::NotEmpty(_))), "{again:?}");
 }
 
@@ -133,7 +145,9 @@ async fn each_kind_of_damage_is_named_by_verify_and_refused_by_restore() {
     let (_nats, original, _) = history(dir.path()).await;
     let target = Target::open(&config(dir.path())).unwrap();
     let manifest = target.manifest().await.unwrap().unwrap();
-    let report = imgcrawl_backup::verify(&target, &manifest, 4).await.unwrap();
+    let report = imgcrawl_backup::verify(&target, &manifest, 4)
+        .await
+        .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     let segments = &manifest.streams[&original.config.stream].segments;
     assert!(segments.len() >= 3);
@@ -207,7 +221,10 @@ async fn retention_removes_only_what_a_snapshot_covers_and_the_restore_still_wor
         }
     }
     let plan = imgcrawl_backup::retention_plan(&m, &cfg, Utc::now());
-    assert!(plan.segments.is_empty(), "no snapshot: nothing may go {plan:?}");
+    assert!(
+        plan.segments.is_empty(),
+        "no snapshot: nothing may go {plan:?}"
+    );
 
     // a snapshot, then more events archived after it
     let streams: Vec<String> = m.streams.keys().cloned().collect();
@@ -226,12 +243,18 @@ async fn retention_removes_only_what_a_snapshot_covers_and_the_restore_still_wor
         .iter()
         .filter(|r| r.name.contains(&format!("/{}/", original.config.stream)))
         .count();
-    assert_eq!(removed_events, events_segments - 1, "all old ones, not the new one: {plan:?}");
+    assert_eq!(
+        removed_events,
+        events_segments - 1,
+        "all old ones, not the new one: {plan:?}"
+    );
     assert!(plan.removed_bytes > 0 && plan.kept_bytes > 0);
     // the dry run changed nothing
     assert_eq!(target.manifest().await.unwrap().unwrap(), m);
 
-    imgcrawl_backup::prune(&target, &mut m, &plan).await.unwrap();
+    imgcrawl_backup::prune(&target, &mut m, &plan)
+        .await
+        .unwrap();
     let report = imgcrawl_backup::verify(&target, &m, 4).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     for r in &plan.segments {
@@ -239,7 +262,9 @@ async fn retention_removes_only_what_a_snapshot_covers_and_the_restore_still_wor
     }
     let fresh = NatsServer::start().await;
     let b = bus(&fresh).await;
-    restore(&b.js, &cfg, &RestoreOptions::default()).await.unwrap();
+    restore(&b.js, &cfg, &RestoreOptions::default())
+        .await
+        .unwrap();
     let stream = original.config.stream.clone();
     assert_eq!(
         messages(&b, &stream, EVENTS + 20).await,
@@ -266,7 +291,11 @@ async fn the_continuous_archive_closes_segments_on_time_and_resumes_after_a_cras
         }
     };
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(imgcrawl_backup::run(b.clone(), cfg.clone(), shutdown.clone()));
+    let task = tokio::spawn(imgcrawl_backup::run(
+        b.clone(),
+        cfg.clone(),
+        shutdown.clone(),
+    ));
     publish(&b, 0, 10).await;
     // a few messages, far below the size limit: closed by time
     assert!(wait_until(Duration::from_secs(20), || archived(10)).await);
@@ -275,13 +304,21 @@ async fn the_continuous_archive_closes_segments_on_time_and_resumes_after_a_cras
     task.abort(); // a crash: no clean close
     let _ = task.await;
     publish(&b, 60, 40).await;
-    let task = tokio::spawn(imgcrawl_backup::run(b.clone(), cfg.clone(), shutdown.clone()));
+    let task = tokio::spawn(imgcrawl_backup::run(
+        b.clone(),
+        cfg.clone(),
+        shutdown.clone(),
+    ));
     assert!(wait_until(Duration::from_secs(20), || archived(100)).await);
     shutdown.cancel();
     task.await.unwrap().unwrap();
     let m = target.manifest().await.unwrap().unwrap();
     assert!(m.continuity().is_empty(), "{:?}", m.continuity());
     let a = &m.streams[&b.config.stream];
-    assert_eq!(a.segments.iter().map(|s| s.count).sum::<u64>(), 100, "each message once");
+    assert_eq!(
+        a.segments.iter().map(|s| s.count).sum::<u64>(),
+        100,
+        "each message once"
+    );
     assert!(a.segments.len() >= 3);
 }
