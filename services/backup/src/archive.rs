@@ -72,6 +72,12 @@ async fn archive(
             target.describe, manifest.events_stream, bus.config.stream
         )));
     }
+    if !once {
+        // buckets created on first use: made now, so a running archive follows them
+        // from their first message (a purge must reach the manifest)
+        crate::purge::ensure_bucket(bus).await?;
+        imgcrawl_bus::tombstones::Tombstones::open(bus).await?;
+    }
     let mut tasks = Vec::new();
     for (name, role) in archived_streams(bus, config) {
         let Some(info) = imgcrawl_bus::topology::stream_info(&bus.js, &name).await? else {

@@ -52,13 +52,18 @@ pub fn kv_config() -> kv::Config {
     }
 }
 
+/// Opens the purged-images bucket, creating it if needed.
+pub async fn ensure_bucket(bus: &Bus) -> Result<kv::Store, BackupError> {
+    Ok(imgcrawl_bus::topology::ensure_kv(&bus.js, &bus.config, kv_config()).await?)
+}
+
 /// Purges image `sha256` (lowercase hex) for good; idempotent.
 pub async fn purge(bus: &Bus, sha256: &str, reason: Option<String>) -> Result<Purged, BackupError> {
     let sha = Sha256::parse(sha256).map_err(|_| {
         BackupError::BadRequest(format!("{sha256:?} is not a lowercase hex sha-256"))
     })?;
     let sha = sha.to_string();
-    let store = imgcrawl_bus::topology::ensure_kv(&bus.js, &bus.config, kv_config()).await?;
+    let store = ensure_bucket(bus).await?;
     let record = PurgeRecord {
         purged_at: Utc::now(),
         reason: reason.clone(),
@@ -87,7 +92,7 @@ pub async fn purge(bus: &Bus, sha256: &str, reason: Option<String>) -> Result<Pu
 
 /// Whether `sha256` was purged.
 pub async fn is_purged(bus: &Bus, sha256: &str) -> Result<bool, BackupError> {
-    let store = imgcrawl_bus::topology::ensure_kv(&bus.js, &bus.config, kv_config()).await?;
+    let store = ensure_bucket(bus).await?;
     let entry = store
         .entry(sha256)
         .await
