@@ -52,6 +52,11 @@ bench-replay *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null
     cargo run --release -q -p imgcrawl-bench --bin bench-replay -- {{ARGS}}
 
+# the restore drill: the replay benchmark's 1M-event history backed up, restored into an empty nats-server and both projections replayed (RTO), then the RPO of the continuous archive with the machine lost mid-crawl
+bench-restore *ARGS:
+    bash infra/scripts/install-nats.sh >/dev/null
+    cargo run --release -q -p imgcrawl-bench --bin bench-restore -- {{ARGS}}
+
 # imgcrawl against Scrapy on one nginx-served synthetic site; prints the table, writes bench-results/bench.json
 bench *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null

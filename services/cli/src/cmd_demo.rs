@@ -43,6 +43,7 @@ pub async fn demo(settings: &Settings, args: DemoArgs) -> Result<()> {
             nats_nodes: None,
             nats_sync_always: None,
             prometheus: false,
+            backup: false,
         })
         .await?;
     } else {

@@ -1,12 +1,15 @@
 //! `imgcrawl`: one binary for the local stack, the pipeline workers, crawls, status
 //! and images. See `imgcrawl --help`.
 
+mod cmd_backup;
 mod cmd_crawl;
 mod cmd_demo;
 mod cmd_events;
 mod cmd_ha;
 mod cmd_images;
+mod cmd_purge;
 mod cmd_replay;
+mod cmd_restore;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_status;
@@ -60,6 +63,10 @@ enum Cmd {
         /// stack on 127.0.0.1:19090, with the alert rules.
         #[arg(long)]
         prometheus: bool,
+        /// Also start the continuous archive of the stream (`imgcrawl backup` into the
+        /// home's `backup/`, or `IMGCRAWL_BACKUP_TARGET`).
+        #[arg(long)]
+        backup: bool,
     },
     /// Stop the local stack (data is kept).
     Down,
@@ -91,6 +98,14 @@ enum Cmd {
     /// Show the JetStream topology, or change existing topology to match the
     /// configuration (`apply [--dry-run]`): the only command that changes it.
     Topology(cmd_topology::TopologyArgs),
+    /// Archive the stream, its blobs and KV state continuously into a directory or S3
+    /// bucket (`--once`: what is there now); `backup verify`, `snapshot`, `prune`.
+    Backup(cmd_backup::BackupArgs),
+    /// Rebuild the stream, blobs and KV state from a backup into an empty JetStream,
+    /// at the original sequences (then `replay` the projections).
+    Restore(cmd_restore::RestoreArgs),
+    /// Take an image down for good: blob store, bucket, thumbnails, future backups.
+    Purge(cmd_purge::PurgeArgs),
 }
 
 /// Runs the command; on failure prints `error: <reason>` on one line (the whole cause
@@ -144,6 +159,11 @@ async fn run_cli() -> Result<()> {
             t.init_logs(serving, &tc, "imgcrawl-api")?;
             cmd_serve::serve(&s, args, &tc).await
         }
+        Cmd::Backup(args) if args.action.is_none() && !args.once => {
+            let tc = t.config(None)?;
+            t.init_logs(serving, &tc, "imgcrawl-backup")?;
+            cmd_backup::backup(&s, args).await
+        }
         Cmd::Ha(args) => {
             let tc = t.config(args.config.as_deref())?;
             t.init_logs(serving, &tc, "imgcrawl-ha")?;
@@ -159,6 +179,7 @@ async fn run_cli() -> Result<()> {
                     nats_nodes,
                     nats_sync,
                     prometheus,
+                    backup,
                 } => {
                     stack::up(&stack::UpOptions {
                         workers: !no_workers,
@@ -167,6 +188,7 @@ async fn run_cli() -> Result<()> {
                         nats_nodes,
                         nats_sync_always: nats_sync.map(|s| s == "always"),
                         prometheus,
+                        backup,
                     })
                     .await?;
                     for (name, up, where_) in stack::describe() {
@@ -196,6 +218,9 @@ async fn run_cli() -> Result<()> {
                 Cmd::Replay(args) => cmd_replay::replay(&s, args).await,
                 Cmd::Verify(args) => cmd_verify::verify(&s, args).await,
                 Cmd::Topology(args) => cmd_topology::topology(&s, args).await,
+                Cmd::Backup(args) => cmd_backup::backup(&s, args).await,
+                Cmd::Restore(args) => cmd_restore::restore(&s, args).await,
+                Cmd::Purge(args) => cmd_purge::purge(&s, args).await,
                 Cmd::Run(_) => unreachable!("handled above"),
                 Cmd::Ha(_) => unreachable!("handled above"),
                 Cmd::Serve(_) => unreachable!("handled above"),

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use imgcrawl_tests::pipeline::serve;
 use imgcrawl_tests::{free_port, nats::nats_binary, sitegen, NatsServer, Postgres};
 
+#[path = "cli/backup.rs"]
+mod backup;
 #[path = "cli/readme.rs"]
 mod readme;
 #[path = "cli/restarts.rs"]

@@ -16,6 +16,9 @@ pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 pub const HEADER_EVENT: &str = "Imgcrawl-Event";
 /// Header carrying the W3C trace context.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// Header a restored event carries: when the original stream stored it (RFC 3339),
+/// read in place of the message time (`docs/backup.md`).
+pub const HEADER_STORED_AT: &str = "Imgcrawl-Stored-At";
 
 /// Why bytes on a subject are not a valid event. Every variant is poison: retrying
 /// cannot fix it.

@@ -20,7 +20,8 @@ mod sha256;
 mod types;
 
 pub use codec::{
-    decode, DecodeError, EncodedEvent, HEADER_EVENT, HEADER_MSG_ID, HEADER_TRACEPARENT,
+    decode, DecodeError, EncodedEvent, HEADER_EVENT, HEADER_MSG_ID, HEADER_STORED_AT,
+    HEADER_TRACEPARENT,
 };
 pub use format::Format;
 pub use ids::{job_id_from_sequence, traceparent, url_key};

@@ -62,7 +62,10 @@ pub(crate) fn prepare(stream: &str, msgs: &[Message]) -> Prepared {
     let consumed = consumed_subjects();
     for m in msgs {
         let Ok(info) = m.info() else { continue };
-        let (seq, published) = (info.stream_sequence, to_chrono(info.published));
+        let (seq, published) = (
+            info.stream_sequence,
+            stored_at(m).unwrap_or_else(|| to_chrono(info.published)),
+        );
         if !consumed.iter().any(|s| s == m.subject.as_str()) {
             // Never ours to apply (dead letters, our own outputs; the reader does not
             // filter on the server): not dead-lettered (that would feed a loop), and
@@ -190,4 +193,15 @@ pub(crate) async fn commit(
             }
         }
     }
+}
+
+/// A restored event's original store time
+/// ([`HEADER_STORED_AT`](imgcrawl_events::HEADER_STORED_AT)), read in place of the
+/// message time.
+fn stored_at(m: &Message) -> Option<chrono::DateTime<chrono::Utc>> {
+    m.headers
+        .as_ref()
+        .and_then(|h| h.get(imgcrawl_events::HEADER_STORED_AT))
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.as_str()).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
 }

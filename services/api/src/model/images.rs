@@ -189,11 +189,14 @@ pub struct ImageDeleting {
     pub state: String,
 }
 
-/// Optional reason of a deletion (`DELETE /api/images/{id}?reason=...`).
+/// Optional reason of a deletion (`DELETE /api/images/{id}?reason=...&purge=true`).
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     /// Why, for people (at most 500 characters).
     pub reason: Option<String>,
+    /// Takedown: also remove the bytes for good, from the blob store and every future
+    /// backup segment and restore (`imgcrawl purge`, docs/backup.md).
+    pub purge: Option<bool>,
 }

@@ -156,17 +156,28 @@ pub async fn delete(
 ) -> HttpResult<(StatusCode, Json<ImageDeleting>)> {
     crate::validate::reason(q.reason.as_deref())?;
     let row = live_image(&state, id).await?;
-    let event = Event::ImageDeleted(ImageDeleted {
-        sha256: row.sha256.clone(),
-        reason: q.reason,
-        occurred_at: Utc::now(),
-    });
-    state
-        .bus
-        .publisher()
-        .publish(&event)
-        .await
-        .map_err(publish_failed)?;
+    if q.purge == Some(true) {
+        imgcrawl_backup::purge(&state.bus, &row.sha256, q.reason)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "purge failed");
+                HttpError::unavailable(
+                    "nats is unavailable; the purge did not complete, try again shortly",
+                )
+            })?;
+    } else {
+        let event = Event::ImageDeleted(ImageDeleted {
+            sha256: row.sha256.clone(),
+            reason: q.reason,
+            occurred_at: Utc::now(),
+        });
+        state
+            .bus
+            .publisher()
+            .publish(&event)
+            .await
+            .map_err(publish_failed)?;
+    }
     state.thumbs.forget(&row.sha256).await;
     tracing::info!(id, sha = %row.sha256, "image deletion requested");
     Ok((

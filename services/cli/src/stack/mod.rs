@@ -6,6 +6,7 @@
 //! services, and survives `down`/`up`. Every step is idempotent: `up` on a running
 //! stack only checks it.
 
+mod backup;
 mod ha;
 mod nats;
 mod nats_bin;
@@ -108,6 +109,8 @@ pub struct UpOptions {
     pub nats_sync_always: Option<bool>,
     /// Also start Prometheus (Debian's `prometheus`) scraping the stack.
     pub prometheus: bool,
+    /// Also start the continuous archive (`imgcrawl backup`, docs/backup.md).
+    pub backup: bool,
 }
 
 /// Starts whatever part of the stack is not running.
@@ -129,12 +132,16 @@ pub async fn up(opts: &UpOptions) -> Result<()> {
     if opts.prometheus {
         prometheus::up(&home).await?;
     }
+    if opts.backup {
+        backup::up(&home)?;
+    }
     Ok(())
 }
 
 /// Stops the stack (workers first, so they drain cleanly).
 pub async fn down() -> Result<()> {
     let home = home_abs()?;
+    backup::down(&home).await?;
     workers::down(&home).await?;
     prometheus::down(&home).await;
     ha::down(&home).await?;
@@ -178,6 +185,11 @@ pub fn describe() -> Vec<(String, bool, String)> {
             "workers".into(),
             workers::running(&home),
             format!("log {}", home.join("run.log").display()),
+        ),
+        (
+            "backup".into(),
+            backup::running(&home),
+            format!("log {}", home.join("backup.log").display()),
         ),
         (
             "bucket".into(),
