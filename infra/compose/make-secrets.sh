@@ -30,8 +30,6 @@ put grafana-admin-password "$(rand 24)"
 
 pg="$(cat "$dir/pg-password")"
 nats="$(cat "$dir/nats-password")"
-put pgpass "*:*:*:imgcrawl:$pg
-"
 put nats-auth.conf "authorization {
   users: [ { user: imgcrawl, password: \"$nats\" } ]
 }
@@ -44,8 +42,12 @@ password = \"$nats\"
 [ha]
 token_file = \"/run/secrets/ha-token\"
 "
-put s3.env "AWS_ACCESS_KEY_ID=$(cat "$dir/s3-access-key")
+# the variables the binary reads only from its environment: the S3 keys (the API
+# has no file setting for them) and the PostgreSQL password (sqlx ignores a pgpass
+# file that its group may read, and a non-root container reads secrets by group)
+put imgcrawl.env "AWS_ACCESS_KEY_ID=$(cat "$dir/s3-access-key")
 AWS_SECRET_ACCESS_KEY=$(cat "$dir/s3-secret-key")
+PGPASSWORD=$pg
 "
 chmod 0644 "$dir"/*
 echo "secrets in $dir" >&2
