@@ -18,6 +18,8 @@ mod api_images;
 mod api_paging;
 mod chaos;
 mod crawl_stage;
+mod deploy;
+mod deploy_run;
 mod e2e_demo;
 mod e2e_failures;
 mod ha;
