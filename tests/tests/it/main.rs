@@ -20,6 +20,8 @@ mod backup;
 mod backup_damage;
 mod chaos;
 mod crawl_stage;
+mod deploy;
+mod deploy_run;
 mod e2e_demo;
 mod e2e_failures;
 mod extract;
