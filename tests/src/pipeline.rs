@@ -237,6 +237,10 @@ impl Pipeline {
                         return false;
                     };
                     if info.num_pending > 0 || info.num_ack_pending > 0 {
+                        eprintln!(
+                            "wait_drained: consumer {name}: {} pending, {} ack pending, {} redelivered",
+                            info.num_pending, info.num_ack_pending, info.num_redelivered
+                        );
                         return false;
                     }
                 }

@@ -74,78 +74,17 @@ impl Publisher {
         // Send strictly in order, then await every PubAck concurrently.
         let mut pending = Vec::with_capacity(events.len());
         for e in events {
-            let enc = e.encode();
-            let fut = self
-                .send_raw(&enc.subject, headers(&enc), enc.payload.into())
-                .await?;
-            pending.push((enc.subject, enc.msg_id, fut));
+            pending.push((e.kind().subject(), self.send(e).await?));
         }
-        try_join_all(
-            pending
-                .into_iter()
-                .map(|(subject, msg_id, fut)| async move {
-                    let ack = fut.await.map_err(|err| BusError::Publish {
-                        subject: subject.clone(),
-                        detail: err.to_string(),
-                    })?;
-                    stored(&ack).map_err(|detail| BusError::Publish {
-                        subject: subject.clone(),
-                        detail,
-                    })?;
-                    if ack.duplicate {
-                        self.confirm_duplicate(&ack, &msg_id)
-                            .await
-                            .map_err(|detail| BusError::Publish { subject, detail })?;
-                    }
-                    Ok::<_, BusError>(())
-                }),
-        )
+        try_join_all(pending.into_iter().map(|(subject, fut)| async move {
+            let ack = fut.await.map_err(|err| BusError::Publish {
+                subject: subject.clone(),
+                detail: err.to_string(),
+            })?;
+            stored(&ack).map_err(|detail| BusError::Publish { subject, detail })
+        }))
         .await
         .map(|_| ())
-    }
-
-    /// Checks that the message a "duplicate" PubAck names is ours: the stream leader
-    /// must hold a message with our id at that sequence. A duplicate answer can come
-    /// from a leader that staged the id for a proposal it never committed (it lost its
-    /// quorum in a partition) and names a sequence that was never stored, or that a
-    /// new leader filled with another message; taking that for "stored" would ack the
-    /// cause of an event that is not in the stream. Duplicates are rare (redeliveries,
-    /// retries), so the extra read costs nothing on the normal path.
-    async fn confirm_duplicate(
-        &self,
-        ack: &jetstream::publish::PublishAck,
-        msg_id: &str,
-    ) -> Result<(), String> {
-        let stream = self.js.get_stream_no_info(&ack.stream).await.map_err(|e| {
-            format!(
-                "duplicate at sequence {}: cannot check it: {e}",
-                ack.sequence
-            )
-        })?;
-        let held = stream.get_raw_message(ack.sequence).await.map_err(|e| {
-            format!(
-                "duplicate at sequence {}: cannot read it back to check: {e}",
-                ack.sequence
-            )
-        })?;
-        let id = held
-            .headers
-            .get(HEADER_MSG_ID)
-            .map(|v| v.as_str().to_string());
-        if id.as_deref() == Some(msg_id) {
-            return Ok(());
-        }
-        tracing::warn!(
-            stream = %ack.stream,
-            sequence = ack.sequence,
-            msg_id,
-            held = ?id,
-            "a duplicate PubAck names a sequence that holds another message: not stored; retrying"
-        );
-        Err(format!(
-            "duplicate names sequence {} of stream {}, which holds message {id:?}, not {msg_id}: not stored",
-            ack.sequence, ack.stream
-        ))
     }
 }
 

@@ -273,3 +273,20 @@ async fn a_refused_dead_letter_is_written_later_from_the_max_deliveries_advisory
     let info = c.info().await.unwrap();
     assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
 }
+
+#[tokio::test]
+async fn a_duplicate_publish_is_stored_once_and_counts_as_stored() {
+    let nats = NatsServer::start().await;
+    let bus = Bus::connect(BusConfig::with_url(nats.url())).await.unwrap();
+    let e = deleted('d');
+    bus.publisher()
+        .publish_all(std::slice::from_ref(&e))
+        .await
+        .expect("first");
+    bus.publisher()
+        .publish_all(std::slice::from_ref(&e))
+        .await
+        .expect("a duplicate names the stored copy, which holds our message id");
+    let stream = bus.js.get_stream(&bus.config.stream).await.unwrap();
+    assert_eq!(stream.cached_info().state.messages, 1);
+}

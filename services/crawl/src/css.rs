@@ -27,7 +27,11 @@ pub fn scan(css: &str) -> Sheet {
     let mut sheet = Sheet::default();
     for stmt in statements(&text) {
         let stmt = stmt.trim();
-        if stmt.len() >= 7 && stmt[..7].eq_ignore_ascii_case("@import") {
+        // `get`: byte 7 may fall inside a multi-byte character (found by the fuzz corpus)
+        if stmt
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("@import"))
+        {
             if let Some(u) = import_target(&stmt[7..]) {
                 sheet.imports.push(u);
             }
@@ -98,34 +102,22 @@ fn strip_comments(css: &str) -> String {
 
 /// Splits on `;`, `{` and `}` outside quotes and parentheses.
 fn statements(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut depth, mut quote, mut escaped, mut start) = (0usize, None::<char>, false, 0);
-    for (i, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match (quote, c) {
-            (_, '\\') => escaped = true,
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => depth = depth.saturating_sub(1),
-            (None, ';' | '{' | '}') if depth == 0 => {
-                out.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&text[start..]);
-    out
+    crate::style::split_outside(text, &[';', '{', '}'])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_with_a_multibyte_character_near_its_start_does_not_panic() {
+        // byte 7 inside "é": slicing at it used to panic (found by the fuzz corpus)
+        assert_eq!(scan("@imporé url(a.png)").imports, Vec::<String>::new());
+        assert_eq!(
+            scan("a{background:url(x.png)}@imporé;").images,
+            vec!["x.png".to_string()]
+        );
+    }
 
     #[test]
     fn a_stylesheet_with_every_form() {

@@ -96,9 +96,16 @@ fn image_set_strings(value: &str) -> Vec<String> {
 
 /// Splits a declaration list on `;` outside quotes and parentheses.
 pub(crate) fn declarations(style: &str) -> Vec<&str> {
+    split_outside(style, &[';'])
+}
+
+/// Splits `text` on any of `separators` where they stand outside quotes and
+/// parentheses (a `;` inside `url("a;b")` separates nothing). Shared by inline
+/// styles and stylesheets.
+pub(crate) fn split_outside<'a>(text: &'a str, separators: &[char]) -> Vec<&'a str> {
     let mut out = Vec::new();
     let (mut depth, mut quote, mut escaped, mut start) = (0usize, None::<char>, false, 0);
-    for (i, c) in style.char_indices() {
+    for (i, c) in text.char_indices() {
         if escaped {
             escaped = false;
             continue;
@@ -110,14 +117,14 @@ pub(crate) fn declarations(style: &str) -> Vec<&str> {
             (None, '"' | '\'') => quote = Some(c),
             (None, '(') => depth += 1,
             (None, ')') => depth = depth.saturating_sub(1),
-            (None, ';') if depth == 0 => {
-                out.push(&style[start..i]);
-                start = i + 1;
+            (None, c) if depth == 0 && separators.contains(&c) => {
+                out.push(&text[start..i]);
+                start = i + c.len_utf8();
             }
             _ => {}
         }
     }
-    out.push(&style[start..]);
+    out.push(&text[start..]);
     out
 }
 

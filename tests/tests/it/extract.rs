@@ -49,7 +49,10 @@ pub(crate) fn pages() -> HashMap<&'static str, (&'static str, &'static str)> {
         ),
         (
             "/pages/nothing.html",
-            (html, include_str!("../../fixtures/extract/nothing.html")),
+            (
+                html,
+                include_str!("../../../services/crawl/fixtures/negatives.html"),
+            ),
         ),
         (
             "/pages/lazy.html",
