@@ -34,7 +34,16 @@ pub struct Counts {
 
 /// (url, sha256) a correct crawl stores, against what `db` holds for `job`, and the
 /// stream's outcome events for `job`.
-pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, String)>) -> Counts {
+///
+/// When images are lost, `lost_detail` also says which of the `pages` a correct crawl
+/// fetches never reached the stream, and who holds their seen-set claims.
+pub async fn check(
+    db: &PgPool,
+    bus: &Bus,
+    job: Uuid,
+    want: &BTreeSet<(String, String)>,
+    pages: &[String],
+) -> Counts {
     let rows = sqlx::query(
         "select url, sha256 from image_sources where job_id = $1 and status = 'stored'",
     )
@@ -54,7 +63,7 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
     let Scan {
         outcomes,
         dead_letters,
-        pages,
+        pages: trails,
     } = scan(bus, job).await;
     let mut lost_detail = Vec::new();
     for (url, sha) in want.difference(&got).take(10) {
@@ -88,7 +97,8 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
         ));
     }
     if want.difference(&got).next().is_some() {
-        lost_detail.extend(pages.anomalies());
+        lost_detail.extend(trails.anomalies());
+        lost_detail.extend(missing_pages(bus, job, &trails, pages).await);
     }
     Counts {
         expected: want.len(),
@@ -104,8 +114,12 @@ pub async fn check(db: &PgPool, bus: &Bus, job: Uuid, want: &BTreeSet<(String, S
 /// For each expected page the stream has no `page.discovered` for: who holds its
 /// seen-set claim, and what that claimant's message was (read back by sequence). A
 /// claim held by a message that never published the page is where a lost page went.
-pub async fn missing_pages(bus: &Bus, job: Uuid, expected: &[String]) -> Vec<String> {
-    let discovered = scan(bus, job).await.pages;
+async fn missing_pages(
+    bus: &Bus,
+    job: Uuid,
+    discovered: &Pages,
+    expected: &[String],
+) -> Vec<String> {
     let mut lines = Vec::new();
     let stream = match bus.js.get_stream(&bus.config.stream).await {
         Ok(s) => s,

@@ -216,11 +216,8 @@ pub async fn run(scenario: Scenario, size: &Size) -> Report {
     let rig = rig.lock().await;
     let (primary, db, settled, more) = faults::settle(scenario, &rig).await;
     notes.extend(more);
-    let counts = check::check(&db, &rig.bus, job, &truth).await;
+    let counts = check::check(&db, &rig.bus, job, &truth, &rig.page_urls()).await;
     notes.extend(counts.lost_detail.iter().cloned());
-    if counts.lost > 0 {
-        notes.extend(check::missing_pages(&rig.bus, job, &rig.page_urls()).await);
-    }
     let url = &rig.dbs[primary];
     let verify = rig.imgcrawl(&[
         "verify",
@@ -338,7 +335,7 @@ pub async fn cost(size: &Size) -> Vec<CostRow> {
         let seconds = started.elapsed().as_secs_f64();
         let cpu_seconds = rig.cpu_seconds() - cpu0;
         let pool = rig.pool(0).await.expect("database");
-        let counts = check::check(&pool, &rig.bus, job, &truth).await;
+        let counts = check::check(&pool, &rig.bus, job, &truth, &rig.page_urls()).await;
         rows.push(CostRow {
             label,
             images: counts.indexed,

@@ -40,8 +40,8 @@ fn site() -> Router {
         .route("/photo", get(|| async { ([(header::CONTENT_TYPE, "image/png")], vec![0u8; 10]) }))
 }
 
-/// Every event in the stream, in order.
-async fn events(bus: &Bus) -> Vec<(u64, Event)> {
+/// Every event in the stream, in order, with its sequence (also read by `extract`).
+pub(crate) async fn events(bus: &Bus) -> Vec<(u64, Event)> {
     let mut stream = bus.js.get_stream(&bus.config.stream).await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;
     let mut out = Vec::new();

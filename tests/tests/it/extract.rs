@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
 use imgcrawl_bus::{Bus, BusConfig};
-use imgcrawl_events::{decode, CrawlRequested, Event, FoundBy};
+use imgcrawl_events::{CrawlRequested, Event, FoundBy};
 use imgcrawl_tests::NatsServer;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -126,32 +126,16 @@ pub(crate) async fn connect(url: &str) -> Bus {
     panic!("nats did not come up");
 }
 
-/// Every event in the stream, in order.
-pub(crate) async fn events(bus: &Bus) -> Vec<Event> {
-    let mut stream = bus.js.get_stream(&bus.config.stream).await.unwrap();
-    let last = stream.info().await.unwrap().state.last_sequence;
-    let mut out = Vec::new();
-    for seq in 1..=last {
-        let Ok(m) = stream.get_raw_message(seq).await else {
-            continue;
-        };
-        let h = m
-            .headers
-            .get("Imgcrawl-Event")
-            .map(|v| v.as_str().to_string());
-        if let Ok(e) = decode(&m.subject, h.as_deref(), &m.payload) {
-            out.push(e);
-        }
-    }
-    out
-}
-
 /// Waits until every page of `job` discovered so far has an outcome.
 pub(crate) async fn settle(bus: &Bus, job: Uuid) -> Vec<Event> {
     let mut all = Vec::new();
     for _ in 0..600 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        all = events(bus).await;
+        all = crate::crawl_stage::events(bus)
+            .await
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
         let of_job = |e: &&Event| match e {
             Event::PageDiscovered(p) => p.job_id == job,
             Event::PageFetched(p) => p.job_id == job,
