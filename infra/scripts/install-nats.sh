@@ -30,7 +30,13 @@ at_least() {
   [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge "$2" ]; }
 }
 
-if [ -x "$bin" ] && [ "$(version_of "$bin")" = "$pinned" ]; then echo "$bin"; exit 0; fi
+# Installed for this pin already: the pinned version, or the fallback this installer
+# took when the pin was gone from the mirror (so that is not downloaded on every run).
+stamp="$bin.pin"
+if [ -x "$bin" ] && { [ "$(version_of "$bin")" = "$pinned" ] \
+     || { [ "$(cat "$stamp" 2>/dev/null)" = "$pinned" ] && at_least "$bin" 11; }; }; then
+  echo "$bin"; exit 0
+fi
 
 mkdir -p "$tools/bin" "$tools/apt/lists/partial" "$tools/apt/cache/archives/partial"
 # The first non-security Debian mirror URI this machine is configured with.
@@ -64,4 +70,5 @@ src="$(find "$work/x" -type f -name nats-server | head -1)"
 at_least "$src" 11 || { echo "install-nats: the unpacked nats-server $(version_of "$src") is older than 2.11" >&2; exit 1; }
 [ "$(version_of "$src")" = "$pinned" ] || echo "install-nats: installed nats-server $(version_of "$src"), not the pinned $pinned" >&2
 install -m 0755 "$src" "$bin"
+echo "$pinned" > "$stamp"
 echo "$bin"
