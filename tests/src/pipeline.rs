@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use imgcrawl_bus::{Bus, BusConfig};
 use imgcrawl_events::{CrawlRequested, Event};
 pub use imgcrawl_pipeline::{Stage, StagesConfig};
@@ -224,15 +224,26 @@ impl Pipeline {
             .expect("stream")
     }
 
-    /// Waits until every stage's durable consumer has nothing pending and nothing
-    /// unacknowledged (the stages have handled all there is), up to `timeout`; returns
-    /// whether they did.
+    /// Waits until every stage's durable consumers (shared and per partition) have
+    /// nothing pending and nothing unacknowledged (the stages have handled all there
+    /// is), up to `timeout`; returns whether they did.
     pub async fn wait_drained(&self, timeout: Duration) -> bool {
         let stream = self.stream().await;
         crate::wait_until(timeout, || {
             let stream = stream.clone();
             async move {
-                for name in Stage::ALL.into_iter().filter_map(Stage::consumer) {
+                let Ok(names) = stream.consumer_names().try_collect::<Vec<String>>().await else {
+                    return false;
+                };
+                let stages: Vec<&str> = Stage::ALL.into_iter().filter_map(Stage::consumer).collect();
+                if !stages.iter().all(|s| names.iter().any(|n| n == s)) {
+                    return false;
+                }
+                for name in names.iter().filter(|n| {
+                    stages
+                        .iter()
+                        .any(|s| imgcrawl_bus::partitions::belongs_to(n, s))
+                }) {
                     let Ok(info) = stream.consumer_info(name).await else {
                         return false;
                     };

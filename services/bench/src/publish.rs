@@ -31,7 +31,7 @@ pub async fn publish(publisher: &Publisher, events: &[Event], out: &mut Publishe
         let enc = e.encode();
         out.payload_bytes += enc.payload.len() as u64;
         let ack = publisher
-            .send_raw(&enc.subject, headers(&enc), enc.payload.into())
+            .send_raw(&publisher.subject_of(e), headers(&enc), enc.payload.into())
             .await
             .with_context(|| format!("publish {}", e.kind()))?;
         acks.push(ack.into_future());

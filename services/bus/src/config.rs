@@ -5,6 +5,8 @@
 //! the value, and no error message contains one.
 
 use serde::{Deserialize, Serialize};
+
+use crate::partitions::PartitionBy;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +45,16 @@ pub struct BusConfig {
     pub seen_max_age_secs: u64,
     /// KV bucket of job specs and run state.
     pub jobs_bucket: String,
+    /// Partitions of the frontier and the download queue, for a stream this process
+    /// creates (an existing stream's own count wins; see [`crate::partitions`]). At
+    /// least the most replicas a fetching stage will run.
+    pub partitions: u16,
+    /// What decides a URL's partition, for a stream this process creates: `host`
+    /// (default) or `domain`.
+    pub partition_by: PartitionBy,
+    /// A partition lease's time to live, milliseconds: how long the partitions of a
+    /// replica that died wait before another replica takes them.
+    pub partition_lease_ttl_ms: u64,
     /// Seconds to wait for one connection attempt to one server.
     pub connect_timeout_secs: u64,
     /// Passes over the server list before the first connection is given up (a lost
@@ -146,6 +158,9 @@ impl std::fmt::Debug for BusConfig {
             .field("seen_bucket", &self.seen_bucket)
             .field("seen_max_age_secs", &self.seen_max_age_secs)
             .field("jobs_bucket", &self.jobs_bucket)
+            .field("partitions", &self.partitions)
+            .field("partition_by", &self.partition_by)
+            .field("partition_lease_ttl_ms", &self.partition_lease_ttl_ms)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("connect_attempts", &self.connect_attempts)
             .field("creds_file", &self.creds_file)
@@ -177,6 +192,9 @@ impl Default for BusConfig {
             seen_bucket: "imgcrawl-seen".into(),
             seen_max_age_secs: 0,
             jobs_bucket: "imgcrawl-jobs".into(),
+            partitions: 16,
+            partition_by: PartitionBy::Host,
+            partition_lease_ttl_ms: 6_000,
             connect_timeout_secs: 5,
             connect_attempts: 3,
             creds_file: None,

@@ -38,6 +38,10 @@ pub const TLS_CERT: &str = "IMGCRAWL_NATS_TLS_CERT";
 pub const TLS_KEY: &str = "IMGCRAWL_NATS_TLS_KEY";
 /// `true` to refuse plain connections.
 pub const TLS_REQUIRED: &str = "IMGCRAWL_NATS_TLS_REQUIRED";
+/// Partitions of a stream this process creates: `IMGCRAWL_NATS_PARTITIONS`.
+pub const PARTITIONS: &str = "IMGCRAWL_NATS_PARTITIONS";
+/// `host` or `domain`: `IMGCRAWL_NATS_PARTITION_BY`.
+pub const PARTITION_BY: &str = "IMGCRAWL_NATS_PARTITION_BY";
 
 impl BusConfig {
     /// Applies the `IMGCRAWL_NATS_*` variables of the process environment.
@@ -64,6 +68,20 @@ impl BusConfig {
         }
         if let Some(v) = get(MAX_BYTES) {
             self.max_bytes = number(MAX_BYTES, &v)?;
+        }
+        if let Some(v) = get(PARTITIONS) {
+            self.partitions = number(PARTITIONS, &v)?;
+            if !(1..=crate::partitions::MAX_PARTITIONS).contains(&self.partitions) {
+                return Err(BusError::Config(format!(
+                    "{PARTITIONS}: {v:?} is not between 1 and {}",
+                    crate::partitions::MAX_PARTITIONS
+                )));
+            }
+        }
+        if let Some(v) = get(PARTITION_BY) {
+            self.partition_by = v
+                .parse()
+                .map_err(|e| BusError::Config(format!("{PARTITION_BY}: {e}")))?;
         }
         for (key, field) in [
             (CREDS, &mut self.creds_file),
@@ -137,8 +155,12 @@ mod tests {
             (TLS_CA, "/etc/ca.pem"),
             (TLS_REQUIRED, "yes"),
             (REPLICAS, ""),
+            (PARTITIONS, "32"),
+            (PARTITION_BY, "domain"),
         ]))
         .unwrap();
+        assert_eq!(cfg.partitions, 32);
+        assert_eq!(cfg.partition_by, crate::partitions::PartitionBy::Domain);
         assert_eq!(cfg.replicas, 3, "empty is unset");
         assert_eq!(cfg.storage, Storage::Memory);
         assert_eq!(cfg.max_age_secs, 3600);
@@ -155,5 +177,9 @@ mod tests {
         assert!(e.to_string().contains(REPLICAS), "{e}");
         let e = cfg.apply_env(env(&[(STORAGE, "disk")])).unwrap_err();
         assert!(e.to_string().contains("file or memory"), "{e}");
+        let e = cfg.apply_env(env(&[(PARTITIONS, "0")])).unwrap_err();
+        assert!(e.to_string().contains("between 1 and 1024"), "{e}");
+        let e = cfg.apply_env(env(&[(PARTITION_BY, "ip")])).unwrap_err();
+        assert!(e.to_string().contains(PARTITION_BY), "{e}");
     }
 }

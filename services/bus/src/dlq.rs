@@ -147,14 +147,16 @@ struct MaxDeliveries {
     deliveries: i64,
 }
 
-/// Dead-letters the messages the server gave up on for `consumer` (see the module
-/// docs), until `shutdown`. Replicas of a stage share one durable consumer on the
-/// advisory stream.
+/// Dead-letters the messages the server gave up on for the consumers `consumers` of
+/// `stage` (its shared consumer and its partitions'; see the module docs), until
+/// `shutdown`. Replicas of a stage share one durable consumer on the advisory stream.
 pub async fn run_advisories(
     bus: Bus,
-    consumer: String,
+    stage: String,
+    consumers: Vec<String>,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
+    let consumer = stage;
     let err = |e: &dyn std::fmt::Display| BusError::Consume {
         consumer: format!("dlq-{consumer}"),
         detail: e.to_string(),
@@ -164,19 +166,27 @@ pub async fn run_advisories(
         .get_stream(advisory_stream(&bus.config.stream))
         .await
         .map_err(|e| err(&e))?;
+    let mut filters: Vec<String> = consumers
+        .iter()
+        .map(|c| advisory_subject(&bus.config.stream, c))
+        .collect();
+    let (filter_subject, filter_subjects) = if filters.len() == 1 {
+        (filters.remove(0), Vec::new())
+    } else {
+        (String::new(), filters)
+    };
+    // create or update: a stage that gained partitions widens its filter
     let reader: PullConsumer = advisories
-        .get_or_create_consumer(
-            &format!("dlq-{consumer}"),
-            pull::Config {
-                durable_name: Some(format!("dlq-{consumer}")),
-                description: Some(format!(
-                    "dead letters for {consumer} from max-deliveries advisories"
-                )),
-                filter_subject: advisory_subject(&bus.config.stream, &consumer),
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
+        .create_consumer(pull::Config {
+            durable_name: Some(format!("dlq-{consumer}")),
+            description: Some(format!(
+                "dead letters for {consumer} from max-deliveries advisories"
+            )),
+            filter_subject,
+            filter_subjects,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        })
         .await
         .map_err(|e| err(&e))?;
     let mut messages = reader

@@ -21,6 +21,9 @@
 //! * [`dlq`]: dead letters on `imgcrawl.dlq.<stage>`.
 //! * [`seen`]: the "first one wins" URL seen-set and per-job budgets.
 //! * [`jobs`]: resolved job specs and their run state, shared across replicas.
+//! * [`partitions`]: the frontier and the download queue split by host, one subject
+//!   and one durable consumer per partition; [`ownership`]: which replica of a stage
+//!   works which partition (KV leases, takeover, rebalancing).
 //! * [`tombstones`]: the SHA-256s of deleted images, for the store stage.
 //! * [`ha`]: the HA pointer (primary node and fencing epoch per projection target).
 //! * [`retry`]: the one retry policy (exponential back-off on `backon`, honouring the
@@ -41,6 +44,8 @@ pub mod health;
 pub mod hosts;
 pub mod identity;
 pub mod jobs;
+pub mod ownership;
+pub mod partitions;
 pub mod patience;
 pub mod position;
 pub mod publish;
@@ -73,6 +78,9 @@ pub struct Bus {
     pub seen: seen::SeenSet,
     /// Job specs and run state.
     pub jobs: jobs::JobStore,
+    /// How the stream splits the frontier and the download queue (the stream's own
+    /// setting, read from its metadata).
+    pub partitioning: partitions::Partitioning,
 }
 
 impl Bus {
@@ -88,13 +96,14 @@ impl Bus {
             seen: seen::SeenSet::new(t.seen),
             jobs: jobs::JobStore::new(t.jobs),
             blobs: t.blobs,
+            partitioning: t.partitioning,
             config,
         })
     }
 
     /// A publisher for events.
     pub fn publisher(&self) -> publish::Publisher {
-        publish::Publisher::new(self.js.clone())
+        publish::Publisher::new(self.js.clone()).routed(self.partitioning)
     }
 
     /// Whether the server reads a subject-filtered backlog at full speed. nats-server

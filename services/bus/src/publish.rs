@@ -11,12 +11,14 @@ use async_nats::HeaderMap;
 use futures::future::try_join_all;
 use imgcrawl_events::{EncodedEvent, Event, HEADER_EVENT, HEADER_MSG_ID, HEADER_TRACEPARENT};
 
+use crate::partitions::Partitioning;
 use crate::BusError;
 
 /// Publishes events on the JetStream context it was made from.
 #[derive(Clone)]
 pub struct Publisher {
     js: jetstream::Context,
+    routing: Option<Partitioning>,
 }
 
 /// The headers every event carries. Published while a delivery is handled, the
@@ -36,13 +38,29 @@ pub fn headers(enc: &EncodedEvent) -> HeaderMap {
 impl Publisher {
     /// A publisher on `js`.
     pub fn new(js: jetstream::Context) -> Self {
-        Publisher { js }
+        Publisher { js, routing: None }
+    }
+
+    /// The publisher, sending routed kinds (`page.discovered`, `image.discovered`) to
+    /// their partition's subject ([`crate::partitions`]).
+    pub fn routed(mut self, partitioning: Partitioning) -> Self {
+        self.routing = Some(partitioning);
+        self
+    }
+
+    /// The subject `event` goes to.
+    pub fn subject_of(&self, event: &Event) -> String {
+        match &self.routing {
+            Some(p) => p.subject_of(event),
+            None => event.kind().subject(),
+        }
     }
 
     /// Sends one event; the returned future resolves to its PubAck.
     pub async fn send(&self, event: &Event) -> Result<PublishAckFuture, BusError> {
         let enc = event.encode();
-        self.send_raw(&enc.subject, headers(&enc), enc.payload.into())
+        let subject = self.subject_of(event);
+        self.send_raw(&subject, headers(&enc), enc.payload.into())
             .await
     }
 
@@ -74,7 +92,7 @@ impl Publisher {
         // Send strictly in order, then await every PubAck concurrently.
         let mut pending = Vec::with_capacity(events.len());
         for e in events {
-            pending.push((e.kind().subject(), self.send(e).await?));
+            pending.push((self.subject_of(e), self.send(e).await?));
         }
         try_join_all(pending.into_iter().map(|(subject, fut)| async move {
             let ack = fut.await.map_err(|err| BusError::Publish {

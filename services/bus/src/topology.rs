@@ -6,6 +6,10 @@
 //! | blob store | `imgcrawl-blobs` | object store, object name = hex SHA-256, 128 KiB chunks |
 //! | seen-set | `imgcrawl-seen` | KV, history 1, "first create wins" |
 //! | jobs | `imgcrawl-jobs` | KV, resolved job specs and run state |
+//! | partition leases | `imgcrawl-partitions` | KV: which replica works which partition ([`crate::ownership`]) |
+//!
+//! The stream's metadata records its id ([`crate::identity`]) and its partitioning
+//! ([`crate::partitions`]), both written once when it is created.
 //!
 //! Durable consumers are created (or updated) from a [`ConsumerSpec`] and their config
 //! is read back: if the server dropped `filter_subjects` (nats-server 2.9 does) we fail
@@ -16,6 +20,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use imgcrawl_events::SUBJECT_PREFIX;
 
+use crate::partitions::Partitioning;
 use crate::{identity, BusConfig, BusError};
 
 /// Handles to the buckets [`ensure`] created or found.
@@ -26,6 +31,8 @@ pub struct Topology {
     pub seen: kv::Store,
     /// The jobs bucket.
     pub jobs: kv::Store,
+    /// How the stream splits work into partitions (from its metadata).
+    pub partitioning: Partitioning,
 }
 
 fn topo<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BusError + '_ {
@@ -97,7 +104,8 @@ pub fn jobs_config(cfg: &BusConfig) -> kv::Config {
 /// only logged as a warning. The one write to an existing stream is adopting an id for
 /// a stream made by an earlier release ([`crate::identity`]).
 pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology, BusError> {
-    ensure_stream(js, cfg).await?;
+    let info = ensure_stream(js, cfg).await?;
+    let partitioning = Partitioning::from_metadata(&info.config.metadata, configured(cfg));
     ensure_advisory_stream(js, cfg).await?;
     let blobs = match js.get_object_store(&cfg.blob_bucket).await {
         Ok(b) => b,
@@ -112,7 +120,17 @@ pub async fn ensure(js: &jetstream::Context, cfg: &BusConfig) -> Result<Topology
     };
     let seen = ensure_kv(js, cfg, seen_config(cfg)).await?;
     let jobs = ensure_kv(js, cfg, jobs_config(cfg)).await?;
-    Ok(Topology { blobs, seen, jobs })
+    Ok(Topology {
+        blobs,
+        seen,
+        jobs,
+        partitioning,
+    })
+}
+
+/// The partitioning `cfg` asks for (what a stream this process creates records).
+pub fn configured(cfg: &BusConfig) -> Partitioning {
+    Partitioning::new(cfg.partitions, cfg.partition_by)
 }
 
 /// Makes sure the event stream exists and has an id; returns its info.
@@ -125,6 +143,7 @@ pub async fn ensure_stream(
         None => {
             let mut config = stream_config(cfg);
             config.metadata = identity::new_metadata();
+            config.metadata.extend(configured(cfg).metadata());
             match js.create_stream(config).await {
                 Ok(mut s) => s.info().await.map_err(topo("stream info"))?.clone(),
                 // another process created it meanwhile (with its own id)
@@ -247,8 +266,11 @@ fn warn_if_weaker(what: &str, name: &str, found: usize, wanted: usize) {
 /// A durable pull consumer on the event stream.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
-    /// Durable name, e.g. `download`.
+    /// Durable name, e.g. `download` (or `download-p7` for a partition's).
     pub durable: String,
+    /// The stage it serves: the dead-letter subject and the metrics' `stage` label
+    /// (the durable name, except for a partition's consumer).
+    pub stage: String,
     /// Subjects it consumes.
     pub filter_subjects: Vec<String>,
     /// How long the server waits for an ack before redelivering.
@@ -264,13 +286,29 @@ pub struct ConsumerSpec {
 impl ConsumerSpec {
     /// A spec with the usual defaults for a stage consuming `subjects`.
     pub fn new(durable: impl Into<String>, subjects: impl IntoIterator<Item = String>) -> Self {
+        let durable = durable.into();
         ConsumerSpec {
-            durable: durable.into(),
+            stage: durable.clone(),
+            durable,
             filter_subjects: subjects.into_iter().collect(),
             ack_wait: Duration::from_secs(60),
             max_deliver: 8,
             max_ack_pending: 4096,
             ack_all: false,
+        }
+    }
+
+    /// The consumer of partition `p` of this spec's work: durable `<stage>-p<p>`, each
+    /// subject narrowed to its partition's (see [`crate::partitions`]).
+    pub fn partition(&self, p: u16) -> ConsumerSpec {
+        ConsumerSpec {
+            durable: crate::partitions::consumer_name(&self.stage, p),
+            filter_subjects: self
+                .filter_subjects
+                .iter()
+                .map(|s| format!("{s}.p{p}"))
+                .collect(),
+            ..self.clone()
         }
     }
 }
@@ -293,7 +331,7 @@ pub async fn ensure_consumer(
     };
     let config = consumer::pull::Config {
         durable_name: Some(spec.durable.clone()),
-        description: Some(format!("imgcrawl stage {}", spec.durable)),
+        description: Some(format!("imgcrawl stage {}", spec.stage)),
         deliver_policy: consumer::DeliverPolicy::All,
         ack_policy: if spec.ack_all {
             consumer::AckPolicy::All

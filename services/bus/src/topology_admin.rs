@@ -149,5 +149,6 @@ pub async fn create_missing(js: &jetstream::Context, cfg: &BusConfig) -> Result<
     ensure_kv(js, cfg, tombstones::kv_config()).await?;
     ensure_kv(js, cfg, ha::kv_config()).await?;
     ensure_kv(js, cfg, hosts::kv_config()).await?;
+    ensure_kv(js, cfg, crate::ownership::kv_config()).await?;
     Ok(())
 }

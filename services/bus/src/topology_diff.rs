@@ -111,6 +111,7 @@ pub fn targets(cfg: &BusConfig) -> Vec<Target> {
         kv(crate::tombstones::TOMBSTONE_BUCKET, base.clone()),
         kv(crate::ha::HA_BUCKET, base.clone()),
         kv(crate::hosts::HOSTS_BUCKET, base.clone()),
+        kv(crate::ownership::PARTITIONS_BUCKET, base.clone()),
         Target {
             kind: Kind::ObjectStore,
             name: cfg.blob_bucket.clone(),

@@ -32,6 +32,7 @@ fn the_config_a_start_creates_has_no_diff() {
             "KV_imgcrawl-tombstones",
             "KV_imgcrawl-ha",
             "KV_imgcrawl-hosts",
+            "KV_imgcrawl-partitions",
             "OBJ_imgcrawl-blobs"
         ]
     );

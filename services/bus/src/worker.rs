@@ -29,6 +29,7 @@
 //! consumer bound for `/readyz` and polls the consumer's pending counts
 //! ([`crate::consumer_stats`]). None of it changes when or how a message is acked.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, field, warn, Instrument};
 
 use crate::dlq::{dead_letter, DeadLetter};
+use crate::ownership::Ownership;
 use crate::retry::Policy;
 use crate::topology::{ensure_consumer, ConsumerSpec};
 use crate::{Bus, BusError};
@@ -125,6 +127,40 @@ pub fn backoff(base: Duration, delivered: i64, max: Duration) -> Duration {
     Policy::exponential(base, max).delay(n).min(max)
 }
 
+/// What a stage's replicas consume: a consumer every replica pulls from, work split
+/// into partitions of which each replica pulls its share, or both.
+#[derive(Debug, Clone)]
+pub struct Work {
+    /// The stage: readiness (`consumer/<stage>`), dead letters, metrics.
+    pub stage: String,
+    /// A consumer every replica pulls from (control events such as `crawl.requested`).
+    pub shared: Option<ConsumerSpec>,
+    /// Host-partitioned work: a template whose subjects are the routed kinds' own; the
+    /// consumer of partition `p` is [`ConsumerSpec::partition`]`(p)`, pulled by the
+    /// replica holding `p`'s lease ([`crate::ownership`]).
+    pub partitioned: Option<ConsumerSpec>,
+}
+
+impl Work {
+    /// One consumer shared by every replica.
+    pub fn shared(spec: ConsumerSpec) -> Work {
+        Work {
+            stage: spec.stage.clone(),
+            shared: Some(spec),
+            partitioned: None,
+        }
+    }
+
+    /// Every durable consumer this work may pull from, given `count` partitions.
+    pub fn consumers(&self, count: u16) -> Vec<String> {
+        let mut out: Vec<String> = self.shared.iter().map(|s| s.durable.clone()).collect();
+        if let Some(t) = &self.partitioned {
+            out.extend((0..count).map(|p| t.partition(p).durable));
+        }
+        out
+    }
+}
+
 /// Runs the pull loop for `spec` until `shutdown` fires, then waits (up to
 /// `opts.grace`) for in-flight handlers. Unfinished messages are redelivered by the
 /// server after `ack_wait`.
@@ -139,48 +175,313 @@ where
     H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    // right after a cluster (re)starts, the stream's or the meta leader's election
-    // answers "temporarily unavailable": ridden out, not a failed start
-    let consumer = crate::patience::patiently("create consumer", || {
-        ensure_consumer(&bus.js, &bus.config.stream, &spec)
+    run_work(bus, Work::shared(spec), opts, handler, shutdown).await
+}
+
+/// What every pull loop of one worker shares: the handler, the concurrency limit and
+/// the handlers in flight.
+struct Pool<H> {
+    bus: Bus,
+    opts: WorkerOptions,
+    handler: H,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+}
+
+/// A running pull loop: stop it with `stop`, its task ends once it pulls no more.
+/// Dropped (its worker's future dropped), the loop is aborted.
+struct Pull {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), BusError>>>,
+}
+
+impl Pull {
+    fn start<H, Fut>(
+        pool: &Arc<Pool<H>>,
+        spec: ConsumerSpec,
+        batch: usize,
+        parent: &CancellationToken,
+    ) -> Pull
+    where
+        H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        let stop = parent.child_token();
+        let task = tokio::spawn(pull(pool.clone(), spec, batch, stop.clone()));
+        Pull {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Whether the loop has ended (stopped, or failed).
+    fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits for the loop to end by itself: only a failure ends it before `stop`.
+    async fn ended(&mut self) -> Result<(), BusError> {
+        match self.task.as_mut() {
+            Some(t) => {
+                let r = joined(t.await);
+                self.task = None;
+                r
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops pulling and waits until the loop has let go of its consumer.
+    async fn finish(mut self) -> Result<(), BusError> {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(t) => joined(t.await),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Pull {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+fn joined(r: Result<Result<(), BusError>, tokio::task::JoinError>) -> Result<(), BusError> {
+    r.unwrap_or_else(|e| {
+        Err(BusError::Consume {
+            consumer: "pull loop".into(),
+            detail: format!("panicked: {e}"),
+        })
     })
-    .await?;
-    let bound = format!("consumer/{}", spec.durable);
-    ready::global().set(bound.clone(), Ok(()));
-    let polling = shutdown.child_token();
+}
+
+/// Runs `work` until `shutdown` fires: the shared consumer's pull loop, and for
+/// partitioned work the ownership ticks that start and stop the partitions' pull
+/// loops. All loops share `opts.concurrency` handlers. On shutdown the partitions are
+/// released (another replica takes them at once) and in-flight handlers get
+/// `opts.grace`.
+pub async fn run_work<H, Fut>(
+    bus: &Bus,
+    work: Work,
+    opts: WorkerOptions,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<(), BusError>
+where
+    H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let concurrency = opts.concurrency.max(1);
+    let pool = Arc::new(Pool {
+        bus: bus.clone(),
+        opts: opts.clone(),
+        handler,
+        permits: Arc::new(Semaphore::new(concurrency)),
+        tracker: TaskTracker::new(),
+    });
+    let count = bus.partitioning.count;
+    let advisories = tokio::spawn(crate::dlq::run_advisories(
+        bus.clone(),
+        work.stage.clone(),
+        work.consumers(count),
+        shutdown.clone(),
+    ));
+    let pulling = shutdown.child_token();
+    let mut shared = None;
+    if let Some(spec) = &work.shared {
+        // right after a cluster (re)starts, the stream's or the meta leader's election
+        // answers "temporarily unavailable": ridden out, not a failed start
+        crate::patience::patiently("create consumer", || {
+            ensure_consumer(&bus.js, &bus.config.stream, spec)
+        })
+        .await?;
+        shared = Some(Pull::start(&pool, spec.clone(), concurrency, &pulling));
+    }
+    let bound = format!("consumer/{}", work.stage);
+    let result = match &work.partitioned {
+        None => {
+            ready::global().set(bound.clone(), Ok(()));
+            match shared.as_mut() {
+                Some(p) => tokio::select! {
+                    _ = shutdown.cancelled() => Ok(()),
+                    r = p.ended() => r.and(Err(BusError::Consume {
+                        consumer: work.stage.clone(),
+                        detail: "message stream ended".into(),
+                    })),
+                },
+                None => Ok(()),
+            }
+        }
+        Some(template) => {
+            partitioned(
+                bus,
+                &pool,
+                template,
+                &pulling,
+                &shutdown,
+                &bound,
+                shared.as_mut(),
+            )
+            .await
+        }
+    };
+    pulling.cancel();
+    if let Some(p) = shared {
+        let _ = p.finish().await;
+    }
+    match advisories.await {
+        Ok(Err(e)) => {
+            warn!(stage = %work.stage, error = %e, "max-deliveries dead-lettering stopped")
+        }
+        Err(e) => {
+            warn!(stage = %work.stage, error = %e, "max-deliveries dead-lettering panicked")
+        }
+        Ok(Ok(())) => {}
+    }
+    ready::global().set(bound, Err("stopped".into()));
+    pool.tracker.close();
+    if tokio::time::timeout(opts.grace, pool.tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(stage = %work.stage, "shutdown grace elapsed with handlers in flight; they will be redelivered");
+    }
+    result
+}
+
+/// The ownership loop of partitioned work: every tick, stop the pull loops of
+/// partitions lost or given up, release the latter, start loops for partitions taken.
+async fn partitioned<H, Fut>(
+    bus: &Bus,
+    pool: &Arc<Pool<H>>,
+    template: &ConsumerSpec,
+    pulling: &CancellationToken,
+    shutdown: &CancellationToken,
+    bound: &str,
+    mut shared: Option<&mut Pull>,
+) -> Result<(), BusError>
+where
+    H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let kv = crate::ownership::open(bus).await?;
+    let me = uuid::Uuid::new_v4().simple().to_string();
+    let ttl = Duration::from_millis(bus.config.partition_lease_ttl_ms.max(300));
+    let mut own = Ownership::new(kv, &template.stage, &me, bus.partitioning.count, ttl);
+    let mut pulls: HashMap<u16, Pull> = HashMap::new();
+    let mut ticks = tokio::time::interval(own.period());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ready = false;
+    let result = loop {
+        let shared_done = async {
+            match shared.as_mut() {
+                Some(p) => p.ended().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            r = shared_done => {
+                let detail = match r {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "message stream ended".into(),
+                };
+                break Err(BusError::Consume { consumer: template.stage.clone(), detail });
+            }
+            _ = ticks.tick() => {}
+        }
+        // a partition's loop that failed is restarted by losing and retaking it
+        let failed: Vec<u16> = pulls
+            .iter()
+            .filter(|(_, p)| p.is_finished())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &failed {
+            if let Some(pull) = pulls.remove(p) {
+                if let Err(e) = pull.finish().await {
+                    warn!(stage = %template.stage, partition = p, error = %e, "partition pull loop failed; giving the partition up");
+                }
+            }
+        }
+        own.release(&failed).await;
+        let changes = match own.tick().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(stage = %template.stage, error = %e, "partition ownership tick failed");
+                continue;
+            }
+        };
+        for p in changes.lost.iter().chain(&changes.surplus) {
+            if let Some(pull) = pulls.remove(p) {
+                let _ = pull.finish().await;
+            }
+        }
+        own.release(&changes.surplus).await;
+        let held = own.held().count().max(1);
+        let batch = (pool.opts.concurrency.max(1) / held).max(1);
+        for p in changes.acquired {
+            pulls.insert(p, Pull::start(pool, template.partition(p), batch, pulling));
+        }
+        if !ready {
+            ready::global().set(bound.to_string(), Ok(()));
+            ready = true;
+        }
+    };
+    for (_, pull) in pulls.drain() {
+        let _ = pull.finish().await;
+    }
+    own.release_all().await;
+    result
+}
+
+/// One consumer's pull loop: takes a message whenever a handler slot is free, until
+/// `stop` fires. Ends with an error only if the message stream itself ended.
+async fn pull<H, Fut>(
+    pool: Arc<Pool<H>>,
+    spec: ConsumerSpec,
+    batch: usize,
+    stop: CancellationToken,
+) -> Result<(), BusError>
+where
+    H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let bus = &pool.bus;
+    let created = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        c = crate::patience::patiently("create consumer", || {
+            ensure_consumer(&bus.js, &bus.config.stream, &spec)
+        }) => c,
+    };
+    let consumer = created?;
     tokio::spawn(crate::consumer_stats::poll(
         consumer.clone(),
         spec.durable.clone(),
-        polling.clone(),
+        stop.child_token(),
     ));
-    let _stop_polling = polling.drop_guard();
     let consume_err = |e: &dyn std::fmt::Display| BusError::Consume {
         consumer: spec.durable.clone(),
         detail: e.to_string(),
     };
     let mut messages = consumer
         .stream()
-        .max_messages_per_batch(opts.concurrency.max(1))
+        .max_messages_per_batch(batch.max(1))
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()
         .await
         .map_err(|e| consume_err(&e))?;
-    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let tracker = TaskTracker::new();
-    let advisories = tokio::spawn(crate::dlq::run_advisories(
-        bus.clone(),
-        spec.durable.clone(),
-        shutdown.clone(),
-    ));
     let mut pull_errors = PULL_ERRORS.backoff();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
-        };
+        // The message first, then a handler slot: loops of one worker share the slots,
+        // and one waiting for a message must not hold a slot another loop could use.
+        // A message waiting for a slot keeps its ack_wait alive with in-progress acks;
+        // each loop holds at most one such message.
         let next = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
             m = messages.next() => m,
         };
         let msg = match next {
@@ -188,36 +489,33 @@ where
             Some(Err(e)) => {
                 // Missed heartbeats and similar are transient; the stream recovers.
                 warn!(consumer = %spec.durable, error = %e, "pull error");
-                if !pull_errors.pause(&shutdown).await {
+                if !pull_errors.pause(&stop).await {
                     break;
                 }
                 continue;
             }
             None => return Err(consume_err(&"message stream ended")),
         };
-        let (bus, spec, opts, handler) = (bus.clone(), spec.clone(), opts.clone(), handler.clone());
-        tracker.spawn(async move {
-            handle_one(&bus, &spec, &opts, handler, msg).await;
+        let slot = with_progress(&msg, spec.ack_wait, pool.permits.clone().acquire_owned());
+        let permit = tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                break;
+            }
+            p = slot => p.expect("semaphore is never closed"),
+        };
+        let (pool2, spec2) = (pool.clone(), spec.clone());
+        pool.tracker.spawn(async move {
+            handle_one(&pool2.bus, &spec2, &pool2.opts, pool2.handler.clone(), msg).await;
             drop(permit);
         });
     }
-    drop(messages);
-    match advisories.await {
-        Ok(Err(e)) => {
-            warn!(consumer = %spec.durable, error = %e, "max-deliveries dead-lettering stopped")
-        }
-        Err(e) => {
-            warn!(consumer = %spec.durable, error = %e, "max-deliveries dead-lettering panicked")
-        }
-        Ok(Ok(())) => {}
-    }
-    ready::global().set(bound, Err("stopped".into()));
-    tracker.close();
-    if tokio::time::timeout(opts.grace, tracker.wait())
-        .await
-        .is_err()
+    // Messages already delivered to this loop but not taken go back now, not after
+    // their ack_wait (a partition handed to another replica starts at once).
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(Duration::from_millis(20), messages.next()).await
     {
-        warn!(consumer = %spec.durable, "shutdown grace elapsed with handlers in flight; they will be redelivered");
+        let _ = m.ack_with(AckKind::Nak(None)).await;
     }
     Ok(())
 }
@@ -267,7 +565,7 @@ async fn handle_one<H, Fut>(
     );
     let started = Instant::now();
     let m = metrics();
-    let stage = metrics::stage(&spec.durable);
+    let stage = metrics::stage(&spec.stage);
     let in_flight = m.in_flight.get_or_create_owned(&stage);
     in_flight.inc();
     let header = msg
@@ -307,7 +605,7 @@ async fn handle_one<H, Fut>(
     span.record("outcome", outcome);
     m.deliveries
         .get_or_create(&imgcrawl_telemetry::labels::StageOutcome {
-            stage: spec.durable.clone(),
+            stage: spec.stage.clone(),
             outcome,
         })
         .inc();
@@ -414,7 +712,7 @@ async fn poison(
     reason: String,
 ) -> AckKind {
     warn!(consumer = %spec.durable, seq, %reason, "dead-lettering");
-    let dl = DeadLetter::from_message(&spec.durable, msg, seq, delivered, reason);
+    let dl = DeadLetter::from_message(&spec.stage, msg, seq, delivered, reason);
     match dead_letter(bus, &dl).await {
         Ok(()) => AckKind::Term,
         Err(e) => {

@@ -133,7 +133,7 @@ async fn a_start_leaves_a_hand_made_stream_alone_and_apply_changes_it() {
     assert_eq!(info(&nats).await.config, before, "a start changes nothing");
 
     let reports = inspect(&js, &cfg).await.unwrap();
-    assert_eq!(reports.len(), 8);
+    assert_eq!(reports.len(), 9);
     let stream = &reports[0];
     let verdicts: Vec<_> = stream
         .changes
@@ -200,7 +200,7 @@ async fn apply_creates_what_is_missing_with_the_configured_storage() {
     let done = imgcrawl_bus::topology_admin::apply(&js, &cfg, false)
         .await
         .unwrap();
-    assert!(done.iter().all(|a| a.created), "all eight were missing");
+    assert!(done.iter().all(|a| a.created), "all nine were missing");
     for r in imgcrawl_bus::topology_admin::inspect(&js, &cfg)
         .await
         .unwrap()

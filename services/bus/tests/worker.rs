@@ -204,6 +204,7 @@ authorization {{
             blobs: t.blobs,
             seen: imgcrawl_bus::seen::SeenSet::new(t.seen),
             jobs: imgcrawl_bus::jobs::JobStore::new(t.jobs),
+            partitioning: t.partitioning,
         }
     }
 }
@@ -247,6 +248,7 @@ async fn a_refused_dead_letter_is_written_later_from_the_max_deliveries_advisory
     let writer = tokio::spawn(dlq::run_advisories(
         admin.clone(),
         "refused".into(),
+        vec!["refused".into()],
         stop.clone(),
     ));
     let written = wait_until(Duration::from_secs(30), || async {

@@ -11,7 +11,7 @@ use async_nats::jetstream::consumer::{self, pull, DeliverPolicy};
 use clap::Args;
 use futures::StreamExt;
 use imgcrawl_bus::worker::to_chrono;
-use imgcrawl_events::{HEADER_EVENT, HEADER_MSG_ID, SUBJECT_PREFIX};
+use imgcrawl_events::{EventKind, HEADER_EVENT, HEADER_MSG_ID, SUBJECT_PREFIX};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -77,7 +77,16 @@ pub async fn events(settings: &Settings, args: EventsArgs) -> Result<()> {
     let stream = bus.js.get_stream(&bus.config.stream).await?;
     let last_seq = stream.cached_info().state.last_sequence;
     let from = start(&args, last_seq);
-    let subjects: Vec<String> = args.subjects.iter().map(|s| full_subject(s)).collect();
+    // a routed kind's name takes its partitions' subjects too
+    let subjects: Vec<String> = args
+        .subjects
+        .iter()
+        .map(|s| full_subject(s))
+        .flat_map(|s| match EventKind::from_subject(&s) {
+            Some(k) if k.subject() == s => k.filters(),
+            _ => vec![s],
+        })
+        .collect();
     let (filter_subject, filter_subjects) = match subjects.len() {
         0 => (String::new(), Vec::new()),
         1 => (subjects[0].clone(), Vec::new()),

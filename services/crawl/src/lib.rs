@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgcrawl_bus::topology::ConsumerSpec;
-use imgcrawl_bus::worker::{run_worker, Delivery};
+use imgcrawl_bus::worker::{run_work, Delivery, Work};
 use imgcrawl_bus::Bus;
 use imgcrawl_events::EventKind;
 use imgcrawl_fetch::Fetcher;
@@ -48,7 +48,9 @@ pub use error::CrawlError;
 /// The durable consumer name of this stage.
 pub const CONSUMER: &str = "crawl";
 
-/// The crawl stage's durable consumer: its three subjects, ack wait and deliveries.
+/// The crawl stage's durable consumer pulled by every replica, with its ack wait and
+/// deliveries: job control (`crawl.requested`, `crawl.stopped`) and frontier entries
+/// published without a partition (by hand, or by a release before partitions).
 pub fn consumer_spec(config: &Config) -> ConsumerSpec {
     let subjects = [
         EventKind::CrawlRequested,
@@ -62,6 +64,20 @@ pub fn consumer_spec(config: &Config) -> ConsumerSpec {
     spec
 }
 
+/// What the crawl stage consumes: [`consumer_spec`], and the frontier
+/// (`page.discovered`) split by host, one consumer per partition (`crawl-p<n>`), each
+/// pulled by one replica at a time.
+pub fn work(config: &Config) -> Work {
+    let shared = consumer_spec(config);
+    let mut frontier = shared.clone();
+    frontier.filter_subjects = vec![EventKind::PageDiscovered.subject()];
+    Work {
+        stage: CONSUMER.into(),
+        shared: Some(shared),
+        partitioned: Some(frontier),
+    }
+}
+
 /// Runs the crawl stage until `shutdown` fires; in-flight pages finish (up to the
 /// grace period) or are redelivered.
 pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), CrawlError> {
@@ -71,7 +87,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
             .enable_leases(imgcrawl_bus::hosts::open(&bus).await?);
     }
     let fetcher = Fetcher::new(config.fetch.clone())?;
-    let spec = consumer_spec(&config);
+    let work = work(&config);
     let opts = config.worker_options();
     let crawler = handler::Crawler {
         bus: bus.clone(),
@@ -88,7 +104,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
         let crawler = crawler.clone();
         async move { crawler.handle(d).await }
     };
-    run_worker(&bus, spec, opts, handle, shutdown).await?;
+    run_work(&bus, work, opts, handle, shutdown).await?;
     info!(consumer = CONSUMER, "crawl stage stopped");
     Ok(())
 }
@@ -98,8 +114,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn consumer_spec_covers_the_three_subjects() {
-        let s = consumer_spec(&Config::default());
+    fn control_is_shared_and_the_frontier_partitioned() {
+        let w = work(&Config::default());
+        let s = w.shared.clone().unwrap();
         assert_eq!(s.durable, "crawl");
         assert_eq!(
             s.filter_subjects,
@@ -107,8 +124,14 @@ mod tests {
                 "imgcrawl.crawl.requested",
                 "imgcrawl.crawl.stopped",
                 "imgcrawl.page.discovered"
-            ]
+            ],
+            "frontier entries without a partition are still taken"
         );
+        let p = w.partitioned.clone().unwrap().partition(3);
+        assert_eq!(p.durable, "crawl-p3");
+        assert_eq!(p.stage, "crawl");
+        assert_eq!(p.filter_subjects, vec!["imgcrawl.page.discovered.p3"]);
+        assert_eq!(w.consumers(2), vec!["crawl", "crawl-p0", "crawl-p1"]);
         assert_eq!(
             s.ack_wait,
             Duration::from_secs(30),

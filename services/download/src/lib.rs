@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgcrawl_bus::topology::ConsumerSpec;
-use imgcrawl_bus::worker::run_worker;
+use imgcrawl_bus::worker::{run_work, Work};
 use imgcrawl_bus::Bus;
 use imgcrawl_events::EventKind;
 use imgcrawl_fetch::Fetcher;
@@ -40,11 +40,25 @@ pub use validate::{inspect, ImageInfo, Rejection};
 /// The durable consumer name of this stage.
 pub const CONSUMER: &str = "download";
 
-/// The consumer this stage pulls from, with `config`'s ack wait.
+/// The consumer this stage pulls from, with `config`'s ack wait: `image.discovered`
+/// without a partition (published by hand or by a release before partitions), pulled
+/// by every replica; its [`ConsumerSpec::partition`]s take the routed ones.
 pub fn consumer_spec(config: &Config) -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(CONSUMER, [EventKind::ImageDiscovered.subject()]);
     spec.ack_wait = Duration::from_secs(config.ack_wait_secs.max(1));
     spec
+}
+
+/// What the download stage consumes: [`consumer_spec`], and `image.discovered` split
+/// by host, one consumer per partition (`download-p<n>`), each pulled by one replica at
+/// a time.
+pub fn work(config: &Config) -> Work {
+    let spec = consumer_spec(config);
+    Work {
+        stage: CONSUMER.into(),
+        shared: Some(spec.clone()),
+        partitioned: Some(spec),
+    }
 }
 
 /// Runs the download stage until `shutdown` fires; in-flight downloads get the worker's
@@ -60,6 +74,7 @@ pub async fn run(
             .enable_leases(imgcrawl_bus::hosts::open(&bus).await?);
     }
     let fetcher = Fetcher::new(config.fetch.clone())?;
+    let work = work(&config);
     let spec = consumer_spec(&config);
     // A transient failure must become a rejection before the worker dead-letters it.
     let retry_deliveries = i64::from(config.retry_deliveries.max(1))
@@ -81,6 +96,6 @@ pub async fn run(
         "download stage running"
     );
     let handler = move |d| handler::handle(stage.clone(), d);
-    run_worker(&bus, spec, opts, handler, shutdown).await?;
+    run_work(&bus, work, opts, handler, shutdown).await?;
     Ok(())
 }

@@ -86,10 +86,36 @@ impl EventKind {
         format!("{}.v{SCHEMA_VERSION}", self.name())
     }
 
-    /// The kind published on `subject`, if any.
+    /// Whether events of this kind are split by host into partitions, each on its own
+    /// subject `<subject>.p<n>` (the frontier and the download queue; see
+    /// `imgcrawl_bus::partitions`).
+    pub fn is_routed(self) -> bool {
+        matches!(self, EventKind::PageDiscovered | EventKind::ImageDiscovered)
+    }
+
+    /// The subject filters that capture every event of this kind: its subject, and for
+    /// a routed kind its partitions' too (`imgcrawl.image.discovered.*`).
+    pub fn filters(self) -> Vec<String> {
+        let subject = self.subject();
+        match self.is_routed() {
+            true => vec![format!("{subject}.*"), subject],
+            false => vec![subject],
+        }
+    }
+
+    /// The kind published on `subject`, if any: its own subject, or for a routed kind
+    /// one of its partitions' (`imgcrawl.image.discovered.p7`).
     pub fn from_subject(subject: &str) -> Option<EventKind> {
         let name = subject.strip_prefix(SUBJECT_PREFIX)?.strip_prefix('.')?;
-        Self::from_name(name)
+        if let Some(kind) = Self::from_name(name) {
+            return Some(kind);
+        }
+        let (name, partition) = name.rsplit_once('.')?;
+        let digits = partition.strip_prefix('p')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Self::from_name(name).filter(|k| k.is_routed())
     }
 
     /// The kind with dotted name `name`, if any.
@@ -114,6 +140,28 @@ mod tests {
             assert_eq!(EventKind::from_subject(&k.subject()), Some(k));
         }
         assert_eq!(EventKind::from_subject("imgcrawl.dlq.crawl"), None);
+        assert_eq!(
+            EventKind::from_subject("imgcrawl.image.discovered.p12"),
+            Some(EventKind::ImageDiscovered)
+        );
+        assert_eq!(
+            EventKind::from_subject("imgcrawl.page.discovered.p0"),
+            Some(EventKind::PageDiscovered)
+        );
+        assert_eq!(EventKind::from_subject("imgcrawl.image.stored.p1"), None);
+        assert_eq!(
+            EventKind::PageDiscovered.filters(),
+            vec!["imgcrawl.page.discovered.*", "imgcrawl.page.discovered"]
+        );
+        assert_eq!(
+            EventKind::ImageStored.filters(),
+            vec!["imgcrawl.image.stored"]
+        );
+        assert_eq!(
+            EventKind::from_subject("imgcrawl.image.discovered.px"),
+            None
+        );
+        assert_eq!(EventKind::from_subject("imgcrawl.image.discovered.p"), None);
         assert_eq!(EventKind::from_subject("other.page.fetched"), None);
     }
 }

@@ -18,7 +18,6 @@ use tracing::warn;
 use crate::error::{db as db_err, IndexError};
 use crate::fencing::{self, Fence};
 use crate::meta;
-use crate::source::consumed_subjects;
 use crate::{apply_batch_through, BatchEffects, Config, Invalid, Sourced};
 use imgcrawl_bus::identity::StreamIdentity;
 
@@ -59,14 +58,13 @@ pub(crate) fn prepare(stream: &str, msgs: &[Message]) -> Prepared {
         poison: Vec::new(),
         through: 0,
     };
-    let consumed = consumed_subjects();
     for m in msgs {
         let Ok(info) = m.info() else { continue };
         let (seq, published) = (
             info.stream_sequence,
             stored_at(m).unwrap_or_else(|| to_chrono(info.published)),
         );
-        if !consumed.iter().any(|s| s == m.subject.as_str()) {
+        if !imgcrawl_readmodel::lag::applies_subject(m.subject.as_str()) {
             // Never ours to apply (dead letters, our own outputs; the reader does not
             // filter on the server): not dead-lettered (that would feed a loop), and
             // the checkpoint does not move over them, so it stays the sequence of the

@@ -41,7 +41,6 @@ use futures::StreamExt;
 /// ordered consumer where it was (cheap, and it bounds a silent stall).
 const IDLE_REOPEN: Duration = Duration::from_secs(15);
 use imgcrawl_bus::retry::Policy;
-use imgcrawl_events::EventKind;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -50,13 +49,10 @@ use tracing::{debug, warn};
 const REOPEN: Policy =
     Policy::exponential(Duration::from_millis(400), Duration::from_millis(12_800));
 
-/// The subjects the index applies: every event except its own outputs.
+/// The subject filters the index applies: every event except its own outputs (one
+/// definition, shared with the lag: [`imgcrawl_readmodel::lag::applied_subjects`]).
 pub fn consumed_subjects() -> Vec<String> {
-    EventKind::ALL
-        .into_iter()
-        .filter(|k| !matches!(k, EventKind::ImageIndexed | EventKind::CrawlCompleted))
-        .map(EventKind::subject)
-        .collect()
+    imgcrawl_readmodel::lag::applied_subjects()
 }
 
 /// An in-order reader of the event stream.
@@ -289,8 +285,8 @@ mod tests {
     #[test]
     fn the_index_never_consumes_its_own_outputs() {
         let s = consumed_subjects();
-        assert_eq!(s.len(), EventKind::ALL.len() - 2);
         assert!(s.contains(&"imgcrawl.crawl.requested".to_string()));
+        assert!(s.contains(&"imgcrawl.page.discovered.*".to_string()));
         assert!(s.contains(&"imgcrawl.image.deleted".to_string()));
         assert!(!s
             .iter()

@@ -32,12 +32,24 @@ pub struct Lag {
     pub seconds: f64,
 }
 
-/// The subjects the index applies: every event but its own outputs.
+/// Whether the index applies events of `kind`: every kind but its own outputs.
+pub fn applies(kind: EventKind) -> bool {
+    !matches!(kind, EventKind::ImageIndexed | EventKind::CrawlCompleted)
+}
+
+/// Whether the index applies what arrives on `subject` (a routed kind's partition
+/// subjects included; dead letters and the index's own outputs are not).
+pub fn applies_subject(subject: &str) -> bool {
+    EventKind::from_subject(subject).is_some_and(applies)
+}
+
+/// The subject filters of what the index applies (the routed kinds' partition
+/// subjects included).
 pub fn applied_subjects() -> Vec<String> {
     EventKind::ALL
         .into_iter()
-        .filter(|k| !matches!(k, EventKind::ImageIndexed | EventKind::CrawlCompleted))
-        .map(EventKind::subject)
+        .filter(|k| applies(*k))
+        .flat_map(EventKind::filters)
         .collect()
 }
 
@@ -78,7 +90,16 @@ mod tests {
     #[test]
     fn the_index_outputs_are_not_waited_for() {
         let s = applied_subjects();
-        assert_eq!(s.len(), EventKind::ALL.len() - 2);
+        assert_eq!(
+            s.len(),
+            EventKind::ALL.len() - 2 + 2,
+            "two routed kinds: two filters each"
+        );
+        assert!(s.contains(&"imgcrawl.image.discovered.*".to_string()));
+        assert!(applies_subject("imgcrawl.page.discovered.p3"));
+        assert!(applies_subject("imgcrawl.image.deleted"));
+        assert!(!applies_subject("imgcrawl.image.indexed"));
+        assert!(!applies_subject("imgcrawl.dlq.crawl"));
         assert!(!s.contains(&EventKind::ImageIndexed.subject()));
         assert!(!s.contains(&EventKind::CrawlCompleted.subject()));
         assert!(s.contains(&EventKind::ImageDeleted.subject()));

@@ -269,7 +269,10 @@ async fn scan(bus: &Bus, job: Uuid) -> Scan {
                 continue; // an ordered consumer re-created by the client from an earlier point
             }
             read = seq;
-            let subject = msg.subject.as_str();
+            // a routed kind's partition subject counts as its kind's
+            let routed = imgcrawl_events::EventKind::from_subject(msg.subject.as_str())
+                .map(imgcrawl_events::EventKind::subject);
+            let subject = routed.as_deref().unwrap_or(msg.subject.as_str());
             if subject.starts_with("imgcrawl.dlq.") {
                 dead += 1;
             } else if subject == "imgcrawl.image.downloaded" || subject == "imgcrawl.image.rejected"

@@ -173,7 +173,12 @@ async fn timed_crawl(bus: &imgcrawl_bus::Bus, job: Uuid, seed: &str, render: boo
     bus.publisher().publish(&r).await.unwrap();
     let (mut discovered, mut outcomes, mut rendered) = (0u64, 0u64, 0u64);
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(120), sub.next()).await {
-        match m.subject.as_str() {
+        let kind = imgcrawl_events::EventKind::from_subject(m.subject.as_str());
+        match kind
+            .map(|k| k.subject())
+            .as_deref()
+            .unwrap_or(m.subject.as_str())
+        {
             "imgcrawl.page.discovered" => discovered += 1,
             "imgcrawl.page.failed" => outcomes += 1,
             "imgcrawl.page.fetched" => {
