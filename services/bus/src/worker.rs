@@ -499,7 +499,7 @@ where
         let slot = with_progress(&msg, spec.ack_wait, pool.permits.clone().acquire_owned());
         let permit = tokio::select! {
             _ = stop.cancelled() => {
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                let _ = msg.ack_with(AckKind::Nak(Some(HANDED_BACK))).await;
                 break;
             }
             p = slot => p.expect("semaphore is never closed"),
@@ -510,15 +510,21 @@ where
             drop(permit);
         });
     }
-    // Messages already delivered to this loop but not taken go back now, not after
-    // their ack_wait (a partition handed to another replica starts at once).
+    // Messages already delivered to this loop but not taken go back now rather than
+    // after their ack_wait (a partition handed to another replica starts at once).
+    // Delayed: an immediate nak would come straight back to this very subscription
+    // (its pull requests are still open) and spin through every allowed delivery.
     while let Ok(Some(Ok(m))) =
         tokio::time::timeout(Duration::from_millis(20), messages.next()).await
     {
-        let _ = m.ack_with(AckKind::Nak(None)).await;
+        let _ = m.ack_with(AckKind::Nak(Some(HANDED_BACK))).await;
     }
     Ok(())
 }
+
+/// How long a message handed back by a stopping pull loop waits before the server
+/// delivers it again: longer than the loop takes to let go of its subscription.
+const HANDED_BACK: Duration = Duration::from_secs(1);
 
 /// The trace context of a delivery: a child of its `traceparent`, else the root of a
 /// trace named after its job (a new one when it has none).

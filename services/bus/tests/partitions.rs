@@ -85,7 +85,7 @@ async fn replica(url: &str, id: usize, log: Log) -> Replica {
                     .unwrap()
                     .push((id, e.url.clone(), d.subject.clone(), Instant::now()));
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
             Outcome::Done
         }
     };
@@ -98,6 +98,19 @@ async fn replica(url: &str, id: usize, log: Log) -> Replica {
         async move { run_work(&bus, work(), opts, handler, stop).await.unwrap() }
     });
     Replica { stop, task, client }
+}
+
+/// Dead letters in the stream.
+async fn dead_letters(bus: &Bus) -> usize {
+    let mut stream = bus.js.get_stream(&bus.config.stream).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut n = 0;
+    for seq in 1..=last {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            n += usize::from(m.subject.starts_with("imgcrawl.dlq."));
+        }
+    }
+    n
 }
 
 fn host_of(url: &str) -> String {
@@ -158,16 +171,29 @@ async fn partitions_are_owned_once_rebalanced_on_join_and_taken_over_on_death() 
         }
     }
 
-    // two more join: the partitions spread out, each pulled by one replica
-    let r1 = replica(&nats.url(), 1, log.clone()).await;
-    let r2 = replica(&nats.url(), 2, log.clone()).await;
-    tokio::time::sleep(Duration::from_millis(4 * TTL_MS)).await;
-    let since = Instant::now();
+    // two more join while replica 0 is busy: it hands partitions over with messages
+    // in hand, which go back to the stream without spending their deliveries
     let batch: Vec<Event> = (0..40)
         .flat_map(|h| (5..10).map(move |i| image(h, i)))
         .collect();
     publisher.publisher().publish_all(&batch).await.unwrap();
+    let r1 = replica(&nats.url(), 1, log.clone()).await;
+    let r2 = replica(&nats.url(), 2, log.clone()).await;
     assert!(wait_until(Duration::from_secs(30), all_done(400)).await);
+    tokio::time::sleep(Duration::from_millis(4 * TTL_MS)).await;
+    assert_eq!(
+        dead_letters(&publisher).await,
+        0,
+        "a handover dead-letters nothing"
+    );
+
+    // settled: the partitions spread out, each pulled by one replica
+    let since = Instant::now();
+    let batch: Vec<Event> = (0..40)
+        .flat_map(|h| (10..15).map(move |i| image(h, i)))
+        .collect();
+    publisher.publisher().publish_all(&batch).await.unwrap();
+    assert!(wait_until(Duration::from_secs(30), all_done(600)).await);
     let after_join = owners(&log, since);
     let mut per_replica: BTreeMap<usize, usize> = BTreeMap::new();
     for (subject, ids) in &after_join {
@@ -190,10 +216,10 @@ async fn partitions_are_owned_once_rebalanced_on_join_and_taken_over_on_death() 
         .collect();
     assert!(!dead_subjects.is_empty());
     let batch: Vec<Event> = (0..40)
-        .flat_map(|h| (10..15).map(move |i| image(h, i)))
+        .flat_map(|h| (15..20).map(move |i| image(h, i)))
         .collect();
     publisher.publisher().publish_all(&batch).await.unwrap();
-    assert!(wait_until(Duration::from_secs(30), all_done(600)).await);
+    assert!(wait_until(Duration::from_secs(30), all_done(800)).await);
     let taken_over = log
         .lock()
         .unwrap()

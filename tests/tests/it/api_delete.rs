@@ -162,4 +162,57 @@ async fn deleted_images_stay_deleted_through_downloads_and_replays() {
     let on_replay = ApiServer::for_pipeline(&p, |c| c.database_url = fresh.clone()).await;
     assert_eq!(on_replay.get(t, &path).await.status, 404);
     assert_eq!(traverse(&on_replay, "", 100).await.len(), before.len() - 1);
+
+    // a takedown: `?purge=true` also removes the bytes from the blob store for good
+    let (id2, sha2): (i64, String) = sqlx::query_as(
+        "select id, sha256 from images where not deleted and sha256 <> $1 order by id limit 1",
+    )
+    .bind(sha)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let blobs = imgcrawl_bus::blob::BlobStore::open(&p.bus).await.unwrap();
+    assert!(
+        blobs.read(&sha2).await.unwrap().is_some(),
+        "in the blob store before"
+    );
+    let path2 = format!("/api/images/{id2}");
+    let r = api
+        .call(
+            "DELETE",
+            t,
+            &format!("{path2}?purge=true&reason=takedown"),
+            Auth::Good,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    assert!(imgcrawl_backup::is_purged(&p.bus, &sha2).await.unwrap());
+    assert_eq!(
+        blobs.read(&sha2).await.unwrap(),
+        None,
+        "purged from the blob store"
+    );
+    let gone = wait_until(Duration::from_secs(30), || async {
+        api.get(t, &path2).await.status == 404
+    })
+    .await;
+    assert!(gone, "the index drops the purged image");
+    let bad = api
+        .call(
+            "DELETE",
+            t,
+            &format!("{path2}?purge=maybe"),
+            Auth::Good,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        bad.status,
+        400,
+        "a bad purge flag: {}",
+        String::from_utf8_lossy(&bad.body)
+    );
 }

@@ -474,6 +474,12 @@ fn scaled_objects_follow_each_scalable_stage_consumer() {
         "useHttps",
     ]
     .into();
+    // stages whose work is split into host partitions (crawl, download)
+    let partitioned = ["crawl", "download"];
+    let consumer_stage = |meta: &serde_json::Map<String, Value>| -> &'static str {
+        let c = scalar(&meta["consumer"]);
+        partitioned.into_iter().find(|s| *s == c).unwrap_or("")
+    };
     for overlay in OVERLAYS {
         let docs = render(overlay);
         let mut scaled = BTreeSet::new();
@@ -490,18 +496,54 @@ fn scaled_objects_follow_each_scalable_stage_consumer() {
             let triggers = spec["triggers"].as_array().expect("triggers");
             assert_eq!(triggers.len(), 1, "{overlay}:{name}");
             let t = &triggers[0];
-            assert_eq!(t["type"], "nats-jetstream", "{overlay}:{name}");
             let meta = t["metadata"].as_object().expect("metadata");
-            for key in meta.keys() {
-                assert!(
-                    keda_keys.contains(key.as_str()),
-                    "{overlay}:{name}: unknown key {key}"
-                );
-            }
             for v in meta.values() {
                 assert!(
                     v.is_string(),
                     "{overlay}:{name}: KEDA metadata values are strings: {v}"
+                );
+            }
+            if t["type"] == "prometheus" {
+                // a partitioned stage: the sum over its shared and partition consumers
+                let query = scalar(&meta["query"]);
+                let stage = partitioned
+                    .iter()
+                    .find(|s| query.contains(&format!("consumer=~\"{s}|{s}-p[0-9]+\"")))
+                    .unwrap_or_else(|| {
+                        panic!("{overlay}:{name}: query {query} names no partitioned stage")
+                    });
+                assert!(
+                    query.starts_with("sum(max by (consumer) (imgcrawl_consumer_pending_messages"),
+                    "{query}"
+                );
+                for key in ["threshold", "activationThreshold"] {
+                    scalar(&meta[key])
+                        .parse::<u64>()
+                        .unwrap_or_else(|_| panic!("{overlay}:{name}: {key}"));
+                }
+                assert!(scalar(&meta["serverAddress"]).ends_with(":9090"));
+                assert!(
+                    max <= u64::from(imgcrawl_bus::BusConfig::default().partitions),
+                    "{overlay}:{name}: more replicas than partitions add nothing"
+                );
+                let dep = docs
+                    .iter()
+                    .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == target.as_str())
+                    .unwrap_or_else(|| panic!("{overlay}:{name}: no Deployment {target}"));
+                let args = strings(&dep["spec"]["template"]["spec"]["containers"][0]["args"]);
+                assert_eq!(args, ["run", "--stage", stage], "{overlay}:{name}");
+                scaled.insert(stage.to_string());
+                continue;
+            }
+            assert_eq!(t["type"], "nats-jetstream", "{overlay}:{name}");
+            assert!(
+                !partitioned.contains(&consumer_stage(meta)),
+                "{overlay}:{name}: a partitioned stage's shared consumer holds only unrouted work"
+            );
+            for key in meta.keys() {
+                assert!(
+                    keda_keys.contains(key.as_str()),
+                    "{overlay}:{name}: unknown key {key}"
                 );
             }
             assert_eq!(

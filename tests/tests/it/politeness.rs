@@ -313,7 +313,12 @@ fn replica(
     agent: &str,
     token: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let bus = p.bus.clone();
+    // its own connection, with short partition leases (a dead replica's partitions
+    // are taken over after LEASE_TTL)
+    let bus_config = imgcrawl_bus::BusConfig {
+        partition_lease_ttl_ms: LEASE_TTL.as_millis() as u64,
+        ..p.bus.config.clone()
+    };
     let token = token.clone();
     let mut configs = p.configs.clone();
     for f in [&mut configs.crawl.fetch, &mut configs.download.fetch] {
@@ -323,6 +328,9 @@ fn replica(
     }
     let agent = agent.to_string();
     tokio::spawn(async move {
+        let bus = imgcrawl_bus::Bus::connect(bus_config)
+            .await
+            .expect("connect");
         if let Err(e) = stage.run(bus, &configs, &[], token).await {
             eprintln!("{agent}: {e}");
         }
@@ -330,6 +338,17 @@ fn replica(
 }
 
 const LEASE_TTL: Duration = Duration::from_millis(1500);
+
+/// Who holds partition `partition` of `stage` now (a replica's random id), if anyone.
+async fn partition_owner(p: &Pipeline, stage: &str, partition: u16) -> Option<String> {
+    let kv = p.bus.js.get_key_value("imgcrawl-partitions").await.ok()?;
+    let v = kv.get(format!("{stage}.p{partition}")).await.ok()??;
+    let r: serde_json::Value = serde_json::from_slice(&v).ok()?;
+    let expires = r["expires_ms"].as_u64()?;
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let owner = r["owner"].as_str()?;
+    (!owner.is_empty() && expires > now).then(|| owner.to_string())
+}
 
 /// Which replica holds `host`'s lease now (its agent name), if any.
 async fn holder(p: &Pipeline, host: &str) -> Option<String> {
@@ -385,6 +404,14 @@ async fn two_crawl_and_four_download_replicas_share_each_hosts_limits() {
     })
     .await
     .expect("someone holds the busy host");
+    // the busy host's partition, worked by the victim for its stage
+    let victim_stage = if victim.starts_with("crawl") {
+        "crawl"
+    } else {
+        "download"
+    };
+    let partition = p.bus.partitioning.of_url(&busy.base);
+    let owner_before = partition_owner(&p, victim_stage, partition).await;
     let killed_at = Instant::now();
     let at = replicas
         .iter()
@@ -393,6 +420,21 @@ async fn two_crawl_and_four_download_replicas_share_each_hosts_limits() {
     let (_, task) = replicas.remove(at);
     task.abort();
     let _ = task.await;
+    // its partition goes to another replica of its stage once its lease expires
+    let moved = imgcrawl_tests::wait_for(Duration::from_secs(30), || async {
+        let now = partition_owner(&p, victim_stage, partition).await;
+        (now.is_some() && now != owner_before).then(|| killed_at.elapsed())
+    })
+    .await
+    .expect("the dead replica's partition was taken over");
+    eprintln!(
+        "killed {victim} ({victim_stage}, partition {partition} of the busy host); \
+         another replica took the partition after {moved:?}"
+    );
+    assert!(
+        moved <= LEASE_TTL + LEASE_TTL / 3 + Duration::from_secs(2),
+        "partition takeover took {moved:?} (lease ttl {LEASE_TTL:?})"
+    );
 
     assert_eq!(p.wait_job(job, Duration::from_secs(120)).await, "completed");
     let db = p.db().await;
