@@ -24,6 +24,12 @@ pub struct Config {
     /// Deliveries of one image URL that may end in a transient failure (HTTP 5xx or
     /// 429, timeout, network error) before it is rejected with that reason.
     pub retry_deliveries: u32,
+    /// Deliveries of one image URL whose host answers "slow down" (HTTP 429 or 503)
+    /// before it is rejected: the URL is parked, its retries spaced by the host's
+    /// back-off and the worker's exponential delay (up to two minutes apart), so a host
+    /// that throttles for a while (about 20 minutes with the default) is finished
+    /// later instead of rejected after `retry_deliveries`.
+    pub park_deliveries: u32,
     /// Seconds the server waits for an ack before redelivering: how long the image of
     /// a process that died stays stuck. Long work (politeness waits, big downloads)
     /// keeps its message with in-progress acks every third of this.
@@ -53,6 +59,7 @@ impl Default for Config {
             max_bytes_ceiling: 64 * 1024 * 1024,
             max_pixels: 100_000_000,
             retry_deliveries: 3,
+            park_deliveries: 16,
             ack_wait_secs: 30,
             opt_out_directives: ["noimageindex", "noai", "noimageai"]
                 .map(String::from)

@@ -36,6 +36,8 @@ pub(crate) struct Stage {
     pub memory: MemoryBudget,
     /// Deliveries after which a transient failure becomes a rejection.
     pub retry_deliveries: i64,
+    /// Deliveries a URL whose host throttles (429, 503) may take before its rejection.
+    pub park_deliveries: i64,
 }
 
 /// Why a download stopped short of `image.downloaded`.
@@ -131,20 +133,29 @@ async fn outcome_event(
     match download(stage, img, spec).await {
         Ok(event) => Ok(event),
         Err(Stop::Transient(reason)) => Err(Outcome::retry(reason)),
-        Err(Stop::Reject(
-            Failure {
-                rejection,
-                retry_after: Some(after),
-            },
-            _,
-        )) if delivered < stage.retry_deliveries => {
-            debug!(reason = ?rejection.reason, detail = %rejection.detail, "transient failure, retrying");
-            Err(Outcome::Retry {
-                after,
-                reason: rejection.detail,
-            })
+        Err(Stop::Reject(f, status)) => {
+            let budget = retry_budget(status, stage.retry_deliveries, stage.park_deliveries);
+            match f.retry_after {
+                Some(after) if delivered < budget => {
+                    debug!(reason = ?f.rejection.reason, detail = %f.rejection.detail, delivered, budget, "transient failure, retrying");
+                    Err(Outcome::Retry {
+                        after,
+                        reason: f.rejection.detail,
+                    })
+                }
+                _ => Ok(rejected(img, f.rejection, status)),
+            }
         }
-        Err(Stop::Reject(f, status)) => Ok(rejected(img, f.rejection, status)),
+    }
+}
+
+/// Deliveries a transient failure may take before the URL is rejected: a host that
+/// says "slow down" (429, 503) parks the URL for `park` deliveries, anything else
+/// (other 5xx, timeouts, network errors) gets `retry`.
+fn retry_budget(status: Option<u16>, retry: i64, park: i64) -> i64 {
+    match status {
+        Some(429 | 503) => park.max(retry),
+        _ => retry,
     }
 }
 
@@ -262,4 +273,22 @@ fn rejected(img: &ImageDiscovered, r: Rejection, http_status: Option<u16>) -> Ev
         http_status,
         occurred_at: Utc::now(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_budget;
+
+    #[test]
+    fn throttling_hosts_park_their_urls_longer_than_other_failures() {
+        assert_eq!(retry_budget(Some(429), 3, 16), 16);
+        assert_eq!(retry_budget(Some(503), 3, 16), 16);
+        assert_eq!(retry_budget(Some(500), 3, 16), 3);
+        assert_eq!(retry_budget(None, 3, 16), 3, "timeouts and network errors");
+        assert_eq!(
+            retry_budget(Some(429), 3, 1),
+            3,
+            "never less than the retries"
+        );
+    }
 }

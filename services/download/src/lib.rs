@@ -46,6 +46,9 @@ pub const CONSUMER: &str = "download";
 pub fn consumer_spec(config: &Config) -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(CONSUMER, [EventKind::ImageDiscovered.subject()]);
     spec.ack_wait = Duration::from_secs(config.ack_wait_secs.max(1));
+    // room for a parked URL's retries, and one more delivery to reject it
+    let parked = i64::from(config.park_deliveries.max(config.retry_deliveries));
+    spec.max_deliver = spec.max_deliver.max(parked + 2);
     spec
 }
 
@@ -80,6 +83,9 @@ pub async fn run(
     let retry_deliveries = i64::from(config.retry_deliveries.max(1))
         .min(spec.max_deliver - 1)
         .max(1);
+    let park_deliveries = i64::from(config.park_deliveries)
+        .max(retry_deliveries)
+        .min(spec.max_deliver - 1);
     let opts = config.worker_options();
     let blobs = imgcrawl_bus::blob::BlobStore::open(&bus).await?;
     let stage = Arc::new(handler::Stage {
@@ -89,6 +95,7 @@ pub async fn run(
         memory: budget::MemoryBudget::new(config.memory_budget_bytes),
         config,
         retry_deliveries,
+        park_deliveries,
     });
     tracing::info!(
         consumer = CONSUMER,
