@@ -170,11 +170,33 @@ def summarize(reqs, limit, delay_ms, tolerance_ms):
         "handovers": sum(f["handovers"] for f in figs),
         "two_clients_open": sum(f["two_clients_open"] for f in figs),
         "by_client": _by_client(reqs),
+        "gaps": gap_breakdown(reqs),
         "limit": limit,
         "delay_ms": delay_ms,
         "tolerance_ms": tolerance_ms,
         "per_host": hosts,
     }
+
+
+def gap_breakdown(reqs):
+    """Start-to-start gaps between consecutive requests to a host, by kind: the next
+    request from the same process (a page or an image), or from another process (a
+    handover of the host's lease). {kind: {count, min_ms, median_ms}}."""
+    by_host = defaultdict(list)
+    for r in reqs:
+        by_host[r["host"]].append(r)
+    kinds = defaultdict(list)
+    for rs in by_host.values():
+        rs.sort(key=lambda r: r["start"])
+        for a, b in zip(rs, rs[1:]):
+            if a["client"] != b["client"]:
+                kind = "handover"
+            else:
+                kind = "same process, image" if b["uri"].startswith("/img/") else \
+                    "same process, page"
+            kinds[kind].append(round((b["start"] - a["start"]) * 1000, 1))
+    return {k: {"count": len(v), "min_ms": min(v), "median_ms": statistics.median(v)}
+            for k, v in sorted(kinds.items())}
 
 
 def _by_client(reqs):
@@ -200,6 +222,8 @@ def _self_test():
     assert f["too_close"] == 1 and f["min_gap_ms"] == 103, f
     assert host_figures(reqs[:2] + [dict(reqs[1], start=0.395)], 2, 200, 5)["too_close"] == 0
     assert handovers(reqs) == (2, 0)
+    g = gap_breakdown([dict(r, host="h") for r in reqs])
+    assert g["handover"] == {"count": 2, "min_ms": 103.0, "median_ms": 150.0}, g
     assert handovers([dict(reqs[0], end=0.45)] + reqs[1:]) == (2, 1)
     logged = [dict(r, host="h") for r in reqs]
     assert with_wire(logged, [(0.001, "h", "/img/x"), (0.3, "h", "/img/x")]) == 0
