@@ -6,8 +6,8 @@ by nginx's clock.
 nginx stamps a request with its cached time of the event-loop iteration that read it:
 up to a millisecond early, and late by however long the worker was not running.
 Measured against this capture on the 2-core bench machine: nginx's start minus the
-wire's was -1.0 to +0.8 ms for 99 % of requests and +6.6 ms at worst, enough to make
-a 200 ms interval look like 194 ms. The capture needs CAP_NET_RAW; without it
+wire's was -1.0 to +0.8 ms for 99 % of requests, +6.6 ms at worst in one run, and in
+another a gap of 194 ms at the wire was 173 ms by nginx. The capture needs CAP_NET_RAW; without it
 `Capture.open` returns None and the bench falls back to nginx's times.
 """
 
