@@ -66,13 +66,17 @@ def ensure_nginx():
     return found
 
 
-def ensure_site(site_dir):
-    """The benchmark site (generated once by `sitegen`, reused while truth.json exists)."""
+def ensure_site(site_dir, sitegen_args=(), sitegen=None):
+    """A synthetic site (generated once by `sitegen`, reused while truth.json exists):
+    the benchmark's by default, or shaped by `sitegen_args` (`--pages N` ...). `sitegen`
+    is a binary to use instead of building it. Returns its truth and its SHA-256s."""
     truth = site_dir / "truth.json"
     if not truth.is_file():
-        run(["cargo", "build", "--release", "-q", "-p", "imgcrawl-sitegen", "--bin", "sitegen"],
-            cwd=ROOT)
-        run([str(release_binary("sitegen")), "--out", str(site_dir)], cwd=ROOT,
+        if sitegen is None:
+            run(["cargo", "build", "--release", "-q", "-p", "imgcrawl-sitegen", "--bin",
+                 "sitegen"], cwd=ROOT)
+            sitegen = release_binary("sitegen")
+        run([str(sitegen), "--out", str(site_dir), *sitegen_args], cwd=ROOT,
             stdout=subprocess.DEVNULL)
     shas = set((site_dir / "sha256.txt").read_text().split())
     return json.loads(truth.read_text()), shas
@@ -140,40 +144,60 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
+{http}
+}}
+"""
+
+ONE_SITE = """\
     server {{
         listen 127.0.0.1:{port};
         root {root};
     }}
-}}
 """
 
 
 class Nginx:
-    """A private nginx (own config in a temp dir, loopback port, no system service)."""
+    """A private nginx (own config in a temp dir, loopback port, no system service).
 
-    def __init__(self, binary, www):
+    By default one server on 127.0.0.1 serves `www`; `http` replaces it with any
+    `http {}` content (format fields `{tmp}`, `{port}`, `{root}`), and `probe` names the
+    address whose port is awaited before the constructor returns."""
+
+    def __init__(self, binary, www, http=ONE_SITE, probe="127.0.0.1", port=None):
         self.tmp = Path(tempfile.mkdtemp(prefix="imgcrawl-bench-nginx-"))
-        self.port = free_port()
+        self.port = port or free_port()
+        self.access_log = self.tmp / "access.log"
         mime = "/etc/nginx/mime.types"
+        body = http.format(tmp=self.tmp, port=self.port, root=www)
         conf = self.tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=self.tmp, mime=mime, port=self.port, root=www))
+        conf.write_text(NGINX_CONF.format(tmp=self.tmp, mime=mime, http=body))
         self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(self.tmp)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None:
-                    sys.exit(f"nginx exited: {(self.tmp / 'error.log').read_text()}")
-                time.sleep(0.1)
-        self.url = f"http://127.0.0.1:{self.port}/"
+        try:
+            self._await(probe)
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"http://{probe}:{self.port}/"
         log(f"nginx serving {www} at {self.url}")
 
+    def _await(self, addr):
+        for _ in range(100):
+            try:
+                socket.create_connection((addr, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"nginx exited: {(self.tmp / 'error.log').read_text()}")
+                time.sleep(0.1)
+        raise RuntimeError(f"nginx did not listen on {addr}:{self.port} within 10s")
+
     def stop(self):
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)

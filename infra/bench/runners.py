@@ -8,6 +8,7 @@
 * Scrapy: `scrapy runspider` measured from spawn to exit (CPU and peak RSS by wait4).
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -80,7 +81,8 @@ def _wait_consumers(monitor_port, want, timeout=60):
     raise RuntimeError(f"only {n} of {want} consumers after {timeout}s")
 
 
-def _psql(env, sql):
+def psql(env, sql):
+    """Rows of `sql` on the stack's index database, as lists of strings."""
     port = env["IMGCRAWL_PG_PORT"]
     out = subprocess.run([psql_binary(), "-h", "127.0.0.1", "-p", port, "-U", "imgcrawl", "-d",
                           "imgcrawl", "-At", "-F", "\t", "-c", sql],
@@ -99,9 +101,9 @@ def _bucket_shas(bucket):
 
 
 def _verify_imgcrawl(env, home, job, shas):
-    job_row = _psql(env, f"select status, pages_fetched, images_stored from jobs "
-                         f"where job_id = '{job}'")
-    index = {r[0] for r in _psql(env, "select sha256 from images")}
+    job_row = psql(env, f"select status, pages_fetched, images_stored from jobs "
+                        f"where job_id = '{job}'")
+    index = {r[0] for r in psql(env, "select sha256 from images")}
     bucket = _bucket_shas(home / "bucket")
     bad_objects = sum(1 for k, v in bucket.items() if k != v)
     status, pages, stored = job_row[0] if job_row else ("missing", 0, 0)
@@ -160,7 +162,30 @@ def _scrape(port, stop):
 
 def run_imgcrawl(binary, url, shas, workdir, mode):
     """One run of imgcrawl (`mode` = imgcrawl: one process, scaleout: one per stage)."""
-    home = workdir / f"{mode}-home"
+    extra = dict(MODE_ENV.get(mode, {}))
+    scraping = None
+    if mode == "telemetry-on":
+        port = free_port()
+        extra["IMGCRAWL_METRICS_LISTEN"] = f"127.0.0.1:{port}"
+        scraping = threading.Event()
+        threading.Thread(target=_scrape, args=(port, scraping), daemon=True).start()
+    try:
+        with stack(binary, workdir, mode, STAGE_SETS[mode], extra) as (env, home, workers):
+            return measure_crawl(env, home, workers, _request(str(uuid.uuid4()), url), shas)
+    finally:
+        if scraping:
+            scraping.set()
+
+
+@contextlib.contextmanager
+def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None):
+    """A private local stack from a clean state: `imgcrawl up --no-workers` in a fresh
+    `<workdir>/<name>-home` on free ports, then one `imgcrawl run` process per entry of
+    `stage_sets` (a list of stage names; empty: all stages), the i-th with `--config`
+    `configs[i]` (TOML text) unless that is None. Yields (env, home, workers) once every
+    consumer exists; afterwards stops the workers and the stack, keeps the logs in
+    `<name>-home-last-logs` and moves the rest aside."""
+    home = workdir / f"{name}-home"
     _discard(home)
     home.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items()
@@ -168,30 +193,25 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
                         "RUST_LOG")}
     env.update(IMGCRAWL_HOME=str(home), IMGCRAWL_NATS_PORT=str(free_port()),
                IMGCRAWL_PG_PORT=str(free_port()), IMGCRAWL_NATS_MONITOR_PORT=str(free_port()))
-    env.update(MODE_ENV.get(mode, {}))
-    scraping = None
-    if mode == "telemetry-on":
-        port = free_port()
-        env["IMGCRAWL_METRICS_LISTEN"] = f"127.0.0.1:{port}"
-        scraping = threading.Event()
-        threading.Thread(target=_scrape, args=(port, scraping), daemon=True).start()
-    _start_nats_with_pprof(home, env)
-    subprocess.run([binary, "up", "--no-workers"], check=True, cwd=ROOT, env=env,
-                   stdout=subprocess.DEVNULL)
+    env.update(extra_env or {})
     workers = []
     try:
-        for i, stages in enumerate(STAGE_SETS[mode]):
+        _start_nats_with_pprof(home, env)
+        subprocess.run([binary, "up", "--no-workers"], check=True, cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL)
+        for i, stages in enumerate(stage_sets):
             args = [binary, "run", "--allow-loopback"]
+            if configs and configs[i] is not None:
+                (home / f"run-{i}.toml").write_text(configs[i])
+                args += ["--config", str(home / f"run-{i}.toml")]
             for s in stages:
                 args += ["--stage", s]
-            logf = open(home / f"run-{i}.log", "w")
-            workers.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=logf,
-                                            stderr=subprocess.STDOUT))
+            with open(home / f"run-{i}.log", "w") as logf:
+                workers.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=logf,
+                                                stderr=subprocess.STDOUT))
         _wait_consumers(int(env["IMGCRAWL_NATS_MONITOR_PORT"]), 4)
-        return _measure_imgcrawl(env, home, workers, url, shas)
+        yield env, home, workers
     finally:
-        if scraping:
-            scraping.set()
         for w in workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)
@@ -200,6 +220,7 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
                 w.wait(30)
             except subprocess.TimeoutExpired:
                 w.kill()
+                w.wait()
         subprocess.run([binary, "down"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
         keep = home.with_name(home.name + "-last-logs")
         shutil.rmtree(keep, ignore_errors=True)
@@ -279,7 +300,10 @@ def _stop_perf(procs):
         p.wait(60)
 
 
-def _measure_imgcrawl(env, home, workers, url, shas):
+def measure_crawl(env, home, workers, request, shas):
+    """Publishes `request` (a crawl request with its `job_id`) and measures it until the
+    job's `crawl.completed`: wall time, CPU and peak RSS of the stack's processes, and
+    the index and bucket checked against `shas`."""
     nats_pid = int((home / "nats.pid").read_text().strip())
     pg_pid = int((home / "pg/data/postmaster.pid").read_text().split()[0])
     roots = {f"worker{i}": w.pid for i, w in enumerate(workers)}
@@ -287,8 +311,8 @@ def _measure_imgcrawl(env, home, workers, url, shas):
     nats = Nats(int(env["IMGCRAWL_NATS_PORT"]))
     nats.subscribe("imgcrawl.crawl.completed", 1)
     nats.flush()
-    job = str(uuid.uuid4())
-    body = json.dumps(_request(job, url)).encode()
+    job = request["job_id"]
+    body = json.dumps(request).encode()
     _settle()
     perf = _start_perf(roots, home)
     pprof = _grab_pprof(env, home)
