@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::nats;
+use crate::lock::ArchiverLease;
 use crate::manifest::{ConsumerState, Manifest, Role, SegmentEntry, StreamArchive};
 use crate::segment::SegmentWriter;
 use crate::streams::{archived_streams, purged_sha};
@@ -62,6 +63,43 @@ async fn archive(
     shutdown: CancellationToken,
 ) -> Result<ArchiveSummary, BackupError> {
     let target = Target::open(config)?;
+    // one archiver per target; the manifest is read once the lease is held
+    let lost = CancellationToken::new();
+    let Some(lease) =
+        ArchiverLease::take(bus, &target.describe, !once, &shutdown, lost.clone()).await?
+    else {
+        return Ok(ArchiveSummary::default());
+    };
+    let shutdown = shutdown.child_token();
+    {
+        let (lost, work) = (lost.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = lost.cancelled() => work.cancel(),
+                _ = work.cancelled() => {}
+            }
+        });
+    }
+    let result = archive_held(bus, config, once, target, shutdown.clone()).await;
+    shutdown.cancel();
+    lease.release().await;
+    if lost.is_cancelled() {
+        return Err(BackupError::Locked(format!(
+            "another archiver took the lease of {}; this one stopped",
+            config.target
+        )));
+    }
+    result
+}
+
+/// [`archive`] with the target's lease held.
+async fn archive_held(
+    bus: &Bus,
+    config: &Config,
+    once: bool,
+    target: Target,
+    shutdown: CancellationToken,
+) -> Result<ArchiveSummary, BackupError> {
     let mut manifest = target
         .manifest()
         .await?

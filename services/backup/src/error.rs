@@ -43,6 +43,9 @@ pub enum BackupError {
         /// The error.
         detail: String,
     },
+    /// Another archiver holds the target, or took it from this one.
+    #[error("{0}")]
+    Locked(String),
     /// The request itself is wrong (not a SHA-256, ...).
     #[error("{0}")]
     BadRequest(String),

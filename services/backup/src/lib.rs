@@ -6,7 +6,8 @@
 //! * [`target`]: the target (a directory or an S3 bucket).
 //! * [`streams`]: which streams are archived (events, blobs, KV state).
 //! * [`read`]: reading a stream in order into records.
-//! * [`archive`]: the continuous archive ([`run`]) and a one-shot pass ([`backup_once`]).
+//! * [`archive`]: the continuous archive ([`run`]) and a one-shot pass ([`backup_once`]);
+//!   [`lock`]: one archiver per target (a lease; a second one waits as a standby).
 //! * [`snapshot`]: full snapshots; [`retention`]: what may be removed, and removing it.
 //! * [`purge`]: takedown of an image (blob store, bucket, future segments, restores).
 //! * [`verify`]: checksums and continuity, problems by segment name.
@@ -19,6 +20,7 @@ pub mod archive;
 pub mod config;
 pub mod consumers;
 pub mod error;
+pub mod lock;
 pub mod manifest;
 pub mod purge;
 pub mod read;

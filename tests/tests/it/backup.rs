@@ -244,3 +244,67 @@ async fn backup_destroy_restore_replay_verify_is_identical_to_the_originals() {
         .unwrap();
     assert!(c.identical(), "{:#?}", c.differences);
 }
+
+/// One archiver per target: a one-shot pass refuses a target another archiver holds,
+/// a continuous archive waits as a standby and takes over when the holder stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_archiver_per_target_and_a_second_one_waits_as_standby() {
+    use imgcrawl_backup::lock::ArchiverLease;
+    let nats = imgcrawl_tests::NatsServer::start().await;
+    let bus = imgcrawl_bus::Bus::connect(imgcrawl_bus::BusConfig::with_url(nats.url()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = imgcrawl_backup::Config {
+        target: dir.path().display().to_string(),
+        segment_secs: 1,
+        ..Default::default()
+    };
+    // something to archive
+    bus.publisher()
+        .publish(&imgcrawl_events::Event::ImageDeleted(
+            imgcrawl_events::ImageDeleted {
+                sha256: "a".repeat(64),
+                reason: None,
+                occurred_at: chrono::Utc::now(),
+            },
+        ))
+        .await
+        .unwrap();
+    let describe = imgcrawl_backup::target::Target::open(&cfg)
+        .unwrap()
+        .describe;
+    let none = CancellationToken::new();
+    let held = ArchiverLease::take(&bus, &describe, false, &none, CancellationToken::new())
+        .await
+        .unwrap()
+        .expect("the first archiver takes the lease");
+    let refused = backup_once(&bus, &cfg).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("another imgcrawl backup is archiving"),
+        "{refused}"
+    );
+    // a continuous archive waits, and starts once the holder lets go
+    let stop = CancellationToken::new();
+    let standby = tokio::spawn({
+        let (bus, cfg, stop) = (bus.clone(), cfg.clone(), stop.clone());
+        async move { imgcrawl_backup::run(bus, cfg, stop).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !dir.path().join("manifest.json").exists(),
+        "the standby writes nothing while the lease is held"
+    );
+    held.release().await;
+    let started = wait_until(Duration::from_secs(30), || async {
+        dir.path().join("manifest.json").exists()
+    })
+    .await;
+    assert!(started, "the standby took over and archived");
+    stop.cancel();
+    standby.await.unwrap().unwrap();
+    // released on stop: a one-shot pass runs again
+    backup_once(&bus, &cfg).await.unwrap();
+}
