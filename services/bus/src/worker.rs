@@ -95,8 +95,13 @@ pub struct Delivery {
 /// How a worker pulls and retries.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Handlers running at once in this process.
+    /// Handlers running at once in this process. A handler that only waits (for a
+    /// host's politeness gate) gives its slot back meanwhile
+    /// ([`imgcrawl_telemetry::slot::idle`]).
     pub concurrency: usize,
+    /// Deliveries taken at once, running or waiting (0: four times `concurrency`):
+    /// how far past a busy host's waiting deliveries a worker may look for work.
+    pub admitted: usize,
     /// Upper bound for the exponential retry delay.
     pub max_backoff: Duration,
     /// How long to wait for in-flight handlers on shutdown.
@@ -107,6 +112,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             concurrency: 32,
+            admitted: 0,
             max_backoff: Duration::from_secs(120),
             grace: Duration::from_secs(10),
         }
@@ -184,8 +190,20 @@ struct Pool<H> {
     bus: Bus,
     opts: WorkerOptions,
     handler: H,
+    /// Handler slots: `concurrency`.
     permits: Arc<Semaphore>,
+    /// Deliveries taken, running or waiting idle: `admitted`.
+    window: Arc<Semaphore>,
     tracker: TaskTracker,
+}
+
+/// Deliveries a worker takes at once (see [`WorkerOptions::admitted`]).
+fn admitted(opts: &WorkerOptions) -> usize {
+    let concurrency = opts.concurrency.max(1);
+    match opts.admitted {
+        0 => concurrency * 4,
+        n => n.max(concurrency),
+    }
 }
 
 /// A running pull loop: stop it with `stop`, its task ends once it pulls no more.
@@ -280,6 +298,7 @@ where
         opts: opts.clone(),
         handler,
         permits: Arc::new(Semaphore::new(concurrency)),
+        window: Arc::new(Semaphore::new(admitted(&opts))),
         tracker: TaskTracker::new(),
     });
     let count = bus.partitioning.count;
@@ -421,7 +440,7 @@ where
         }
         own.release(&changes.surplus).await;
         let held = own.held().count().max(1);
-        let batch = (pool.opts.concurrency.max(1) / held).max(1);
+        let batch = (admitted(&pool.opts) / held).max(1);
         for p in changes.acquired {
             pulls.insert(p, Pull::start(pool, template.partition(p), batch, pulling));
         }
@@ -476,10 +495,10 @@ where
         .map_err(|e| consume_err(&e))?;
     let mut pull_errors = PULL_ERRORS.backoff();
     loop {
-        // The message first, then a handler slot: loops of one worker share the slots,
-        // and one waiting for a message must not hold a slot another loop could use.
-        // A message waiting for a slot keeps its ack_wait alive with in-progress acks;
-        // each loop holds at most one such message.
+        // The message first, then room in the window (then, in its task, a handler
+        // slot): loops of one worker share both, and one waiting for a message must
+        // not hold room another loop could use. A message waiting for room keeps its
+        // ack_wait alive with in-progress acks; each loop holds at most one such message.
         let next = tokio::select! {
             _ = stop.cancelled() => break,
             m = messages.next() => m,
@@ -496,18 +515,22 @@ where
             }
             None => return Err(consume_err(&"message stream ended")),
         };
-        let slot = with_progress(&msg, spec.ack_wait, pool.permits.clone().acquire_owned());
-        let permit = tokio::select! {
+        let room = with_progress(&msg, spec.ack_wait, pool.window.clone().acquire_owned());
+        let admitted = tokio::select! {
             _ = stop.cancelled() => {
                 let _ = msg.ack_with(AckKind::Nak(Some(HANDED_BACK))).await;
                 break;
             }
-            p = slot => p.expect("semaphore is never closed"),
+            p = room => p.expect("semaphore is never closed"),
         };
         let (pool2, spec2) = (pool.clone(), spec.clone());
         pool.tracker.spawn(async move {
-            handle_one(&pool2.bus, &spec2, &pool2.opts, pool2.handler.clone(), msg).await;
-            drop(permit);
+            let slot = with_progress(&msg, spec2.ack_wait, pool2.permits.clone().acquire_owned())
+                .await
+                .expect("semaphore is never closed");
+            let handling = handle_one(&pool2.bus, &spec2, &pool2.opts, pool2.handler.clone(), msg);
+            imgcrawl_telemetry::slot::scope(pool2.permits.clone(), slot, handling).await;
+            drop(admitted);
         });
     }
     // Messages already delivered to this loop but not taken go back now rather than

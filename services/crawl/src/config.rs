@@ -78,6 +78,7 @@ impl Config {
             concurrency: self.concurrency.max(1),
             max_backoff: Duration::from_secs(self.max_backoff_secs.max(1)),
             grace: Duration::from_secs(self.shutdown_grace_secs),
+            ..Default::default()
         }
     }
 

@@ -269,20 +269,25 @@ impl Fetcher {
         let m = imgcrawl_telemetry::metrics();
         let waited = std::time::Instant::now();
         let politeness = &self.inner.hosts.politeness;
-        let (permit, lease) = match self.inner.hosts.leases() {
-            Some(l) => {
-                let (permit, hold) = l
-                    .slot(&host, politeness, p.per_host_concurrency, interval)
-                    .await?;
-                (permit, Some(hold))
+        // waiting for the host does no work: the delivery's handler slot goes to a
+        // delivery whose host is free meanwhile
+        let (permit, lease) = imgcrawl_telemetry::slot::idle(async {
+            match self.inner.hosts.leases() {
+                Some(l) => {
+                    let (permit, hold) = l
+                        .slot(&host, politeness, p.per_host_concurrency, interval)
+                        .await?;
+                    Ok::<_, FetchError>((permit, Some(hold)))
+                }
+                None => {
+                    let permit = politeness
+                        .acquire(&host, p.per_host_concurrency, interval)
+                        .await;
+                    Ok((permit, None))
+                }
             }
-            None => {
-                let permit = politeness
-                    .acquire(&host, p.per_host_concurrency, interval)
-                    .await;
-                (permit, None)
-            }
-        };
+        })
+        .await?;
         m.politeness_wait.observe(waited.elapsed().as_secs_f64());
         let slot = Slot {
             _permit: permit,

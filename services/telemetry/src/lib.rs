@@ -10,7 +10,8 @@
 //! * [`http`]: the API's request metrics middleware (route template, not path);
 //! * [`server`]: the separate listener serving `/metrics`, `/healthz` and `/readyz`;
 //! * [`trace`]: W3C trace context (`traceparent`), and the context of the delivery a
-//!   task is handling, which the next published event carries;
+//!   task is handling, which the next published event carries; [`slot`]: that
+//!   delivery's handler slot, given back while it only waits (a host's gate);
 //! * [`logs`] and [`json`]: the log subscriber (`text` or `json` with stable field
 //!   names, and the delivery's job id and trace id on every line);
 //! * [`otlp`]: the optional OTLP/HTTP (JSON) export of delivery spans;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod ready;
 pub mod server;
+pub mod slot;
 pub mod trace;
 
 pub use config::{Config, LogFormat};
