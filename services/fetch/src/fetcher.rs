@@ -269,25 +269,22 @@ impl Fetcher {
         let m = imgcrawl_telemetry::metrics();
         let waited = std::time::Instant::now();
         let politeness = &self.inner.hosts.politeness;
-        // waiting for the host does no work: the delivery's handler slot goes to a
-        // delivery whose host is free meanwhile
-        let (permit, lease) = imgcrawl_telemetry::slot::idle(async {
-            match self.inner.hosts.leases() {
-                Some(l) => {
-                    let (permit, hold) = l
-                        .slot(&host, politeness, p.per_host_concurrency, interval)
-                        .await?;
-                    Ok::<_, FetchError>((permit, Some(hold)))
-                }
-                None => {
-                    let permit = politeness
-                        .acquire(&host, p.per_host_concurrency, interval)
-                        .await;
-                    Ok((permit, None))
-                }
+        // (the waits for the host's lease and for a free place at its gate give the
+        // delivery's handler slot back meanwhile: see `Politeness::acquire`)
+        let (permit, lease) = match self.inner.hosts.leases() {
+            Some(l) => {
+                let (permit, hold) = l
+                    .slot(&host, politeness, p.per_host_concurrency, interval)
+                    .await?;
+                (permit, Some(hold))
             }
-        })
-        .await?;
+            None => {
+                let permit = politeness
+                    .acquire(&host, p.per_host_concurrency, interval)
+                    .await;
+                (permit, None)
+            }
+        };
         m.politeness_wait.observe(waited.elapsed().as_secs_f64());
         let slot = Slot {
             _permit: permit,

@@ -412,7 +412,9 @@ impl Leases {
         interval: Duration,
     ) -> Result<(crate::politeness::HostPermit, LeaseHold), FetchError> {
         loop {
-            let ticket = self.hold(host, politeness).await?;
+            // waiting for another process's lease does no work: the handler slot is
+            // lent meanwhile (and taken again before the gate reserves a start)
+            let ticket = imgcrawl_telemetry::slot::idle(self.hold(host, politeness)).await?;
             let permit = politeness.acquire(host, concurrency, interval).await;
             if let Some(hold) = ticket.start() {
                 return Ok((permit, hold));

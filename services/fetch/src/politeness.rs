@@ -148,12 +148,15 @@ impl Politeness {
     ) -> HostPermit {
         let state = self.state(host);
         let weight = PERMITS / concurrency.clamp(1, MAX_CONCURRENCY);
-        let permit = state
-            .permits
-            .clone()
-            .acquire_many_owned(weight)
-            .await
-            .expect("politeness semaphore is never closed");
+        // Waiting for a place among the host's requests in flight does no work: the
+        // delivery's handler slot goes to a delivery whose host is free meanwhile, and
+        // is taken again *before* the start is reserved, so a request never leaves
+        // later than its reserved start because it waited for a slot (that would put
+        // the next request closer than the interval).
+        let permit =
+            imgcrawl_telemetry::slot::idle(state.permits.clone().acquire_many_owned(weight))
+                .await
+                .expect("politeness semaphore is never closed");
         let start = {
             let mut t = state.timing.lock().expect("politeness lock");
             let now = Instant::now();

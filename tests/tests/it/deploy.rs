@@ -455,6 +455,16 @@ fn kubernetes_overlays_render_and_pass_the_kubernetes_schemas() {
     }
 }
 
+/// The Deployment `target` among `docs` runs exactly `stage`.
+fn assert_runs_stage(docs: &[Value], target: &str, stage: &str, ctx: &str) {
+    let dep = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == target)
+        .unwrap_or_else(|| panic!("{ctx}: no Deployment {target}"));
+    let args = strings(&dep["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert_eq!(args, ["run", "--stage", stage], "{ctx}");
+}
+
 /// The KEDA ScaledObjects: one per scalable stage, each on that stage's durable
 /// consumer of the stream the binary creates, aimed at the Deployment running it.
 #[test]
@@ -526,12 +536,7 @@ fn scaled_objects_follow_each_scalable_stage_consumer() {
                     max <= u64::from(imgcrawl_bus::BusConfig::default().partitions),
                     "{overlay}:{name}: more replicas than partitions add nothing"
                 );
-                let dep = docs
-                    .iter()
-                    .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == target.as_str())
-                    .unwrap_or_else(|| panic!("{overlay}:{name}: no Deployment {target}"));
-                let args = strings(&dep["spec"]["template"]["spec"]["containers"][0]["args"]);
-                assert_eq!(args, ["run", "--stage", stage], "{overlay}:{name}");
+                assert_runs_stage(&docs, &target, stage, &format!("{overlay}:{name}"));
                 scaled.insert(stage.to_string());
                 continue;
             }
@@ -561,13 +566,7 @@ fn scaled_objects_follow_each_scalable_stage_consumer() {
                     .unwrap_or_else(|_| panic!("{overlay}:{name}: {key}"));
             }
             assert!(scalar(&meta["natsServerMonitoringEndpoint"]).ends_with(":8222"));
-            // the target runs exactly that stage
-            let dep = docs
-                .iter()
-                .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == target.as_str())
-                .unwrap_or_else(|| panic!("{overlay}:{name}: no Deployment {target}"));
-            let args = strings(&dep["spec"]["template"]["spec"]["containers"][0]["args"]);
-            assert_eq!(args, ["run", "--stage", stage], "{overlay}:{name}");
+            assert_runs_stage(&docs, &target, stage, &format!("{overlay}:{name}"));
             scaled.insert(stage.to_string());
         }
         let want: BTreeSet<String> = consumers.values().map(|s| s.to_string()).collect();
