@@ -65,8 +65,15 @@ async fn archive(
     let target = Target::open(config)?;
     // one archiver per target; the manifest is read once the lease is held
     let lost = CancellationToken::new();
-    let Some(lease) =
-        ArchiverLease::take(bus, &target.describe, !once, &shutdown, lost.clone()).await?
+    let Some(lease) = ArchiverLease::take(
+        bus,
+        &target.describe,
+        lease_ttl(config),
+        !once,
+        &shutdown,
+        lost.clone(),
+    )
+    .await?
     else {
         return Ok(ArchiveSummary::default());
     };
@@ -90,6 +97,11 @@ async fn archive(
         )));
     }
     result
+}
+
+/// The archiver lease's time to live.
+fn lease_ttl(config: &Config) -> Duration {
+    Duration::from_secs(config.lease_secs.max(1))
 }
 
 /// [`archive`] with the target's lease held.

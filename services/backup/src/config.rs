@@ -30,6 +30,9 @@ pub struct Config {
     /// Also archive these KV buckets besides the jobs, seen-set, tombstone and HA
     /// buckets (those are always archived when they exist).
     pub extra_kv_buckets: Vec<String>,
+    /// The archiver's lease on its target, seconds: how long the target of an archiver
+    /// that died stays blocked for a standby ([`crate::lock`]).
+    pub lease_secs: u64,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             keep_days: 30,
             snapshot_every_days: 7,
             extra_kv_buckets: Vec::new(),
+            lease_secs: 15,
         }
     }
 }

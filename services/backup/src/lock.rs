@@ -18,9 +18,6 @@ use tracing::{info, warn};
 
 use crate::error::BackupError;
 
-/// A lease's time to live: how long a dead archiver blocks its target.
-pub const LEASE_TTL: Duration = Duration::from_secs(15);
-
 /// The lease's stage name for a target: `backup-<first 16 hex digits of its SHA-256>`.
 pub fn lease_name(target: &str) -> String {
     let digest = Sha256::digest(target.as_bytes());
@@ -30,7 +27,7 @@ pub fn lease_name(target: &str) -> String {
 /// The held lease of one target; renewed in the background until dropped or released.
 pub struct ArchiverLease {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ArchiverLease {
@@ -40,13 +37,15 @@ impl ArchiverLease {
     pub async fn take(
         bus: &Bus,
         target: &str,
+        ttl: Duration,
         wait: bool,
         shutdown: &CancellationToken,
         lost: CancellationToken,
     ) -> Result<Option<ArchiverLease>, BackupError> {
         let kv = imgcrawl_bus::ownership::open(bus).await?;
         let me = uuid::Uuid::new_v4().simple().to_string();
-        let mut own = Ownership::new(kv, &lease_name(target), &me, 1, LEASE_TTL);
+        let ttl = ttl.max(Duration::from_secs(1));
+        let mut own = Ownership::new(kv, &lease_name(target), &me, 1, ttl);
         let mut announced = false;
         loop {
             let changes = own.tick().await?;
@@ -57,7 +56,7 @@ impl ArchiverLease {
                 return Err(BackupError::Locked(format!(
                     "another imgcrawl backup is archiving to {target}; one archiver per target \
                      (its lease expires {} s after it stops renewing it)",
-                    LEASE_TTL.as_secs()
+                    ttl.as_secs()
                 )));
             }
             if !announced {
@@ -71,13 +70,28 @@ impl ArchiverLease {
         }
         let stop = CancellationToken::new();
         let task = tokio::spawn(keep(own, stop.clone(), lost, target.to_string()));
-        Ok(Some(ArchiverLease { stop, task }))
+        Ok(Some(ArchiverLease {
+            stop,
+            task: Some(task),
+        }))
     }
 
     /// Frees the lease at once (a standby takes over at its next tick).
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ArchiverLease {
+    /// Dropped without [`ArchiverLease::release`] (the archive's future dropped, as in
+    /// a crash): renewals stop and the lease expires after its time to live.
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 

@@ -387,7 +387,17 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let kv = crate::ownership::open(bus).await?;
-    let me = uuid::Uuid::new_v4().simple().to_string();
+    // "<client name>-<random>": operators can tell who owns what in the bucket
+    let name: String = bus
+        .config
+        .client_name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    let me = format!("{name}-{}", uuid::Uuid::new_v4().simple());
     let ttl = Duration::from_millis(bus.config.partition_lease_ttl_ms.max(300));
     let mut own = Ownership::new(kv, &template.stage, &me, bus.partitioning.count, ttl);
     let mut pulls: HashMap<u16, Pull> = HashMap::new();
@@ -537,10 +547,18 @@ where
     // after their ack_wait (a partition handed to another replica starts at once).
     // Delayed: an immediate nak would come straight back to this very subscription
     // (its pull requests are still open) and spin through every allowed delivery.
-    while let Ok(Some(Ok(m))) =
-        tokio::time::timeout(Duration::from_millis(20), messages.next()).await
-    {
-        let _ = m.ack_with(AckKind::Nak(Some(HANDED_BACK))).await;
+    // Until quiet for 20 ms, but bounded: the subscription keeps refilling while it is
+    // read, so on a busy partition it is never quiet (that stalled the ownership
+    // loop). What arrives after the last read waits for its ack_wait.
+    let until = tokio::time::Instant::now() + Duration::from_millis(250);
+    for _ in 0..4 * batch.max(1) {
+        let quiet = (tokio::time::Instant::now() + Duration::from_millis(20)).min(until);
+        match tokio::time::timeout_at(quiet, messages.next()).await {
+            Ok(Some(Ok(m))) => {
+                let _ = m.ack_with(AckKind::Nak(Some(HANDED_BACK))).await;
+            }
+            _ => break,
+        }
     }
     Ok(())
 }

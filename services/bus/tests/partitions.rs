@@ -40,7 +40,9 @@ fn config(url: &str) -> BusConfig {
 }
 
 fn work() -> Work {
-    let spec = ConsumerSpec::new("fetchers", [EventKind::ImageDiscovered.subject()]);
+    let mut spec = ConsumerSpec::new("fetchers", [EventKind::ImageDiscovered.subject()]);
+    // a message a handing-over replica received after its last read comes back after this
+    spec.ack_wait = Duration::from_secs(3);
     Work {
         stage: "fetchers".into(),
         shared: Some(spec.clone()),

@@ -275,7 +275,8 @@ async fn one_archiver_per_target_and_a_second_one_waits_as_standby() {
         .unwrap()
         .describe;
     let none = CancellationToken::new();
-    let held = ArchiverLease::take(&bus, &describe, false, &none, CancellationToken::new())
+    let ttl = Duration::from_secs(cfg.lease_secs);
+    let held = ArchiverLease::take(&bus, &describe, ttl, false, &none, CancellationToken::new())
         .await
         .unwrap()
         .expect("the first archiver takes the lease");

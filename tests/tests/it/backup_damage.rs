@@ -279,6 +279,8 @@ async fn the_continuous_archive_closes_segments_on_time_and_resumes_after_a_cras
     let dir = tempfile::tempdir().unwrap();
     let cfg = Config {
         segment_secs: 1,
+        // the crashed archiver's lease blocks the restarted one this long
+        lease_secs: 2,
         ..config(dir.path())
     };
     let target = Target::open(&cfg).unwrap();

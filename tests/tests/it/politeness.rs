@@ -320,6 +320,7 @@ fn replica(
     // are taken over after LEASE_TTL)
     let bus_config = imgcrawl_bus::BusConfig {
         partition_lease_ttl_ms: LEASE_TTL.as_millis() as u64,
+        client_name: agent.to_string(),
         ..p.bus.config.clone()
     };
     let token = token.clone();
@@ -395,26 +396,29 @@ async fn two_crawl_and_four_download_replicas_share_each_hosts_limits() {
         })
         .await;
 
-    // mid-crawl, kill the replica that holds the seed host's lease (no release: its
-    // lease has to expire)
+    // mid-crawl, kill the download replica that owns the seed host's partition (no
+    // release: its partition and host leases have to expire)
     let busy = &hosts[0];
-    let victim = imgcrawl_tests::wait_for(Duration::from_secs(60), || async {
+    let victim_stage = "download";
+    let partition = p.bus.partitioning.of_url(&busy.base);
+    let owner_before = imgcrawl_tests::wait_for(Duration::from_secs(60), || async {
         let n = busy.hits.lock().unwrap().len();
         if n < 12 {
             return None;
         }
-        holder(&p, "127.0.0.1").await
+        partition_owner(&p, victim_stage, partition).await
     })
-    .await
-    .expect("someone holds the busy host");
-    // the busy host's partition, worked by the victim for its stage
-    let victim_stage = if victim.starts_with("crawl") {
-        "crawl"
-    } else {
-        "download"
-    };
-    let partition = p.bus.partitioning.of_url(&busy.base);
-    let owner_before = partition_owner(&p, victim_stage, partition).await;
+    .await;
+    // owner ids are "<client name>-<random>", the client name the replica's agent
+    let victim = owner_before
+        .as_deref()
+        .and_then(|o| o.rsplit_once('-'))
+        .map(|(agent, _)| agent.to_string())
+        .expect("a replica owns the busy host's partition");
+    eprintln!(
+        "the busy host's partition {partition} is owned by {victim}; its lease holder is {:?}",
+        holder(&p, "127.0.0.1").await
+    );
     let killed_at = Instant::now();
     let at = replicas
         .iter()
@@ -479,7 +483,7 @@ async fn two_crawl_and_four_download_replicas_share_each_hosts_limits() {
     after.sort();
     let resumed = after.first().map(|s| *s - killed_at);
     eprintln!(
-        "killed {victim}, the holder of the busy host; it was fetched from again after {resumed:?}"
+        "killed {victim}, the owner of the busy host's partition; the host was fetched from again after {resumed:?}"
     );
     let resumed = resumed.expect("the busy host was fetched from again");
     assert!(
