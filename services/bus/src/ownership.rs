@@ -4,7 +4,9 @@
 //! and calls [`Ownership::tick`] every third of the lease's time to live. A tick:
 //!
 //! 1. writes the replica's heartbeat (`<stage>.member.<id>`, with an expiry) and reads
-//!    the others': the live replicas decide the fair share, `ceil(partitions / live)`;
+//!    the others': the live replicas decide the fair share, `ceil(partitions / live)`
+//!    (a replica that sees itself alone on its first tick takes nothing yet: others
+//!    started with it may not have written their heartbeats);
 //! 2. renews the leases it holds (`<stage>.p<n>`, compare-and-set on the revision); a
 //!    lease another replica took is lost and its work stops. A renewal the store does
 //!    not answer is retried next tick and the work goes on: during an election nobody
@@ -155,6 +157,8 @@ pub struct Ownership {
     offset: u16,
     /// Held partitions: revision of our record and its expiry.
     held: BTreeMap<u16, (u64, u64)>,
+    /// Ticks so far.
+    ticks: u64,
 }
 
 impl Ownership {
@@ -172,6 +176,7 @@ impl Ownership {
             ttl,
             offset,
             held: BTreeMap::new(),
+            ticks: 0,
         }
     }
 
@@ -266,6 +271,14 @@ impl Ownership {
     pub async fn tick(&mut self) -> Result<Changes, BusError> {
         let live = self.members().await?;
         let mut changes = Changes::default();
+        self.ticks += 1;
+        if self.ticks == 1 && live == 1 {
+            // Alone on the first tick: replicas started together may not have written
+            // their heartbeats yet. Taking everything now and handing most of it over
+            // a tick later would send buffered messages round (some wait for their
+            // ack_wait): wait one tick, then take the fair share.
+            return Ok(changes);
+        }
         // renew what we hold
         let held: Vec<(u16, (u64, u64))> = self.held.iter().map(|(p, v)| (*p, *v)).collect();
         for (p, (rev, expires)) in held {
