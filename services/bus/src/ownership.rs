@@ -180,6 +180,14 @@ impl Ownership {
         }
     }
 
+    /// Takes free partitions from the first tick on, without waiting a tick for
+    /// replicas started at the same time (for a singleton lease such as a backup
+    /// target's, where there is nothing to balance).
+    pub fn eager(mut self) -> Self {
+        self.ticks = 1;
+        self
+    }
+
     /// How often [`Ownership::tick`] should run: a third of the time to live.
     pub fn period(&self) -> Duration {
         (self.ttl / 3).max(Duration::from_millis(50))
