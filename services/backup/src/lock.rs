@@ -45,7 +45,7 @@ impl ArchiverLease {
         let kv = imgcrawl_bus::ownership::open(bus).await?;
         let me = uuid::Uuid::new_v4().simple().to_string();
         let ttl = ttl.max(Duration::from_secs(1));
-        let mut own = Ownership::new(kv, &lease_name(target), &me, 1, ttl).eager();
+        let mut own = Ownership::new(kv, &lease_name(target), &me, 1, ttl);
         let mut announced = false;
         loop {
             let changes = own.tick().await?;

@@ -180,14 +180,6 @@ impl Ownership {
         }
     }
 
-    /// Takes free partitions from the first tick on, without waiting a tick for
-    /// replicas started at the same time (for a singleton lease such as a backup
-    /// target's, where there is nothing to balance).
-    pub fn eager(mut self) -> Self {
-        self.ticks = 1;
-        self
-    }
-
     /// How often [`Ownership::tick`] should run: a third of the time to live.
     pub fn period(&self) -> Duration {
         (self.ttl / 3).max(Duration::from_millis(50))
@@ -280,11 +272,12 @@ impl Ownership {
         let live = self.members().await?;
         let mut changes = Changes::default();
         self.ticks += 1;
-        if self.ticks == 1 && live == 1 {
+        if self.ticks == 1 && live == 1 && self.count > 1 {
             // Alone on the first tick: replicas started together may not have written
             // their heartbeats yet. Taking everything now and handing most of it over
             // a tick later would send buffered messages round (some wait for their
-            // ack_wait): wait one tick, then take the fair share.
+            // ack_wait): wait one tick, then take the fair share. A single partition
+            // (a backup target's lease) has nothing to balance and is taken at once.
             return Ok(changes);
         }
         // renew what we hold

@@ -130,11 +130,6 @@ impl Partitioning {
             None => kind.subject(),
         }
     }
-
-    /// Every partition, in order.
-    pub fn all(&self) -> impl Iterator<Item = u16> {
-        0..self.count
-    }
 }
 
 /// The URL that routes an event, for the kinds that are partitioned.

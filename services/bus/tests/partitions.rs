@@ -14,6 +14,9 @@ use imgcrawl_bus::{Bus, BusConfig, Outcome};
 use imgcrawl_events::{Event, EventKind, FoundBy, ImageDiscovered};
 use imgcrawl_tests::{wait_until, NatsServer};
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::dead_letters;
 use uuid::Uuid;
 
 const PARTITIONS: u16 = 8;
@@ -102,19 +105,6 @@ async fn replica(url: &str, id: usize, log: Log) -> Replica {
     Replica { stop, task, client }
 }
 
-/// Dead letters in the stream.
-async fn dead_letters(bus: &Bus) -> usize {
-    let mut stream = bus.js.get_stream(&bus.config.stream).await.unwrap();
-    let last = stream.info().await.unwrap().state.last_sequence;
-    let mut n = 0;
-    for seq in 1..=last {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            n += usize::from(m.subject.starts_with("imgcrawl.dlq."));
-        }
-    }
-    n
-}
-
 fn host_of(url: &str) -> String {
     url.split('/').nth(2).unwrap().to_string()
 }
@@ -184,7 +174,7 @@ async fn partitions_are_owned_once_rebalanced_on_join_and_taken_over_on_death() 
     assert!(wait_until(Duration::from_secs(30), all_done(400)).await);
     tokio::time::sleep(Duration::from_millis(4 * TTL_MS)).await;
     assert_eq!(
-        dead_letters(&publisher).await,
+        dead_letters(&publisher).await.len(),
         0,
         "a handover dead-letters nothing"
     );

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use imgcrawl_bus::dlq::{self, DeadLetter};
+use imgcrawl_bus::dlq;
+
+mod common;
+use common::dead_letters;
 use imgcrawl_bus::topology::ConsumerSpec;
 use imgcrawl_bus::worker::{run_worker, Delivery, WorkerOptions};
 use imgcrawl_bus::{Bus, BusConfig, Outcome};
@@ -37,21 +40,6 @@ fn spec(name: &str, ack_wait: Duration, max_deliver: i64) -> ConsumerSpec {
     s.ack_wait = ack_wait;
     s.max_deliver = max_deliver;
     s
-}
-
-/// Every dead letter in the stream.
-async fn dead_letters(bus: &Bus) -> Vec<DeadLetter> {
-    let stream = bus.js.get_stream(&bus.config.stream).await.unwrap();
-    let mut out = Vec::new();
-    let last = stream.cached_info().state.last_sequence;
-    for seq in 1..=last {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            if m.subject.starts_with("imgcrawl.dlq.") {
-                out.push(serde_json::from_slice(&m.payload).unwrap());
-            }
-        }
-    }
-    out
 }
 
 async fn publish(bus: &Bus, events: &[Event]) {
