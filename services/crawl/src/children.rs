@@ -38,6 +38,7 @@ impl Crawler {
                 spec.scope.max_pages,
                 &links,
                 owner,
+                Some(depth),
             )
             .await
             .map_err(|e| retry("claim links", &e))?;
@@ -64,6 +65,7 @@ impl Crawler {
             spec.scope.max_images,
             &urls,
             owner,
+            None,
         )
         .await
         .map_err(|e| retry("claim images", &e))?;
@@ -100,6 +102,7 @@ impl Crawler {
                 spec.scope.max_images,
                 &urls,
                 &owner_tag(d),
+                None,
             )
             .await
             {

@@ -5,6 +5,9 @@
 //! `max_images`), in document order, as far as it goes. [`Claim::Mine`] claims are
 //! this same message redelivered after a crash: they are published again (the stream
 //! deduplicates by message id). [`Claim::Other`] URLs belong to another message.
+//! [`Claim::Lowered`] pages were claimed by another message at a greater link depth:
+//! this message has taken them over at its smaller depth and publishes them again (no
+//! budget: the page already has its share), so a page's depth is its shortest path.
 //!
 //! Known edge: if a message crashes after reserving budget and is redelivered, its
 //! `Mine` claims are all re-published, including any that got no budget the first time;
@@ -51,13 +54,13 @@ pub fn owner_tag(d: &Delivery) -> String {
 }
 
 /// Indices of the candidates to publish, given their claims and the budget granted
-/// for the `First` ones: every `Mine`, and the first `granted` `First`s.
+/// for the `First` ones: every `Mine` and `Lowered`, and the first `granted` `First`s.
 pub fn select(claims: &[Claim], granted: u64) -> Vec<usize> {
     let mut left = granted;
     let mut out = Vec::new();
     for (i, c) in claims.iter().enumerate() {
         match c {
-            Claim::Mine => out.push(i),
+            Claim::Mine | Claim::Lowered => out.push(i),
             Claim::First if left > 0 => {
                 left -= 1;
                 out.push(i);
@@ -68,8 +71,9 @@ pub fn select(claims: &[Claim], granted: u64) -> Vec<usize> {
     out
 }
 
-/// Claims every URL of `urls` for `owner`, reserves budget for the new ones and returns
-/// the indices of the URLs this message must publish.
+/// Claims every URL of `urls` for `owner` (pages at link depth `depth`), reserves
+/// budget for the new ones and returns the indices of the URLs this message must
+/// publish.
 pub async fn admit(
     seen: &SeenSet,
     job: Uuid,
@@ -77,6 +81,7 @@ pub async fn admit(
     limit: u64,
     urls: &[String],
     owner: &str,
+    depth: Option<u32>,
 ) -> Result<Vec<usize>, BusError> {
     if urls.is_empty() {
         return Ok(Vec::new());
@@ -87,7 +92,7 @@ pub async fn admit(
             .iter()
             .map(|u| SeenSet::key(job, kind.key_kind(), u))
             .collect();
-        claims.extend(seen.claim_all(&keys, owner).await?);
+        claims.extend(seen.claim_all(&keys, owner, depth).await?);
     }
     let firsts = claims.iter().filter(|c| **c == Claim::First).count() as u64;
     let granted = if firsts > 0 {
@@ -101,7 +106,7 @@ pub async fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Claim::{First, Mine, Other};
+    use Claim::{First, Lowered, Mine, Other};
 
     #[test]
     fn select_publishes_mine_and_budgeted_firsts() {
@@ -113,6 +118,9 @@ mod tests {
         assert_eq!(select(&[Mine, Mine, Other], 0), vec![0, 1]);
         assert_eq!(select(&[First, First, First], 10), vec![0, 1, 2]);
         assert_eq!(select(&[], 5), Vec::<usize>::new());
+        // A page taken over at a smaller depth is published again, without budget.
+        assert_eq!(select(&[Lowered, First, Other], 0), vec![0]);
+        assert_eq!(select(&[First, Lowered, First], 1), vec![0, 1]);
     }
 
     #[test]

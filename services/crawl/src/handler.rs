@@ -87,6 +87,7 @@ impl Crawler {
             spec.scope.max_pages,
             &seeds,
             &owner,
+            Some(0),
         )
         .await
         {

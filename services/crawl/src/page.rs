@@ -148,6 +148,7 @@ impl Crawler {
                 .claim(
                     &imgcrawl_bus::seen::SeenSet::key(spec.job_id, "page", final_url.as_str()),
                     &owner,
+                    Some(ev.depth),
                 )
                 .await
             {

@@ -305,5 +305,23 @@ mod tests {
             occurred_at: now,
         });
         assert_eq!(ok.msg_id(), bad.msg_id());
+        // A second visit of the page at a smaller depth is not a duplicate of the first.
+        let Event::PageFailed(mut shallower) = bad.clone() else {
+            unreachable!()
+        };
+        shallower.depth = 1;
+        assert_ne!(Event::PageFailed(shallower).msg_id(), bad.msg_id());
+        let found = |depth| {
+            Event::PageDiscovered(PageDiscovered {
+                job_id: j,
+                url: "http://a/".into(),
+                depth,
+                referrer: None,
+                occurred_at: now,
+            })
+            .msg_id()
+        };
+        assert_eq!(found(2), found(2));
+        assert_ne!(found(2), found(1));
     }
 }

@@ -489,6 +489,8 @@ impl Event {
     /// producer that crashes after publishing and publishes again is deduplicated by the
     /// stream. The two outcomes of one page (fetched/failed) share an id, and so do the
     /// two outcomes of one image URL (downloaded/rejected): a retry can never record both.
+    /// A page's ids carry its link depth: a page found again at a smaller depth (see the
+    /// seen-set) is a second visit, which the first visit's ids must not swallow.
     pub fn msg_id(&self) -> String {
         match self {
             Event::CrawlRequested(e) => match (e.job_id, e.occurred_at) {
@@ -501,9 +503,18 @@ impl Event {
                 (None, None) => format!("crawl.requested:{}", uuid::Uuid::new_v4()),
             },
             Event::CrawlStopped(e) => format!("crawl.stopped:{}", e.job_id),
-            Event::PageDiscovered(e) => format!("page.discovered:{}:{}", e.job_id, url_key(&e.url)),
-            Event::PageFetched(e) => format!("page.outcome:{}:{}", e.job_id, url_key(&e.url)),
-            Event::PageFailed(e) => format!("page.outcome:{}:{}", e.job_id, url_key(&e.url)),
+            Event::PageDiscovered(e) => format!(
+                "page.discovered:{}:{}:{}",
+                e.job_id,
+                url_key(&e.url),
+                e.depth
+            ),
+            Event::PageFetched(e) => {
+                format!("page.outcome:{}:{}:{}", e.job_id, url_key(&e.url), e.depth)
+            }
+            Event::PageFailed(e) => {
+                format!("page.outcome:{}:{}:{}", e.job_id, url_key(&e.url), e.depth)
+            }
             Event::ImageDiscovered(e) => {
                 format!("image.discovered:{}:{}", e.job_id, url_key(&e.url))
             }

@@ -134,7 +134,7 @@ async fn missing_pages(
         let claimant = match owner
             .as_ref()
             .ok()
-            .and_then(|o| o.as_deref()?.strip_prefix("seq:")?.parse::<u64>().ok())
+            .and_then(|o| o.as_ref()?.0.strip_prefix("seq:")?.parse::<u64>().ok())
         {
             Some(seq) => match stream.get_raw_message(seq).await {
                 Ok(m) => {
@@ -172,8 +172,10 @@ struct PageTrail {
     images_found: u64,
     /// `image.discovered` events naming it as their page.
     images_published: u64,
-    /// `page.discovered` events this page's fetch reported, and those naming it as referrer.
-    pages_reported: u64,
+    /// `page.discovered` events this page's fetches reported (a page found again at a
+    /// smaller depth is visited again: per depth, the largest report), and those naming
+    /// it as referrer.
+    pages_reported: BTreeMap<u64, u64>,
     pages_published: u64,
 }
 
@@ -188,19 +190,21 @@ impl Pages {
             .0
             .iter()
             .filter(|(_, t)| {
-                t.discovered != 1
-                    || t.fetched + t.failed != 1
+                t.discovered == 0
+                    || t.fetched + t.failed != t.discovered
                     || (t.fetched > 0 && t.images_found != t.images_published)
-                    || (t.fetched > 0 && t.pages_reported != t.pages_published)
+                    || (t.fetched > 0
+                        && t.pages_reported.values().sum::<u64>() != t.pages_published)
             })
             .take(10)
             .map(|(url, t)| format!("page {url}: {t:?}"))
             .collect();
         let fetched = self.0.values().filter(|t| t.fetched > 0).count();
         lines.push(format!(
-            "pages in the stream: {} named, {} discovered, {fetched} fetched",
+            "pages in the stream: {} named, {} discovered, {fetched} fetched, {} visited again at a smaller depth",
             self.0.len(),
-            self.0.values().filter(|t| t.discovered > 0).count()
+            self.0.values().filter(|t| t.discovered > 0).count(),
+            self.0.values().filter(|t| t.discovered > 1).count()
         ));
         lines
     }
@@ -302,7 +306,9 @@ async fn scan(bus: &Bus, job: Uuid) -> Scan {
                             let found = v["images_found"].as_u64().unwrap_or(0);
                             t.images_found = t.images_found.max(found);
                             let reported = v["pages_discovered"].as_u64().unwrap_or(0);
-                            t.pages_reported = t.pages_reported.max(reported);
+                            let depth = v["depth"].as_u64().unwrap_or(0);
+                            let r = t.pages_reported.entry(depth).or_default();
+                            *r = (*r).max(reported);
                         }
                         "imgcrawl.page.failed" => pages.page(url).failed += 1,
                         "imgcrawl.image.discovered" => {

@@ -276,3 +276,114 @@ async fn refused_seeds_fail_visibly_and_stopped_jobs_start_nothing() {
     }
     assert_eq!(dead, 1, "the ftp request is dead-lettered");
 }
+
+/// `/x` is reached first along a long fast path (depth 4 = the job's `max_depth`, so
+/// its links are not followed) and later along a short slow one (depth 2). A crawl
+/// whose first claim is final never finds `/y` and its image; breadth-first does.
+fn deep_first_site() -> Router {
+    let html = |s: &'static str| ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], s);
+    Router::new()
+        .route("/robots.txt", get(|| async { "User-agent: *\nAllow: /\n" }))
+        .route(
+            "/",
+            get(move || async move { html(r#"<a href="/slow">s</a> <a href="/f1">f</a>"#) }),
+        )
+        .route(
+            "/slow",
+            get(move || async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                html(r#"<a href="/x">x</a>"#)
+            }),
+        )
+        .route(
+            "/f1",
+            get(move || async move { html(r#"<a href="/f2">f2</a>"#) }),
+        )
+        .route(
+            "/f2",
+            get(move || async move { html(r#"<a href="/f3">f3</a>"#) }),
+        )
+        .route(
+            "/f3",
+            get(move || async move { html(r#"<a href="/x">x</a>"#) }),
+        )
+        .route(
+            "/x",
+            get(move || async move { html(r#"<a href="/y">y</a>"#) }),
+        )
+        .route(
+            "/y",
+            get(move || async move { html(r#"<img src="/img/y.png">"#) }),
+        )
+}
+
+#[tokio::test]
+async fn a_page_found_first_along_a_longer_path_is_crawled_at_its_shortest_depth() {
+    let nats = NatsServer::start().await;
+    let bus = connect(&nats.url()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, deep_first_site()).await.ok() });
+    let mut config = Config::default();
+    config.fetch.allow_loopback = true;
+    let shutdown = CancellationToken::new();
+    let stage = tokio::spawn(imgcrawl_crawl::run(bus.clone(), config, shutdown.clone()));
+
+    let req = Event::CrawlRequested(CrawlRequested {
+        job_id: Some(Uuid::now_v7()),
+        url: Some(format!("http://{addr}/")),
+        scope: Some(imgcrawl_events::Scope {
+            max_depth: 4,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    bus.publisher().publish(&req).await.unwrap();
+    // the seed, /slow, /f1..3, /x twice (depth 4, then 2), /y: 8 discoveries and outcomes
+    // settles when every discovery has its outcome; /x's second visit comes after /slow
+    let mut all = settle(&bus, 17).await;
+    if !all
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ImageDiscovered(_)))
+    {
+        all = settle(&bus, 17).await;
+    }
+    shutdown.cancel();
+    stage.await.unwrap().unwrap();
+
+    let base = format!("http://{addr}");
+    let found: Vec<(String, u32)> = all
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::PageDiscovered(p) => {
+                Some((p.url.trim_start_matches(&base).to_string(), p.depth))
+            }
+            _ => None,
+        })
+        .collect();
+    let x: Vec<u32> = found
+        .iter()
+        .filter(|(u, _)| u == "/x")
+        .map(|(_, d)| *d)
+        .collect();
+    assert_eq!(
+        x,
+        vec![4, 2],
+        "/x first along the fast path, then visited again nearer: {found:?}"
+    );
+    assert!(found.contains(&("/y".to_string(), 3)), "{found:?}");
+    let images: Vec<&str> = all
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::ImageDiscovered(i) => Some(i.url.trim_start_matches(&base)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(images, vec!["/img/y.png"]);
+    // every visit has its outcome (the job can complete)
+    let outcomes = all
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::PageFetched(_) | Event::PageFailed(_)))
+        .count();
+    assert_eq!(outcomes, found.len());
+}

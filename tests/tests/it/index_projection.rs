@@ -458,3 +458,54 @@ async fn the_checkpoint_passes_over_non_events_and_is_locked_per_batch() {
         "sequences 6..=9 were passed over"
     );
 }
+
+#[tokio::test]
+async fn a_page_found_again_nearer_the_seed_is_visited_again_in_any_batch_split() {
+    let pg = Postgres::start().await;
+    let events: Vec<Sourced> = revisit_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| sourced(i as u64 + 1, e))
+        .collect();
+    let single: Vec<Vec<Sourced>> = events.iter().map(|e| vec![e.clone()]).collect();
+    let mut splits = vec![("whole", vec![events.clone()]), ("one by one", single)];
+    for seed in [3, 17, 2026] {
+        splits.push(("random split", random_split(&events, seed, 4)));
+    }
+    let mut first: Option<BTreeMap<&'static str, String>> = None;
+    for (name, batches) in splits {
+        let pool = fresh_pool(&pg).await;
+        let (done, _) = apply_all(&pool, &batches).await;
+        let row: (i32, String, i64, Option<String>) = sqlx::query_as(
+            "SELECT depth, status, seq, referrer FROM pages WHERE job_id = $1 AND url = $2",
+        )
+        .bind(G)
+        .bind(GX)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            row,
+            (1, "fetched".to_string(), 5, Some(G0.to_string())),
+            "{name}: the row follows the nearest visit"
+        );
+        let (status, _, completed_at, counters, _) = job(&pool, G).await;
+        assert_eq!(status, "completed", "{name}");
+        assert_eq!(
+            &counters[..3],
+            &[3, 2, 1],
+            "{name}: pages discovered, fetched, failed"
+        );
+        assert_eq!(
+            completed_at,
+            Some(index_common::stream::t(11)),
+            "{name}: completed at the near visit's outcome, not before"
+        );
+        assert_eq!(done.len(), 1, "{name}: one completion");
+        let d = digests(&pool).await;
+        match &first {
+            None => first = Some(d),
+            Some(f) => assert_eq!(&d, f, "{name}: identical rows"),
+        }
+    }
+}

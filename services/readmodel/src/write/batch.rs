@@ -7,6 +7,12 @@
 //! wins" is what sequential application would do). The two outcomes of one key form
 //! one group, so the first outcome wins whichever kind it is.
 //!
+//! Pages are the exception: a page found again at a smaller link depth is visited
+//! again (see the seen-set), so its row follows its smallest depth and only an outcome
+//! of the visit at that depth counts. Within a batch, page discoveries and outcomes
+//! keep the smallest depth per key (the first among equals), which leaves the row as
+//! applying them one at a time would.
+//!
 //! An event of a job is applied only if the job's request was applied at a lower
 //! sequence; otherwise it is an orphan and ignored. Checking that after the requests
 //! group gives the same answer as applying one event at a time.
@@ -79,6 +85,32 @@ pub(crate) fn first_by<T, K: Eq + Hash>(
     items
         .into_iter()
         .filter(|i| seen.insert(key(&i.ev)))
+        .collect()
+}
+
+/// Keeps, per key, the item with the smallest `depth` (the first of those); `items` are
+/// in sequence order and keep it.
+pub(crate) fn shallowest_by<T, K: Eq + Hash>(
+    items: Vec<Item<T>>,
+    key: impl Fn(&T) -> K,
+    depth: impl Fn(&T) -> u32,
+) -> Vec<Item<T>> {
+    let mut best: HashMap<K, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        best.entry(key(&item.ev))
+            .and_modify(|b| {
+                if depth(&item.ev) < depth(&items[*b].ev) {
+                    *b = i;
+                }
+            })
+            .or_insert(i);
+    }
+    let keep: HashSet<usize> = best.into_values().collect();
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, item)| item)
         .collect()
 }
 
@@ -204,10 +236,16 @@ impl<'a> Groups<'a> {
 
     /// Keeps the first event per key in every group.
     fn dedupe(&mut self) {
-        self.page_discovered = first_by(std::mem::take(&mut self.page_discovered), |e| {
-            (e.job_id, text(&e.url))
-        });
-        self.page_outcomes = first_by(std::mem::take(&mut self.page_outcomes), |o| o.key());
+        self.page_discovered = shallowest_by(
+            std::mem::take(&mut self.page_discovered),
+            |e| (e.job_id, text(&e.url)),
+            |e| e.depth,
+        );
+        self.page_outcomes = shallowest_by(
+            std::mem::take(&mut self.page_outcomes),
+            |o| o.key(),
+            |o| o.depth(),
+        );
         self.image_discovered = first_by(std::mem::take(&mut self.image_discovered), |e| {
             (e.job_id, text(&e.url))
         });
@@ -226,6 +264,14 @@ impl PageOutcome<'_> {
         match self {
             PageOutcome::Fetched(e) => (e.job_id, text(&e.url)),
             PageOutcome::Failed(e) => (e.job_id, text(&e.url)),
+        }
+    }
+
+    /// The link depth of the visit this is the outcome of.
+    pub(crate) fn depth(&self) -> u32 {
+        match self {
+            PageOutcome::Fetched(e) => e.depth,
+            PageOutcome::Failed(e) => e.depth,
         }
     }
 }

@@ -11,8 +11,12 @@ use super::clean::{big, int, name, opt_text, text, ts};
 use super::progress::Progress;
 use crate::error::{db, ReadModelError};
 
-/// Inserts discovered pages; the first discovery of a URL in a job wins. Each new row
-/// is a transition (`pages_discovered`).
+/// Inserts discovered pages; the first discovery of a URL in a job wins, unless a later
+/// one is at a smaller link depth: then the page is visited again, and its row is
+/// re-opened as that visit's (depth, referrer, discovery time; no outcome) until that
+/// visit's outcome, just as if the deeper visit had never been. Each new
+/// row is a transition (`pages_discovered`); a row re-opened from `fetched` or `failed`
+/// takes its outcome back out of the counts.
 pub(crate) async fn discovered(
     c: &mut PgConnection,
     items: &[Item<&PageDiscovered>],
@@ -21,13 +25,26 @@ pub(crate) async fn discovered(
     if items.is_empty() {
         return Ok(());
     }
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "INSERT INTO pages (job_id, url, seq, depth, referrer, status, discovered_at)
-         SELECT u.job_id, u.url, u.seq, u.depth, u.referrer, 'discovered', u.at
-         FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int4[], $5::text[], $6::timestamptz[])
-              AS u(job_id, url, seq, depth, referrer, at)
-         ON CONFLICT (job_id, url) DO NOTHING
-         RETURNING seq",
+    // One snapshot for the whole statement: `before` sees the rows as they were.
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "WITH u AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int4[], $5::text[], $6::timestamptz[])
+                      AS u(job_id, url, seq, depth, referrer, at)
+         ), before AS (
+             SELECT p.job_id, p.url, p.status FROM pages p JOIN u USING (job_id, url)
+         ), changed AS (
+             INSERT INTO pages AS p (job_id, url, seq, depth, referrer, status, discovered_at)
+             SELECT u.job_id, u.url, u.seq, u.depth, u.referrer, 'discovered', u.at FROM u
+             ON CONFLICT (job_id, url) DO UPDATE SET
+                seq = EXCLUDED.seq, depth = EXCLUDED.depth, referrer = EXCLUDED.referrer,
+                status = 'discovered', discovered_at = EXCLUDED.discovered_at,
+                http_status = NULL, final_url = NULL, title = NULL, failure = NULL,
+                detail = NULL, bytes = NULL, links_found = NULL, pages_discovered = NULL,
+                images_found = NULL, images_discovered = NULL, fetched_at = NULL
+             WHERE EXCLUDED.depth < p.depth
+             RETURNING p.job_id, p.url, p.seq
+         )
+         SELECT changed.seq, before.status FROM changed LEFT JOIN before USING (job_id, url)",
     )
     .bind(items.iter().map(|i| i.ev.job_id).collect::<Vec<Uuid>>())
     .bind(items.iter().map(|i| text(&i.ev.url)).collect::<Vec<_>>())
@@ -45,9 +62,14 @@ pub(crate) async fn discovered(
     .map_err(db("insert pages"))?;
     let by_seq: HashMap<i64, &Item<&PageDiscovered>> =
         items.iter().map(|i| (big(i.seq), i)).collect();
-    for (seq,) in rows {
+    for (seq, before) in rows {
         if let Some(i) = by_seq.get(&seq) {
-            progress.record(i.ev.job_id, i.seq, i.at, |d| d.pages_discovered += 1);
+            progress.record(i.ev.job_id, i.seq, i.at, |d| match before.as_deref() {
+                None => d.pages_discovered += 1,
+                Some("fetched") => d.pages_fetched -= 1,
+                Some("failed") => d.pages_failed -= 1,
+                Some(_) => {}
+            });
         }
     }
     Ok(())
@@ -105,8 +127,9 @@ fn row(o: &PageOutcome<'_>) -> Row {
     }
 }
 
-/// Records page outcomes. A page moves from `discovered` to `fetched` or `failed` once;
-/// a later outcome of the same page changes nothing. An outcome of a page never
+/// Records page outcomes. A page moves from `discovered` to `fetched` or `failed` once
+/// per visit: only the outcome of the visit at the row's depth counts, and a later
+/// outcome of the same visit changes nothing. An outcome of a page never
 /// discovered creates it (counted as discovered too, so the counts still balance).
 pub(crate) async fn outcomes(
     c: &mut PgConnection,
@@ -132,7 +155,7 @@ pub(crate) async fn outcomes(
             links_found = EXCLUDED.links_found, pages_discovered = EXCLUDED.pages_discovered,
             images_found = EXCLUDED.images_found, images_discovered = EXCLUDED.images_discovered,
             fetched_at = EXCLUDED.fetched_at
-         WHERE p.status = 'discovered'
+         WHERE p.status = 'discovered' AND p.depth = EXCLUDED.depth
          RETURNING p.job_id, p.url, p.seq, p.status",
     )
     .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())

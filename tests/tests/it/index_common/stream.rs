@@ -51,11 +51,14 @@ fn page(job: Uuid, url: &str, depth: u32, referrer: Option<&str>, s: u64) -> Eve
     })
 }
 fn fetched(job: Uuid, url: &str, images: u32, s: u64) -> Event {
+    fetched_at(job, url, 0, images, s)
+}
+fn fetched_at(job: Uuid, url: &str, depth: u32, images: u32, s: u64) -> Event {
     Event::PageFetched(PageFetched {
         job_id: job,
         url: url.into(),
         final_url: url.into(),
-        depth: 0,
+        depth,
         status: 200,
         bytes: 5120,
         title: Some("Home\0".into()),
@@ -67,11 +70,11 @@ fn fetched(job: Uuid, url: &str, images: u32, s: u64) -> Event {
         occurred_at: t(s),
     })
 }
-fn failed(job: Uuid, url: &str, reason: PageFailure, s: u64) -> Event {
+fn failed(job: Uuid, url: &str, depth: u32, reason: PageFailure, s: u64) -> Event {
     Event::PageFailed(PageFailed {
         job_id: job,
         url: url.into(),
-        depth: 1,
+        depth,
         reason,
         detail: "no".into(),
         http_status: Some(404),
@@ -168,7 +171,7 @@ pub fn events() -> Vec<Event> {
         page(A, A1, 1, Some(A0), 14),                                    // 14: duplicate discovery
         image(b, "https://b.test/y.png", "https://b.test/", 15),         // 15
         fetched(b, "https://b.test/", 1, 16),                            // 16
-        failed(A, A1, PageFailure::HttpStatus, 17),                      // 17
+        failed(A, A1, 1, PageFailure::HttpStatus, 17),                   // 17
         downloaded(b, "https://b.test/y.png", "https://b.test/", Y, 18), // 18
         stop(b, 19),                                                     // 19
         stored(A, COPY, X, 20),                                          // 20: indexed; A completes
@@ -204,7 +207,7 @@ pub fn events() -> Vec<Event> {
         stop(E, 35),                                // 35: before E's request
         req(Some(E), "https://e.test/", Some(t(36))), // 36
         page(E, "https://e.test/", 0, None, 37),    // 37
-        failed(E, "https://e.test/", PageFailure::Stopped, 38), // 38: E ends stopped
+        failed(E, "https://e.test/", 0, PageFailure::Stopped, 38), // 38: E ends stopped
         downloaded(D, "https://d.test/late.png", "https://d.test/", Z, 39), // 39: never discovered, after D completed
         rejected(A, COPY, A0, 40), // 40: second outcome: ignored
         req(Some(F), "https://f.test/", Some(t(41))), // 41
@@ -212,6 +215,30 @@ pub fn events() -> Vec<Event> {
         image(F, "https://f.test/a.png", "https://f.test/", 43), // 43: first discovery wins
         image(F, "https://f.test/a.png", "https://f.test/b", 44), // 44: duplicate discovery
         rejected(F, "https://f.test/a.png", "https://f.test/", 45), // 45: its outcome
+    ]
+}
+
+/// Job G: a page first found deep and visited, then found again nearer the seed.
+pub const G: Uuid = Uuid::from_u128(0x6);
+pub const G0: &str = "https://g.test/";
+pub const GX: &str = "https://g.test/x";
+pub const GY: &str = "https://g.test/y";
+
+/// Job G's events at sequences 1..=11, in order: `GX` is found at depth 4 and fetched,
+/// then found at depth 1 (visited again), and the deep visit's outcome arrives twice.
+pub fn revisit_events() -> Vec<Event> {
+    vec![
+        req(Some(G), G0, Some(t(1))),                  // 1
+        page(G, G0, 0, None, 2),                       // 2
+        page(G, GX, 4, Some(G0), 3),                   // 3: first found deep
+        fetched_at(G, GX, 4, 0, 4),                    // 4: the deep visit
+        page(G, GX, 1, Some(G0), 5),                   // 5: found again nearer: re-opened
+        page(G, GX, 2, Some(G0), 6),                   // 6: not nearer than 1: nothing
+        fetched_at(G, GX, 4, 0, 7),                    // 7: the deep visit's outcome again: ignored
+        page(G, GY, 2, Some(GX), 8),                   // 8: the near visit's child
+        fetched_at(G, G0, 0, 0, 9),                    // 9: the seed: G still has GX and GY open
+        failed(G, GY, 2, PageFailure::HttpStatus, 10), // 10
+        fetched_at(G, GX, 1, 0, 11),                   // 11: the near visit: G completes
     ]
 }
 
