@@ -28,6 +28,9 @@ pub struct Counts {
     pub unexpected: usize,
     /// Dead letters in the stream.
     pub dead_letters: usize,
+    /// Pages found again nearer the seed than their first discovery, and so visited
+    /// again (see the seen-set's depth rule): the price of order-independent depth.
+    pub revisited: usize,
     /// What became of the first lost images (url: what the index and the stream say).
     pub lost_detail: Vec<String>,
 }
@@ -107,6 +110,7 @@ pub async fn check(
         duplicated: outcomes.values().filter(|n| **n > 1).count(),
         unexpected: got.difference(want).count(),
         dead_letters,
+        revisited: trails.0.values().filter(|t| t.discovered > 1).count(),
         lost_detail,
     }
 }

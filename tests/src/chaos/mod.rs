@@ -261,13 +261,13 @@ pub fn table(reports: &[Report]) -> String {
         .find(|r| r.scenario == Scenario::NoFault)
         .map(|r| r.seconds);
     let mut out = String::from(
-        "| scenario | expected | indexed | lost | duplicated | unexpected | dead letters | faults | time s | vs no-fault | longest stall s | verified |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | expected | indexed | lost | duplicated | unexpected | dead letters | pages revisited | faults | time s | vs no-fault | longest stall s | verified |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in reports {
         let c = &r.counts;
         let ratio = reference.map_or("-".into(), |t| format!("×{:.1}", r.seconds / t.max(0.001)));
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}{} | {} | {:.1} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1}{} | {} | {:.1} | {} |\n",
             r.scenario.name(),
             c.expected,
             c.indexed,
@@ -275,6 +275,7 @@ pub fn table(reports: &[Report]) -> String {
             c.duplicated,
             c.unexpected,
             c.dead_letters,
+            c.revisited,
             r.faults,
             r.seconds,
             if r.completed { "" } else { " (timed out)" },
