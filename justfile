@@ -63,6 +63,12 @@ bench *ARGS:
     command -v python3 >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null)
     python3 infra/bench/bench.py {{ARGS}}
 
+# the cost of telemetry (metrics, delivery spans, JSON logs) by profile: the crawl benchmark in each mode with perf attached to the worker; prints the share of all CPU spent in telemetry code, off and on, and fails above 3 %
+bench-telemetry *ARGS:
+    bash infra/scripts/install-nats.sh >/dev/null
+    command -v python3 >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null)
+    python3 infra/bench/telemetry_profile.py {{ARGS}}
+
 # images/s with 1, 2 and 4 download replicas crawling 50 nginx-served loopback hosts (127.0.0.2-51) at a per-host limit, and each host's most requests in flight and shortest interval from nginx's access log; prints the table, writes bench-results/bench-hosts.json, fails if a limit was exceeded
 bench-hosts *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null
