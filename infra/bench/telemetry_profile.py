@@ -25,6 +25,7 @@ perf_event_paranoid <= 1.
 """
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -87,8 +88,9 @@ def attach(data, stop):
         time.sleep(0.1)
 
 
-def shares(data):
-    """(telemetry samples, all samples) of a perf recording."""
+def shares(data, top=None):
+    """(telemetry samples, all samples) of a perf recording; `top` (a Counter), if
+    given, counts each telemetry sample under its outermost telemetry frame."""
     script = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip,sym", "--no-inline"],
                             capture_output=True, text=True, errors="replace").stdout
     total = telemetry = 0
@@ -98,8 +100,18 @@ def shares(data):
             continue
         total += 1
         leaf = frames[0]
-        if INSTRUMENTED.search(leaf) or any(TELEMETRY.search(f) for f in frames):
+        hits = [f for f in frames if TELEMETRY.search(f)]
+        if INSTRUMENTED.search(leaf) or hits:
             telemetry += 1
+            if top is not None:
+                if hits:
+                    name = hits[-1].split(" ", 1)[-1]
+                    while re.search(r"<[^<>]*>", name[1:]):  # generic arguments
+                        name = name[0] + re.sub(r"<[^<>]*>", "", name[1:])
+                    name = name[:90]
+                else:
+                    name = "Instrumented::poll (entering and leaving a span)"
+                top[name] += 1
     return telemetry, total
 
 
@@ -117,8 +129,9 @@ def one(mode, binary, work):
     run = json.loads((ROOT / "bench-results/bench.json").read_text())["runs"][mode][0]
     if "error" in run:
         raise SystemExit(f"{mode}: the bench run failed: {run['error']}")
-    tel, total = shares(data)
-    return run, tel, total
+    top = collections.Counter()
+    tel, total = shares(data, top)
+    return run, tel, total, top
 
 
 def main():
@@ -128,13 +141,15 @@ def main():
     args = ap.parse_args()
     ensure_perf()
     rows = {"telemetry-off": [], "telemetry-on": []}
+    tops = {m: collections.Counter() for m in rows}
     with tempfile.TemporaryDirectory(prefix="imgcrawl-telemetry-") as tmp:
         work = Path(tmp)
         for i in range(args.runs):
             for mode in (["telemetry-off", "telemetry-on"] if i % 2 == 0
                          else ["telemetry-on", "telemetry-off"]):
                 log(f"round {i + 1}/{args.runs}: {mode}")
-                run, tel, total = one(mode, args.binary, work)
+                run, tel, total, top = one(mode, args.binary, work)
+                tops[mode].update(top)
                 worker_cpu = run["cpu_by_process_s"]["worker0"]
                 share = tel / total * (worker_cpu / run["cpu_s"]) if total and run["cpu_s"] else 0
                 rows[mode].append({"samples": total, "telemetry_samples": tel,
@@ -150,6 +165,11 @@ def main():
                   f"{r['in_worker'] * 100:>9.2f}% {r['of_all_cpu'] * 100:>10.2f}% "
                   f"{r['cpu_ms_per_image']:>11.2f}")
         med[mode] = statistics.median(r["of_all_cpu"] for r in rs)
+    for mode, top in tops.items():
+        n = sum(top.values()) or 1
+        print(f"{mode}: where the telemetry samples are (outermost telemetry frame)")
+        for name, k in top.most_common(8):
+            print(f"  {k / n * 100:5.1f} %  {name}")
     cost = med["telemetry-on"] - med["telemetry-off"]
     print(f"median telemetry share of all CPU: off {med['telemetry-off'] * 100:.2f} %, "
           f"on {med['telemetry-on'] * 100:.2f} %; cost of turning it on: {cost * 100:.2f} % "

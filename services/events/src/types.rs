@@ -54,7 +54,8 @@ pub struct CrawlStopped {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// `imgcrawl.page.discovered`: an in-scope page seen for the first time in a job.
+/// `imgcrawl.page.discovered`: an in-scope page seen for the first time in a job, or found
+/// again at a smaller link depth than before (then it is visited again at that depth).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageDiscovered {
