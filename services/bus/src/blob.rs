@@ -15,6 +15,9 @@
 //! * [`BlobStore::info`] and [`BlobStore::read`] use direct gets (no JetStream API
 //!   request, no consumer); a blob of more than one chunk is read through the client,
 //!   which creates an ordered consumer for it.
+//! * [`BlobStore::read`] first takes a blob this process has just stored, when a store
+//!   stage in the process keeps them ([`crate::recent`]): the bytes are already in the
+//!   stream, and reading them back cost two direct gets per image.
 
 use std::collections::HashMap;
 
@@ -27,6 +30,7 @@ use futures::future::try_join_all;
 use imgcrawl_events::Sha256;
 use tokio::io::AsyncReadExt;
 
+use crate::recent::RecentBlobs;
 use crate::{Bus, BusError};
 
 /// Chunk size of the object store (the client's default, so every reader agrees).
@@ -46,6 +50,7 @@ pub struct BlobStore {
     stream: Stream<()>,
     store: ObjectStore,
     bucket: String,
+    recent: std::sync::Arc<RecentBlobs>,
 }
 
 impl BlobStore {
@@ -62,6 +67,7 @@ impl BlobStore {
             stream,
             store: bus.blobs.clone(),
             bucket,
+            recent: bus.recent_blobs.clone(),
         })
     }
 
@@ -89,8 +95,12 @@ impl BlobStore {
     }
 
     /// The bytes of blob `name`, `None` if it does not exist (or was deleted). The
-    /// caller checks them against the name.
+    /// caller checks them against the name. A blob this process has just stored is
+    /// taken from memory, once ([`crate::recent`]).
     pub async fn read(&self, name: &str) -> Result<Option<Bytes>, BusError> {
+        if let Some(body) = self.recent.take(name) {
+            return Ok(Some(body));
+        }
         let Some(info) = self.info(name).await?.filter(|i| !i.deleted) else {
             return Ok(None);
         };
@@ -141,11 +151,14 @@ impl BlobStore {
         body: &Bytes,
         content_type: &str,
     ) -> Result<bool, BusError> {
-        match self.info(sha).await? {
-            Some(i) if !i.deleted && i.size == body.len() => Ok(false),
-            Some(_) => self.replace(sha, body, content_type).await.map(|()| true),
-            None => self.put_new(sha, body, content_type).await.map(|()| true),
-        }
+        let wrote = match self.info(sha).await? {
+            Some(i) if !i.deleted && i.size == body.len() => false,
+            Some(_) => self.replace(sha, body, content_type).await.map(|()| true)?,
+            None => self.put_new(sha, body, content_type).await.map(|()| true)?,
+        };
+        // Stored (now or before): a store stage in this process may take it from here.
+        self.recent.keep(sha, body);
+        Ok(wrote)
     }
 
     /// Writes a blob that does not exist yet: the chunks (pipelined), then, once every

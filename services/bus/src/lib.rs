@@ -49,6 +49,7 @@ pub mod partitions;
 pub mod patience;
 pub mod position;
 pub mod publish;
+pub mod recent;
 pub mod retry;
 pub mod seen;
 pub mod tombstones;
@@ -81,6 +82,9 @@ pub struct Bus {
     /// How the stream splits the frontier and the download queue (the stream's own
     /// setting, read from its metadata).
     pub partitioning: partitions::Partitioning,
+    /// Blobs this process has just stored, for a reader in the same process (off until
+    /// a store stage turns it on).
+    pub recent_blobs: std::sync::Arc<recent::RecentBlobs>,
 }
 
 impl Bus {
@@ -97,6 +101,7 @@ impl Bus {
             jobs: jobs::JobStore::new(t.jobs),
             blobs: t.blobs,
             partitioning: t.partitioning,
+            recent_blobs: Default::default(),
             config,
         })
     }

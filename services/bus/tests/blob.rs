@@ -61,3 +61,45 @@ async fn blobs_round_trip_between_the_fast_paths_and_the_client() {
     assert_eq!(read_with_client(&bus, &name).await, small.to_vec());
     assert_eq!(blobs.read(&name).await.unwrap(), Some(small));
 }
+
+#[tokio::test]
+async fn a_reader_in_the_writing_process_takes_the_bytes_from_memory_once() {
+    let nats = NatsServer::start().await;
+    let bus = Bus::connect(BusConfig::with_url(nats.url())).await.unwrap();
+    // as a download and a store stage of one process: two handles, one bus
+    let (writer, reader) = (
+        BlobStore::open(&bus).await.unwrap(),
+        BlobStore::open(&bus).await.unwrap(),
+    );
+    let body = Bytes::from(vec![3u8; 18_000]);
+    let name = sha(&body);
+
+    // off (no store stage turned it on): the read goes to the stream
+    assert!(writer
+        .put_if_absent(&name, &body, "image/png")
+        .await
+        .unwrap());
+    assert_eq!(reader.read(&name).await.unwrap(), Some(body.clone()));
+    assert_eq!(bus.recent_blobs.stats(), (0, 0));
+
+    bus.recent_blobs.set_capacity(1 << 20);
+    let other = Bytes::from(vec![4u8; 18_000]);
+    let other_name = sha(&other);
+    assert!(writer
+        .put_if_absent(&other_name, &other, "image/png")
+        .await
+        .unwrap());
+    // already stored: kept too, the store stage still needs it
+    assert!(!writer
+        .put_if_absent(&name, &body, "image/png")
+        .await
+        .unwrap());
+    assert_eq!(reader.read(&other_name).await.unwrap(), Some(other.clone()));
+    assert_eq!(reader.read(&name).await.unwrap(), Some(body.clone()));
+    assert_eq!(bus.recent_blobs.stats(), (2, 0), "both from memory");
+    // handed out once: a retry reads the stream, which has the same bytes
+    assert_eq!(reader.read(&other_name).await.unwrap(), Some(other));
+    assert_eq!(bus.recent_blobs.stats(), (2, 1));
+    // the stream is the truth: the bytes are there for another process
+    assert_eq!(read_with_client(&bus, &name).await, body.to_vec());
+}

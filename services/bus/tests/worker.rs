@@ -193,6 +193,7 @@ authorization {{
             seen: imgcrawl_bus::seen::SeenSet::new(t.seen),
             jobs: imgcrawl_bus::jobs::JobStore::new(t.jobs),
             partitioning: t.partitioning,
+            recent_blobs: Default::default(),
         }
     }
 }

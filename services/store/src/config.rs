@@ -27,6 +27,10 @@ pub struct Config {
     pub multipart_threshold_bytes: u64,
     /// Part size of multipart uploads, kept within S3's limits (5 MiB to 5 GiB).
     pub multipart_part_bytes: u64,
+    /// Bytes of just-downloaded images kept in memory for this stage when the download
+    /// stage runs in the same process, so it does not read them back from the blob
+    /// stream (0: always read the stream). See `imgcrawl_bus::recent`.
+    pub recent_blob_bytes: u64,
 }
 
 impl Default for Config {
@@ -40,6 +44,7 @@ impl Default for Config {
             ack_wait_secs: 30,
             multipart_threshold_bytes: 8 << 20,
             multipart_part_bytes: 8 << 20,
+            recent_blob_bytes: 16 << 20,
         }
     }
 }

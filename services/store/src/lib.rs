@@ -64,6 +64,9 @@ pub fn consumer_spec(config: &Config) -> ConsumerSpec {
 /// period, unfinished ones are redelivered.
 pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Result<(), StoreError> {
     let store = open_store(&config)?;
+    // A download stage in this process hands its blobs over in memory.
+    bus.recent_blobs
+        .set_capacity(usize::try_from(config.recent_blob_bytes).unwrap_or(usize::MAX));
     tracing::info!(consumer = CONSUMER, target = %config.target, prefix = %config.prefix, "store stage running");
     let stage = Arc::new(handler::Stage {
         blobs: imgcrawl_bus::blob::BlobStore::open(&bus).await?,
