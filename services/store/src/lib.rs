@@ -77,5 +77,11 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     let opts = config.worker_options();
     let handler = move |d| handler::handle(stage.clone(), d);
     run_worker(&bus, consumer_spec(&config), opts, handler, shutdown).await?;
+    let (from_memory, from_stream) = bus.recent_blobs.stats();
+    tracing::info!(
+        from_memory,
+        from_stream,
+        "store stage stopped: blobs taken from this process's downloads and read from the stream"
+    );
     Ok(())
 }
