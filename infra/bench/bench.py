@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -116,6 +117,52 @@ def budget_table(name, b, n, scrapy):
     return "\n".join(lines)
 
 
+def _family(name):
+    """A partitioned consumer's or subject's family: `download-p3` -> `download`,
+    `imgcrawl.image.discovered.p3` -> `imgcrawl.image.discovered`."""
+    return re.sub(r"[-.]p\d+$", "", name)
+
+
+def census_rows(c):
+    """{row: count} of one run's census: messages stored per stream and per event
+    subject family, deliveries per consumer family (ordered consumers and KV watchers
+    together, as `ordered/watchers`), and the server's messages in and out."""
+    rows = {}
+
+    def add(key, n):
+        rows[key] = rows.get(key, 0) + n
+
+    for name, st in c["streams"].items():
+        add("stored, all streams", st["last_seq"])
+        add(f"stored {name}", st["last_seq"])
+        for subj, n in (st.get("subjects") or {}).items():
+            add(f"  {_family(subj)}", n)
+        for cons, info in st["consumers"].items():
+            fam = "ordered/watchers" if info.get("ack_policy") == "none" else _family(cons)
+            add(f"  delivered {name} -> {fam}", info["delivered"])
+    add("server messages in (publishes, acks, requests)", c["server"]["in_msgs"])
+    add("server messages out (deliveries, replies)", c["server"]["out_msgs"])
+    return rows
+
+
+def message_budget(runs):
+    """Medians per image stored of what one crawler's runs cost the message layer (the
+    census of runners.measure_crawl; single-server runs only); rows that are zero in
+    every run are left out."""
+    ok = [r for r in runs if "error" not in r and r.get("census") and r["images"]]
+    per_run = [{k: v / r["images"] for k, v in census_rows(r["census"]).items()} for r in ok]
+    keys = list(dict.fromkeys(k for pr in per_run for k in pr))
+    med = {k: statistics.median(pr.get(k, 0.0) for pr in per_run) for k in keys}
+    return {k: v for k, v in med.items() if any(pr.get(k) for pr in per_run)}
+
+
+def message_table(name, rows):
+    lines = [f"Messages per image stored, {name} (medians; counted on the server after "
+             "the run; stored = messages persisted in the stream, last sequence)"]
+    lines += [f"{k:<52} {v:>8.3f}" for k, v in rows.items()]
+    return "\n".join(lines)
+
+
 def row(name, r):
     if "error" in r:
         return f"{name:<14} ERROR {r['error']}"
@@ -149,6 +196,9 @@ def table(results, summary):
         if b:
             n = sum(1 for r in results[name] if "error" not in r)
             lines += ["", budget_table(name, b, n, summary["medians"].get("scrapy"))]
+    for name, m in summary.get("messages", {}).items():
+        if m:
+            lines += ["", message_table(name, m)]
     return "\n".join(lines)
 
 
@@ -202,6 +252,8 @@ def main():
         "medians": med,
         "ratios": {c: ratios(med[c], med.get("scrapy")) for c in crawlers if c != "scrapy"},
         "budgets": {c: budget(rs) for c, rs in results.items() if c != "scrapy"},
+        "messages": {c: message_budget(rs) for c, rs in results.items()
+                     if c in ("imgcrawl", "scaleout")},
         "targets": {c: targets(c) for c in crawlers if c != "scrapy"},
     }
     doc = {

@@ -25,6 +25,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import census
 import procstat
 from natsclient import Nats
 from prepare import HERE, ROOT, free_port, log, psql_binary
@@ -382,6 +383,9 @@ def measure_crawl(env, home, workers, request, shas, names=None):
     _settle()
     perf = _start_perf(roots, home)
     pprof = _grab_pprof(env, home)
+    monitor = int(env["IMGCRAWL_NATS_MONITOR_PORT"])
+    single = "nats-server" in roots
+    counted = census.counters(monitor) if single else None
     load0 = procstat.loadavg()
     meter = procstat.CpuMeter(roots)
     t0 = time.monotonic()
@@ -397,6 +401,12 @@ def measure_crawl(env, home, workers, request, shas, names=None):
     _stop_perf(perf)
     if pprof:
         pprof.join(60)
+    counts = None
+    if counted is not None:
+        try:
+            counts = census.take(nats, monitor, counted)
+        except (OSError, ValueError, RuntimeError) as e:
+            log(f"no census of the stream: {e}")
     nats.close()
     completed = json.loads(done)
     verify = _verify_imgcrawl(env, home, job, shas)
@@ -413,6 +423,7 @@ def measure_crawl(env, home, workers, request, shas, names=None):
         "loadavg_before": load0,
         "loadavg_after": load1,
         "completed_event": completed,
+        "census": counts,
         "verify": verify,
     }
 
