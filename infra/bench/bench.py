@@ -114,6 +114,11 @@ def budget_table(name, b, n, scrapy):
         lines.append(f"budget at the target (<= {TARGETS['cpu_s_per_image']} x Scrapy's): "
                      f"{ms * TARGETS['cpu_s_per_image']:.3f} ms/image; this run "
                      f"{total:.3f} ({total / ms:.3f} x Scrapy's)")
+        big = max((k for k in b if k != "total"), key=lambda k: b[k]["peak_rss_bytes"])
+        if scrapy.get("peak_rss_bytes"):
+            x = b[big]["peak_rss_bytes"] / scrapy["peak_rss_bytes"]
+            lines.append(f"largest process: {big}, peak RSS x{x:.2f} Scrapy's "
+                         "(target: every process < 1)")
     return "\n".join(lines)
 
 
