@@ -15,6 +15,9 @@ store every image.
 
     python3 infra/bench/bench.py [--runs 3] [--crawlers imgcrawl,scrapy,scaleout,r3,r3-always]
 
+The cost of `image.indexed`: `--crawlers imgcrawl,no-indexed` (the index's announcements
+off; compare CPU per image and the message census).
+
 The cost of observability: `--crawlers telemetry-off,telemetry-on` (one process each;
 off: no delivery spans, text logs, no metrics listener; on: delivery spans, JSON logs,
 /metrics served and scraped every second); compare their CPU seconds per image.
@@ -258,7 +261,7 @@ def main():
         "ratios": {c: ratios(med[c], med.get("scrapy")) for c in crawlers if c != "scrapy"},
         "budgets": {c: budget(rs) for c, rs in results.items() if c != "scrapy"},
         "messages": {c: message_budget(rs) for c, rs in results.items()
-                     if c in ("imgcrawl", "scaleout")},
+                     if c in ("imgcrawl", "scaleout", "no-indexed")},
         "targets": {c: targets(c) for c in crawlers if c != "scrapy"},
     }
     doc = {

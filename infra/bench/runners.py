@@ -144,8 +144,21 @@ STAGE_SETS = {
     "scaleout": [["crawl"], ["download"], ["download"], ["store"], ["index"]],
     "r3": [[]],
     "r3-always": [[]],
+    "no-indexed": [[]],
     "telemetry-off": [[]],
     "telemetry-on": [[]],
+}
+
+# The cost of one event kind (docs/performance.md, "The event budget"): `no-indexed` is
+# `imgcrawl` with the index's `image.indexed` announcements off (`[index]
+# publish_indexed = false`: one stored message, its PubAck and one delivery less per
+# image). The first worker's config file, per mode.
+# With a config file, `imgcrawl run` takes the database and the bucket from it, so it
+# names the stack's (`{pg_port}` and `{home}` are filled in by `stack`).
+MODE_CONFIGS = {
+    "no-indexed": ["[index]\npublish_indexed = false\n"
+                   "database_url = \"postgres://imgcrawl@127.0.0.1:{pg_port}/imgcrawl\"\n"
+                   "[store]\ntarget = \"file://{home}/bucket\"\n"],
 }
 
 # The R3 modes: `imgcrawl up --nats-nodes 3` (the stream, the KV buckets and the blob
@@ -198,7 +211,7 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
         scraping = threading.Event()
         threading.Thread(target=_scrape, args=(port, scraping), daemon=True).start()
     try:
-        with stack(binary, workdir, mode, STAGE_SETS[mode], extra,
+        with stack(binary, workdir, mode, STAGE_SETS[mode], extra, configs=MODE_CONFIGS.get(mode),
                    up_args=NATS_MODES.get(mode)) as (env, home, workers):
             return measure_crawl(env, home, workers, _request(str(uuid.uuid4()), url), shas,
                                  names=process_names(STAGE_SETS[mode]))
@@ -213,7 +226,8 @@ def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None, up_ar
     fresh `<workdir>/<name>-home` on free ports (three consecutive ones each for a
     cluster's client, monitoring and route ports), then one `imgcrawl run` process per
     entry of `stage_sets` (a list of stage names; empty: all stages), the i-th with `--config`
-    `configs[i]` (TOML text) unless that is None. Yields (env, home, workers) once every
+    `configs[i]` (TOML text; `{pg_port}` and `{home}` in it become the stack's PostgreSQL
+    port and home) unless that is None. Yields (env, home, workers) once every
     consumer exists; afterwards stops the workers and the stack, keeps the logs in
     `<name>-home-last-logs` and moves the rest aside."""
     home = workdir / f"{name}-home"
@@ -237,7 +251,9 @@ def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None, up_ar
         for i, stages in enumerate(stage_sets):
             args = [binary, "run", "--allow-loopback"]
             if configs and configs[i] is not None:
-                (home / f"run-{i}.toml").write_text(configs[i])
+                text = (configs[i].replace("{pg_port}", env["IMGCRAWL_PG_PORT"])
+                            .replace("{home}", str(home.resolve())))
+                (home / f"run-{i}.toml").write_text(text)
                 args += ["--config", str(home / f"run-{i}.toml")]
             for s in stages:
                 args += ["--stage", s]
