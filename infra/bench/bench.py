@@ -18,6 +18,9 @@ store every image.
 The cost of `image.indexed`: `--crawlers imgcrawl,no-indexed` (the index's announcements
 off; compare CPU per image and the message census).
 
+nats-server's memory: `--crawlers imgcrawl,nats-memlimit` (nats-server with
+`GOMEMLIMIT`, 150MiB or `BENCH_NATS_GOMEMLIMIT`; compare its peak RSS and CPU).
+
 The cost of observability: `--crawlers telemetry-off,telemetry-on` (one process each;
 off: no delivery spans, text logs, no metrics listener; on: delivery spans, JSON logs,
 /metrics served and scraped every second); compare their CPU seconds per image.

@@ -145,6 +145,7 @@ STAGE_SETS = {
     "r3": [[]],
     "r3-always": [[]],
     "no-indexed": [[]],
+    "nats-memlimit": [[]],
     "telemetry-off": [[]],
     "telemetry-on": [[]],
 }
@@ -187,6 +188,9 @@ def process_names(stage_sets):
 # off: no delivery spans (their target at warn), text logs, no metrics listener;
 # on: delivery spans, JSON logs, /metrics served and scraped every second.
 MODE_ENV = {
+    # nats-server (started by `imgcrawl up`, inheriting the environment) with a Go soft
+    # memory limit below Scrapy's peak RSS: what the RSS target costs in CPU.
+    "nats-memlimit": {"GOMEMLIMIT": os.environ.get("BENCH_NATS_GOMEMLIMIT", "150MiB")},
     "telemetry-off": {"RUST_LOG": "info,async_nats=warn,sqlx=warn,imgcrawl_bus::worker=warn"},
     "telemetry-on": {"RUST_LOG": "info,async_nats=warn,sqlx=warn", "IMGCRAWL_LOG_FORMAT": "json"},
 }
