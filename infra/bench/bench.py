@@ -18,6 +18,9 @@ store every image.
 The cost of `image.indexed`: `--crawlers imgcrawl,no-indexed` (the index's announcements
 off; compare CPU per image and the message census).
 
+The local bucket's directories: `--crawlers scaleout,scaleout-predirs` (every
+`images/<aa>/<bb>/` directory made before the crawl; compare the store's CPU).
+
 nats-server's memory: `--crawlers imgcrawl,nats-memlimit` (nats-server with
 `GOMEMLIMIT`, 150MiB or `BENCH_NATS_GOMEMLIMIT`; compare its peak RSS and CPU).
 
@@ -92,6 +95,25 @@ def budget(runs):
         rss = [r.get("peak_rss_by_process_bytes", {}).get(name, 0) for r in ok]
         out[name] = {"cpu_s": statistics.median(cpu), "cpu_ms_per_image": statistics.median(per),
                      "peak_rss_bytes": statistics.median(rss)}
+    # Replicas of one stage (download-1, download-2): which one works varies from run to
+    # run (one owner per host partition), so their sum is the comparable figure; the
+    # same for the nodes of a nats cluster.
+    fams = {}
+    for name in names:
+        m = re.match(r"^(.+)-n?\d+$", name)  # download-2, nats-n3
+        if m:
+            fams.setdefault(m.group(1), []).append(name)
+    for fam, members in fams.items():
+        if len(members) < 2:
+            continue
+        cpu = [sum(r["cpu_by_process_s"].get(n, 0.0) for n in members) for r in ok]
+        row = {
+            "cpu_s": statistics.median(cpu),
+            "cpu_ms_per_image": statistics.median(c / r["images"] * 1000 for c, r in zip(cpu, ok)),
+            "peak_rss_bytes": max(out[n]["peak_rss_bytes"] for n in members)}
+        keys = list(out)
+        at = keys.index(members[-1]) + 1
+        out = {k: out[k] for k in keys[:at]} | {f"{fam} (all)": row} | {k: out[k] for k in keys[at:]}
     totals = [r["cpu_s"] / r["images"] * 1000 for r in ok]
     out["total"] = {"cpu_s": statistics.median(r["cpu_s"] for r in ok),
                     "cpu_ms_per_image": statistics.median(totals),

@@ -146,6 +146,7 @@ STAGE_SETS = {
     "r3-always": [[]],
     "no-indexed": [[]],
     "nats-memlimit": [[]],
+    "scaleout-predirs": [["crawl"], ["download"], ["download"], ["store"], ["index"]],
     "telemetry-off": [[]],
     "telemetry-on": [[]],
 }
@@ -217,11 +218,22 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
     try:
         with stack(binary, workdir, mode, STAGE_SETS[mode], extra, configs=MODE_CONFIGS.get(mode),
                    up_args=NATS_MODES.get(mode)) as (env, home, workers):
+            if mode == "scaleout-predirs":
+                _make_leaf_dirs(home / "bucket")
             return measure_crawl(env, home, workers, _request(str(uuid.uuid4()), url), shas,
                                  names=process_names(STAGE_SETS[mode]))
     finally:
         if scraping:
             scraping.set()
+
+
+def _make_leaf_dirs(bucket):
+    """All 65,536 `images/<aa>/<bb>/` directories of a local bucket, before the crawl
+    (`scaleout-predirs`): the store's CPU without creating a directory for nearly every
+    image, a stand-in for a shallower key layout (docs/performance.md)."""
+    for a in range(256):
+        for b in range(256):
+            (bucket / "images" / f"{a:02x}" / f"{b:02x}").mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
