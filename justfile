@@ -57,7 +57,7 @@ bench-restore *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null
     cargo run --release -q -p imgcrawl-bench --bin bench-restore -- {{ARGS}}
 
-# imgcrawl against Scrapy on one nginx-served synthetic site; prints the table, writes bench-results/bench.json
+# imgcrawl against Scrapy on one nginx-served synthetic site: R1 (one process, one per stage) and R3 rows (3-node cluster, default fsync and sync always), the CPU budget per process; prints the tables, writes bench-results/bench.json
 bench *ARGS:
     bash infra/scripts/install-nats.sh >/dev/null
     command -v python3 >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null)

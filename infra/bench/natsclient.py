@@ -105,6 +105,19 @@ class Nats:
                     raise RuntimeError(f"jetstream publish to {subject}: {ack} {msg[1]!r}")
                 return ack
 
+    def request(self, subject, payload=b"", timeout=10.0):
+        """A core NATS request (JetStream's API, say): the first reply's payload."""
+        inbox = "_INBOX.bench.request"
+        self.subscribe(inbox, 9002)
+        self.flush()
+        self.publish(subject, payload, reply=inbox)
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self._next(deadline)
+            if msg != "PONG" and msg[0] == "9002":
+                self.sock.sendall(b"UNSUB 9002\r\n")
+                return msg[2]
+
     def wait_for(self, sid, predicate, timeout, alive=lambda: True):
         """Reads messages until one on `sid` satisfies `predicate(payload)`; returns it.
         Calls `alive()` between reads and gives up when it returns False."""

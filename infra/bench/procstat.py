@@ -68,6 +68,13 @@ def vm_hwm_bytes(pid):
     return 0
 
 
+def tree_vm_hwm_bytes(root):
+    """The largest peak resident set size (VmHWM) of any live process of `root`'s tree
+    (for PostgreSQL: the postmaster or a backend; shared buffers a backend touched
+    count in its RSS)."""
+    return max((vm_hwm_bytes(p) for p in tree(root)), default=0)
+
+
 def machine_busy_seconds():
     """CPU seconds all cores spent not idle since boot (user+nice+system+irq+softirq+steal)."""
     with open("/proc/stat") as f:

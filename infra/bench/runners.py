@@ -1,10 +1,13 @@
 """One measured run of each crawler, from a clean state.
 
 * imgcrawl: a private local stack (`imgcrawl up --no-workers` in a fresh IMGCRAWL_HOME on
-  free ports), the workers started here (`imgcrawl run`: all stages in one process, or one
-  process per stage for the scale-out figure), the request published once every consumer
-  exists; measured from the publish to the job's `crawl.completed` event. CPU = the worker
-  processes + nats-server + every PostgreSQL process.
+  free ports; for the R3 modes `--nats-nodes 3`, a 3-node JetStream cluster with the
+  stream, buckets and blob store at R3, with the server's default fsync or
+  `--nats-sync always`), the workers started here (`imgcrawl run`: all stages in one
+  process, or one process per stage for the scale-out figure), the request published
+  once every consumer exists; measured from the publish to the job's `crawl.completed`
+  event. CPU = the worker processes + every nats-server node + every PostgreSQL
+  process, each accounted separately (`cpu_by_process_s`).
 * Scrapy: `scrapy runspider` measured from spawn to exit (CPU and peak RSS by wait4).
 """
 
@@ -22,6 +25,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import census
 import procstat
 from natsclient import Nats
 from prepare import HERE, ROOT, free_port, log, psql_binary
@@ -138,14 +142,56 @@ def _request(job, url):
 STAGE_SETS = {
     "imgcrawl": [[]],
     "scaleout": [["crawl"], ["download"], ["download"], ["store"], ["index"]],
+    "r3": [[]],
+    "r3-always": [[]],
+    "no-indexed": [[]],
+    "nats-memlimit": [[]],
+    "scaleout-predirs": [["crawl"], ["download"], ["download"], ["store"], ["index"]],
     "telemetry-off": [[]],
     "telemetry-on": [[]],
 }
+
+# The cost of one event kind (docs/performance.md, "The event budget"): `no-indexed` is
+# `imgcrawl` with the index's `image.indexed` announcements off (`[index]
+# publish_indexed = false`: one stored message, its PubAck and one delivery less per
+# image). The first worker's config file, per mode.
+# With a config file, `imgcrawl run` takes the database and the bucket from it, so it
+# names the stack's (`{pg_port}` and `{home}` are filled in by `stack`).
+MODE_CONFIGS = {
+    "no-indexed": ["[index]\npublish_indexed = false\n"
+                   "database_url = \"postgres://imgcrawl@127.0.0.1:{pg_port}/imgcrawl\"\n"
+                   "[store]\ntarget = \"file://{home}/bucket\"\n"],
+}
+
+# The R3 modes: `imgcrawl up --nats-nodes 3` (the stream, the KV buckets and the blob
+# store at R3), with the server's default fsync or every write fsynced on every node.
+# The same workers as `imgcrawl` (one process), so the difference is durability.
+NATS_MODES = {
+    "r3": ["--nats-nodes", "3", "--nats-sync", "default"],
+    "r3-always": ["--nats-nodes", "3", "--nats-sync", "always"],
+}
+
+
+def process_names(stage_sets):
+    """The name of each worker process of `stage_sets` in the CPU accounting: its
+    stage (numbered when several processes run the same one), or `imgcrawl` for one
+    process running every stage."""
+    names = ["+".join(s) if s else "imgcrawl" for s in stage_sets]
+    out, seen = [], {}
+    for n in names:
+        if names.count(n) > 1:
+            seen[n] = seen.get(n, 0) + 1
+            n = f"{n}-{seen[n]}"
+        out.append(n)
+    return out
 
 # The cost of observability (docs/observability.md), one process like `imgcrawl`:
 # off: no delivery spans (their target at warn), text logs, no metrics listener;
 # on: delivery spans, JSON logs, /metrics served and scraped every second.
 MODE_ENV = {
+    # nats-server (started by `imgcrawl up`, inheriting the environment) with a Go soft
+    # memory limit below Scrapy's peak RSS: what the RSS target costs in CPU.
+    "nats-memlimit": {"GOMEMLIMIT": os.environ.get("BENCH_NATS_GOMEMLIMIT", "150MiB")},
     "telemetry-off": {"RUST_LOG": "info,async_nats=warn,sqlx=warn,imgcrawl_bus::worker=warn"},
     "telemetry-on": {"RUST_LOG": "info,async_nats=warn,sqlx=warn", "IMGCRAWL_LOG_FORMAT": "json"},
 }
@@ -170,19 +216,34 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
         scraping = threading.Event()
         threading.Thread(target=_scrape, args=(port, scraping), daemon=True).start()
     try:
-        with stack(binary, workdir, mode, STAGE_SETS[mode], extra) as (env, home, workers):
-            return measure_crawl(env, home, workers, _request(str(uuid.uuid4()), url), shas)
+        with stack(binary, workdir, mode, STAGE_SETS[mode], extra, configs=MODE_CONFIGS.get(mode),
+                   up_args=NATS_MODES.get(mode)) as (env, home, workers):
+            if mode == "scaleout-predirs":
+                _make_leaf_dirs(home / "bucket")
+            return measure_crawl(env, home, workers, _request(str(uuid.uuid4()), url), shas,
+                                 names=process_names(STAGE_SETS[mode]))
     finally:
         if scraping:
             scraping.set()
 
 
+def _make_leaf_dirs(bucket):
+    """All 65,536 `images/<aa>/<bb>/` directories of a local bucket, before the crawl
+    (`scaleout-predirs`): the store's CPU without creating a directory for nearly every
+    image, a stand-in for a shallower key layout (docs/performance.md)."""
+    for a in range(256):
+        for b in range(256):
+            (bucket / "images" / f"{a:02x}" / f"{b:02x}").mkdir(parents=True, exist_ok=True)
+
+
 @contextlib.contextmanager
-def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None):
-    """A private local stack from a clean state: `imgcrawl up --no-workers` in a fresh
-    `<workdir>/<name>-home` on free ports, then one `imgcrawl run` process per entry of
-    `stage_sets` (a list of stage names; empty: all stages), the i-th with `--config`
-    `configs[i]` (TOML text) unless that is None. Yields (env, home, workers) once every
+def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None, up_args=None):
+    """A private local stack from a clean state: `imgcrawl up --no-workers [up_args]` in a
+    fresh `<workdir>/<name>-home` on free ports (three consecutive ones each for a
+    cluster's client, monitoring and route ports), then one `imgcrawl run` process per
+    entry of `stage_sets` (a list of stage names; empty: all stages), the i-th with `--config`
+    `configs[i]` (TOML text; `{pg_port}` and `{home}` in it become the stack's PostgreSQL
+    port and home) unless that is None. Yields (env, home, workers) once every
     consumer exists; afterwards stops the workers and the stack, keeps the logs in
     `<name>-home-last-logs` and moves the rest aside."""
     home = workdir / f"{name}-home"
@@ -191,18 +252,24 @@ def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None):
     env = {k: v for k, v in os.environ.items()
            if k not in ("NATS_URL", "DATABASE_URL", "IMGCRAWL_BUCKET", "IMGCRAWL_CONFIG",
                         "RUST_LOG")}
-    env.update(IMGCRAWL_HOME=str(home), IMGCRAWL_NATS_PORT=str(free_port()),
-               IMGCRAWL_PG_PORT=str(free_port()), IMGCRAWL_NATS_MONITOR_PORT=str(free_port()))
+    cluster = bool(up_args)
+    n = 3 if cluster else 1
+    env.update(IMGCRAWL_HOME=str(home), IMGCRAWL_NATS_PORT=str(free_ports(n)),
+               IMGCRAWL_PG_PORT=str(free_port()), IMGCRAWL_NATS_MONITOR_PORT=str(free_ports(n)),
+               IMGCRAWL_NATS_CLUSTER_PORT=str(free_ports(3)))
     env.update(extra_env or {})
     workers = []
     try:
-        _start_nats_with_pprof(home, env)
-        subprocess.run([binary, "up", "--no-workers"], check=True, cwd=ROOT, env=env,
-                       stdout=subprocess.DEVNULL)
+        if not cluster:
+            _start_nats_with_pprof(home, env)
+        subprocess.run([binary, "up", "--no-workers", *(up_args or [])], check=True, cwd=ROOT,
+                       env=env, stdout=subprocess.DEVNULL)
         for i, stages in enumerate(stage_sets):
             args = [binary, "run", "--allow-loopback"]
             if configs and configs[i] is not None:
-                (home / f"run-{i}.toml").write_text(configs[i])
+                text = (configs[i].replace("{pg_port}", env["IMGCRAWL_PG_PORT"])
+                            .replace("{home}", str(home.resolve())))
+                (home / f"run-{i}.toml").write_text(text)
                 args += ["--config", str(home / f"run-{i}.toml")]
             for s in stages:
                 args += ["--stage", s]
@@ -228,6 +295,36 @@ def stack(binary, workdir, name, stage_sets, extra_env=None, configs=None):
         for f in home.glob("*.log"):
             shutil.copy(f, keep)
         _discard(home)
+
+
+def free_ports(n):
+    """The first of `n` consecutive free loopback ports (a local cluster's node i
+    listens on the first + i - 1)."""
+    for _ in range(200):
+        first = free_port()
+        socks = []
+        try:
+            for p in range(first, first + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
+def nats_pids(home):
+    """{name: pid} of the stack's nats-server nodes: `nats-server` alone, or
+    `nats-n1`... for a cluster."""
+    single = home / "nats.pid"
+    if single.is_file():
+        return {"nats-server": int(single.read_text().strip())}
+    return {f"nats-{p.stem}": int(p.read_text().strip())
+            for p in sorted((home / "nats-cluster").glob("n*.pid"))}
 
 
 def _start_nats_with_pprof(home, env):
@@ -282,7 +379,7 @@ def _start_perf(roots, home):
     Path(out).mkdir(parents=True, exist_ok=True)
     procs = []
     for name, pid in roots.items():
-        if not name.startswith("worker"):
+        if name == "postgres" or name.startswith("nats-"):
             continue
         data = Path(out) / f"{home.name}-{name}.data"
         procs.append(subprocess.Popen(
@@ -300,14 +397,16 @@ def _stop_perf(procs):
         p.wait(60)
 
 
-def measure_crawl(env, home, workers, request, shas):
+def measure_crawl(env, home, workers, request, shas, names=None):
     """Publishes `request` (a crawl request with its `job_id`) and measures it until the
     job's `crawl.completed`: wall time, CPU and peak RSS of the stack's processes, and
-    the index and bucket checked against `shas`."""
-    nats_pid = int((home / "nats.pid").read_text().strip())
+    the index and bucket checked against `shas`. `names` names the workers in the
+    per-process figures (default `worker<i>`)."""
+    names = names or [f"worker{i}" for i in range(len(workers))]
     pg_pid = int((home / "pg/data/postmaster.pid").read_text().split()[0])
-    roots = {f"worker{i}": w.pid for i, w in enumerate(workers)}
-    roots.update(nats=nats_pid, postgres=pg_pid)
+    roots = dict(zip(names, (w.pid for w in workers)))
+    roots.update(nats_pids(home))
+    roots["postgres"] = pg_pid
     nats = Nats(int(env["IMGCRAWL_NATS_PORT"]))
     nats.subscribe("imgcrawl.crawl.completed", 1)
     nats.flush()
@@ -316,6 +415,9 @@ def measure_crawl(env, home, workers, request, shas):
     _settle()
     perf = _start_perf(roots, home)
     pprof = _grab_pprof(env, home)
+    monitor = int(env["IMGCRAWL_NATS_MONITOR_PORT"])
+    single = "nats-server" in roots
+    counted = census.counters(monitor) if single else None
     load0 = procstat.loadavg()
     meter = procstat.CpuMeter(roots)
     t0 = time.monotonic()
@@ -325,11 +427,18 @@ def measure_crawl(env, home, workers, request, shas):
                          alive=lambda: all(w.poll() is None for w in workers))
     wall = time.monotonic() - t0
     cpu, busy = meter.stop()
-    hwm = {f"worker{i}": procstat.vm_hwm_bytes(w.pid) for i, w in enumerate(workers)}
+    hwm = {name: procstat.vm_hwm_bytes(w.pid) for name, w in zip(names, workers)}
+    servers = {n: procstat.tree_vm_hwm_bytes(p) for n, p in roots.items() if n not in hwm}
     load1 = procstat.loadavg()
     _stop_perf(perf)
     if pprof:
         pprof.join(60)
+    counts = None
+    if counted is not None:
+        try:
+            counts = census.take(nats, monitor, counted)
+        except (OSError, ValueError, RuntimeError) as e:
+            log(f"no census of the stream: {e}")
     nats.close()
     completed = json.loads(done)
     verify = _verify_imgcrawl(env, home, job, shas)
@@ -341,11 +450,12 @@ def measure_crawl(env, home, workers, request, shas):
         "cpu_s": sum(cpu.values()),
         "cpu_by_process_s": cpu,
         "peak_rss_bytes": max(hwm.values()),
-        "peak_rss_by_process_bytes": hwm,
+        "peak_rss_by_process_bytes": {**hwm, **servers},
         "machine_busy_s": busy,
         "loadavg_before": load0,
         "loadavg_after": load1,
         "completed_event": completed,
+        "census": counts,
         "verify": verify,
     }
 

@@ -57,10 +57,12 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Also measure the ceilings: raw ordered-consumer reads of the stream (with and
-    /// without decoding) and raw `UNNEST` inserts.
+    /// without decoding), and raw `UNNEST` inserts in every round, beside the
+    /// PostgreSQL replay, for the replay/ceiling ratio.
     #[arg(long)]
     ceilings: bool,
-    /// What to time (for profiling one part): `postgres`, `objects`, `raw`.
+    /// What to time (for profiling one part): `postgres`, `objects`, `raw`, and
+    /// `unnest` (the `UNNEST` insert ceiling in every round; implied by `--ceilings`).
     #[arg(long, value_delimiter = ',', default_value = "postgres,objects,raw")]
     measure: Vec<String>,
     /// Events per transaction of the PostgreSQL replay (default: the index's
@@ -97,13 +99,13 @@ async fn main() -> Result<()> {
         .prefix("imgcrawl-bench-")
         .tempdir()
         .context("scratch dir")?;
-    let ceilings = if args.ceilings {
-        let db = fx.pg.create_db("ceiling").await?;
-        ceiling::all(&fx.bus, &db, &fx.images).await?
+    let mut ceilings = if args.ceilings {
+        ceiling::all(&fx.bus, &fx.images).await?
     } else {
         serde_json::Value::Null
     };
     let (mut pg_runs, mut obj_runs, mut raw_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unnest_secs = Vec::new();
     let (mut db_urls, mut obj_counts) = (Vec::new(), Vec::new());
     let pids = measure::Pids {
         postgres: fx.pg.pid(),
@@ -117,6 +119,16 @@ async fn main() -> Result<()> {
             note("postgres replay", round, &run);
             pg_runs.push(run);
             db_urls.push(url);
+        }
+        if args.ceilings || wanted("unnest") {
+            let db = fx.pg.create_db(&format!("ceiling_{round}")).await?;
+            let (rows, batch) = (ceiling::UNNEST_ROWS, ceiling::UNNEST_BATCH);
+            let secs = ceiling::unnest_inserts(&db, rows, batch).await?;
+            eprintln!(
+                "run {round}: unnest ceiling    {secs:>8.2} s {:>10.0}/s",
+                rows as f64 / secs
+            );
+            unnest_secs.push(secs);
         }
         if wanted("objects") {
             let dir = scratch.path().join(format!("objects-{round}"));
@@ -133,6 +145,12 @@ async fn main() -> Result<()> {
         }
     }
     let load_end = measure::load();
+    if !unnest_secs.is_empty() {
+        if ceilings.is_null() {
+            ceilings = serde_json::json!({});
+        }
+        ceilings["unnest_insert_rows"] = ceiling::unnest_figure(&unnest_secs);
+    }
     if std::env::var_os("BENCH_HOLD").is_some() {
         eprintln!("holding: {}", fx.pg.url("replay_1"));
         tokio::time::sleep(std::time::Duration::from_secs(900)).await;
@@ -150,7 +168,7 @@ async fn main() -> Result<()> {
         Series::of(obj_runs),
         Series::of(raw_runs),
     );
-    report::print(&pg, &obj, &raw);
+    report::print(&pg, &obj, &raw, &ceilings);
     let result = json!({
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -166,7 +184,7 @@ async fn main() -> Result<()> {
         "object_check": bucket_check,
         "raw_put": raw.to_json(),
         "raw_put_in_flight": measure::RAW_IN_FLIGHT,
-        "targets": report::targets(&pg, &obj, &raw),
+        "targets": report::targets(&pg, &obj, &raw, &ceilings),
         "ceilings": ceilings,
     });
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {

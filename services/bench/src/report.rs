@@ -9,6 +9,16 @@ use crate::measure::Run;
 pub const POSTGRES_TARGET_EVENTS_PER_SEC: f64 = 40_000.0;
 /// The object replay must reach at least this fraction of the raw put throughput.
 pub const OBJECTS_TARGET_RATIO: f64 = 0.5;
+/// The PostgreSQL replay must reach at least this fraction of the plain `UNNEST`
+/// insert ceiling measured in the same run (events/s against rows/s; `--ceilings`).
+pub const POSTGRES_CEILING_TARGET_RATIO: f64 = 0.5;
+
+/// The PostgreSQL replay's median events/s over the `UNNEST` insert ceiling's rows/s,
+/// when `--ceilings` measured it.
+pub fn ceiling_ratio(postgres: &Series, ceilings: &Value) -> Option<f64> {
+    let ceiling = ceilings["unnest_insert_rows"]["per_sec"].as_f64()?;
+    (ceiling > 0.0 && !postgres.runs.is_empty()).then(|| postgres.median_events_per_sec / ceiling)
+}
 
 /// The median of `v` (the mean of the middle two for an even count; 0 when empty).
 pub fn median(v: &[f64]) -> f64 {
@@ -73,9 +83,17 @@ pub fn round(x: f64) -> f64 {
 }
 
 /// The verdicts against the targets.
-pub fn targets(postgres: &Series, objects: &Series, raw: &Series) -> Value {
+pub fn targets(postgres: &Series, objects: &Series, raw: &Series, ceilings: &Value) -> Value {
     let ratio = objects.median_mb_per_sec / raw.median_mb_per_sec.max(1e-9);
+    let ceiling = ceiling_ratio(postgres, ceilings).map(|r| {
+        json!({
+            "target_at_least": POSTGRES_CEILING_TARGET_RATIO,
+            "ratio": round(r * 1000.0) / 1000.0,
+            "met": r >= POSTGRES_CEILING_TARGET_RATIO,
+        })
+    });
     json!({
+        "postgres_replay_vs_unnest_ceiling": ceiling,
         "postgres_events_per_sec": {
             "target": POSTGRES_TARGET_EVENTS_PER_SEC,
             "median": round(postgres.median_events_per_sec),
@@ -90,8 +108,11 @@ pub fn targets(postgres: &Series, objects: &Series, raw: &Series) -> Value {
 }
 
 /// Prints one line per series and the verdicts.
-pub fn print(postgres: &Series, objects: &Series, raw: &Series) {
+pub fn print(postgres: &Series, objects: &Series, raw: &Series, ceilings: &Value) {
     let line = |name: &str, unit: &str, s: &Series| {
+        if s.runs.is_empty() {
+            return; // not measured (`--measure`)
+        }
         let each: Vec<String> = s
             .runs
             .iter()
@@ -110,16 +131,47 @@ pub fn print(postgres: &Series, objects: &Series, raw: &Series) {
     line("raw put", "objects", raw);
     let ratio = objects.median_mb_per_sec / raw.median_mb_per_sec.max(1e-9);
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!(
-        "postgres replay: {:.0} events/s against the target of {:.0}: {}",
-        postgres.median_events_per_sec,
-        POSTGRES_TARGET_EVENTS_PER_SEC,
-        verdict(postgres.median_events_per_sec >= POSTGRES_TARGET_EVENTS_PER_SEC)
-    );
-    println!(
+    if !postgres.runs.is_empty() {
+        println!(
+            "postgres replay: {:.0} events/s against the target of {:.0}: {}",
+            postgres.median_events_per_sec,
+            POSTGRES_TARGET_EVENTS_PER_SEC,
+            verdict(postgres.median_events_per_sec >= POSTGRES_TARGET_EVENTS_PER_SEC)
+        );
+    }
+    if !objects.runs.is_empty() && !raw.runs.is_empty() {
+        println!(
         "object replay / raw put: {ratio:.2} of the MB/s (target: at least {OBJECTS_TARGET_RATIO}, within 2x): {}",
         verdict(ratio >= OBJECTS_TARGET_RATIO)
     );
+    }
+    if let Some(r) = ceiling_ratio(postgres, ceilings) {
+        let rounds: Vec<String> = postgres
+            .runs
+            .iter()
+            .zip(
+                ceilings["unnest_insert_rows"]["runs_per_sec"]
+                    .as_array()
+                    .into_iter()
+                    .flatten(),
+            )
+            .map(|(run, c)| {
+                format!(
+                    "{:.0} %",
+                    100.0 * run.events_per_sec() / c.as_f64().unwrap_or(f64::INFINITY)
+                )
+            })
+            .collect();
+        println!(
+            "postgres replay / UNNEST insert ceiling: {:.0} events/s against {:.0} rows/s (medians) = {:.0} % (rounds: {}; target: at least {:.0} %): {}",
+            postgres.median_events_per_sec,
+            ceilings["unnest_insert_rows"]["per_sec"].as_f64().unwrap_or(0.0),
+            r * 100.0,
+            rounds.join(", "),
+            POSTGRES_CEILING_TARGET_RATIO * 100.0,
+            verdict(r >= POSTGRES_CEILING_TARGET_RATIO)
+        );
+    }
 }
 
 #[cfg(test)]
