@@ -150,7 +150,7 @@ def main():
                 log(f"round {i + 1}/{args.runs}: {mode}")
                 run, tel, total, top = one(mode, args.binary, work)
                 tops[mode].update(top)
-                worker_cpu = run["cpu_by_process_s"]["worker0"]
+                worker_cpu = run["cpu_by_process_s"]["imgcrawl"]
                 share = tel / total * (worker_cpu / run["cpu_s"]) if total and run["cpu_s"] else 0
                 rows[mode].append({"samples": total, "telemetry_samples": tel,
                                    "in_worker": tel / total if total else 0,
