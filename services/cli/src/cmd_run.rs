@@ -39,22 +39,42 @@ fn stage_names() -> impl clap::builder::TypedValueParser<Value = Stage> {
         .map(|s| s.parse::<Stage>().expect("a possible value"))
 }
 
-/// Reads the config file (if any) and applies settings and flags on top.
+/// Reads the config file (if any) and applies settings and flags on top. Where the
+/// database and the bucket are comes from the flags and environment, then the file,
+/// then the local stack's defaults: a file that does not name them (only an `[index]`
+/// batch size, say) no longer points the stages at its built-in defaults instead of
+/// the stack the environment describes.
 pub fn load_config(settings: &Settings, args: &RunArgs) -> Result<StagesConfig> {
-    let mut cfg: StagesConfig = match &args.config {
+    let text = match &args.config {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("parse {}", p.display()))?
+            Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
         }
+        None => None,
+    };
+    let parse = |t: &str| -> Result<StagesConfig> {
+        let p = args
+            .config
+            .as_deref()
+            .unwrap_or(std::path::Path::new("config"));
+        toml::from_str(t).with_context(|| format!("parse {}", p.display()))
+    };
+    let mut cfg = match &text {
+        Some(t) => parse(t)?,
         None => StagesConfig::default(),
+    };
+    let file: Option<toml::Table> = text.as_deref().and_then(|t| t.parse().ok());
+    let file_sets = |section: &str, key: &str| {
+        file.as_ref()
+            .and_then(|f| f.get(section))
+            .and_then(|s| s.get(key))
+            .is_some()
     };
     cfg.bus = settings.bus_with(args.config.as_deref(), "imgcrawl-run")?;
     cfg.allow_targets(args.allow_loopback, args.allow_private);
-    if args.config.is_none() || settings.database_url.is_some() {
+    if settings.database_url.is_some() || !file_sets("index", "database_url") {
         cfg.index.database_url = settings.database_url();
     }
-    if args.config.is_none() || settings.bucket.is_some() {
+    if settings.bucket.is_some() || !file_sets("store", "target") {
         cfg.store.target = settings.bucket()?;
     }
     Ok(cfg)
@@ -134,5 +154,65 @@ pub async fn run(
     match failed {
         Some(e) => Err(e.into()),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(database_url: Option<&str>) -> Settings {
+        Settings {
+            nats_url: None,
+            database_url: database_url.map(Into::into),
+            bucket: Some("file:///data/images".into()),
+            ha_nodes: None,
+            nats_replicas: None,
+            nats_storage: None,
+        }
+    }
+
+    fn args(config: Option<PathBuf>) -> RunArgs {
+        RunArgs {
+            stages: Vec::new(),
+            config,
+            allow_loopback: false,
+            allow_private: false,
+        }
+    }
+
+    #[test]
+    fn a_file_that_does_not_name_the_database_keeps_the_environments() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("run.toml");
+        let env = "postgres://stack:1/imgcrawl";
+        // only a batch size: the database and bucket are the environment's
+        std::fs::write(&file, "[index]\nbatch_size = 500\n").unwrap();
+        let cfg = load_config(&settings(Some(env)), &args(Some(file.clone()))).unwrap();
+        assert_eq!(cfg.index.database_url, env);
+        assert_eq!(cfg.store.target, "file:///data/images");
+        // without a flag or variable, the stack's default, not the file's built-in one
+        let bare = Settings {
+            bucket: None,
+            ..settings(None)
+        };
+        let cfg = load_config(&bare, &args(Some(file.clone()))).unwrap();
+        assert_eq!(cfg.index.database_url, crate::stack::default_database_url());
+        assert_eq!(cfg.store.target, crate::stack::default_bucket().unwrap());
+        assert_ne!(
+            cfg.store.target,
+            imgcrawl_pipeline::StagesConfig::default().store.target,
+            "the stack's bucket is an absolute path, the built-in default a relative one"
+        );
+        // a file that names them wins over the defaults, and flags win over the file
+        std::fs::write(
+            &file,
+            "[index]\ndatabase_url = \"postgres://file:2/x\"\n[store]\ntarget = \"s3://b\"\n",
+        )
+        .unwrap();
+        let cfg = load_config(&settings(None), &args(Some(file.clone()))).unwrap();
+        assert_eq!(cfg.index.database_url, "postgres://file:2/x");
+        let cfg = load_config(&settings(Some(env)), &args(Some(file))).unwrap();
+        assert_eq!(cfg.index.database_url, env);
     }
 }
