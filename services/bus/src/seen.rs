@@ -56,7 +56,7 @@ fn claim_value(owner: &str, depth: Option<u32>) -> String {
 
 /// Splits a stored claim into its owner tag and depth (none for image claims and for
 /// claims written before depths were recorded).
-pub fn parse_claim(value: &[u8]) -> (String, Option<u32>) {
+fn parse_claim(value: &[u8]) -> (String, Option<u32>) {
     let s = String::from_utf8_lossy(value);
     match s.rsplit_once('/') {
         Some((owner, d)) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {

@@ -45,24 +45,15 @@ fn stage_names() -> impl clap::builder::TypedValueParser<Value = Stage> {
 /// batch size, say) no longer points the stages at its built-in defaults instead of
 /// the stack the environment describes.
 pub fn load_config(settings: &Settings, args: &RunArgs) -> Result<StagesConfig> {
-    let text = match &args.config {
+    let (mut cfg, file): (StagesConfig, Option<toml::Table>) = match &args.config {
         Some(p) => {
-            Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+            let cfg = toml::from_str(&text).with_context(|| format!("parse {}", p.display()))?;
+            (cfg, text.parse().ok())
         }
-        None => None,
+        None => (StagesConfig::default(), None),
     };
-    let parse = |t: &str| -> Result<StagesConfig> {
-        let p = args
-            .config
-            .as_deref()
-            .unwrap_or(std::path::Path::new("config"));
-        toml::from_str(t).with_context(|| format!("parse {}", p.display()))
-    };
-    let mut cfg = match &text {
-        Some(t) => parse(t)?,
-        None => StagesConfig::default(),
-    };
-    let file: Option<toml::Table> = text.as_deref().and_then(|t| t.parse().ok());
     let file_sets = |section: &str, key: &str| {
         file.as_ref()
             .and_then(|f| f.get(section))
@@ -163,12 +154,9 @@ mod tests {
 
     fn settings(database_url: Option<&str>) -> Settings {
         Settings {
-            nats_url: None,
             database_url: database_url.map(Into::into),
             bucket: Some("file:///data/images".into()),
-            ha_nodes: None,
-            nats_replicas: None,
-            nats_storage: None,
+            ..Settings::default()
         }
     }
 

@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use crate::stack;
 
-/// Connection settings shared by every command.
-#[derive(Debug, Clone, Args)]
+/// Connection settings shared by every command (`Default`: nothing given, every value
+/// from the local stack's defaults).
+#[derive(Debug, Clone, Default, Args)]
 pub struct Settings {
     /// NATS server URL (default: the local stack's).
     #[arg(long, env = "NATS_URL", global = true)]
@@ -201,17 +202,6 @@ fn relative_to(cfg: &mut BusConfig, dir: &Path) {
 mod tests {
     use super::*;
 
-    fn settings() -> Settings {
-        Settings {
-            nats_url: None,
-            database_url: None,
-            bucket: None,
-            ha_nodes: None,
-            nats_replicas: None,
-            nats_storage: None,
-        }
-    }
-
     #[test]
     fn the_bus_section_is_under_flags_and_its_paths_are_relative_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -221,7 +211,7 @@ mod tests {
             "[crawl]\n[bus]\nreplicas = 3\nmax_age_secs = 60\ntls_ca_file = \"ca.pem\"\n",
         )
         .unwrap();
-        let cfg = settings().bus_with(Some(&file), "t").unwrap();
+        let cfg = Settings::default().bus_with(Some(&file), "t").unwrap();
         assert_eq!((cfg.replicas, cfg.max_age_secs), (3, 60));
         assert_eq!(cfg.tls_ca_file, Some(dir.path().join("ca.pem")));
         assert_eq!(
@@ -234,17 +224,17 @@ mod tests {
         let flags = Settings {
             nats_replicas: Some(1),
             nats_storage: Some(Storage::Memory),
-            ..settings()
+            ..Settings::default()
         };
         let cfg = flags.bus_with(Some(&file), "t").unwrap();
         assert_eq!((cfg.replicas, cfg.storage), (1, Storage::Memory));
 
         std::fs::write(&file, "[bus]\nnats_url = \"nats://a:1,nats://b:2\"\n").unwrap();
-        let cfg = settings().bus_with(Some(&file), "t").unwrap();
+        let cfg = Settings::default().bus_with(Some(&file), "t").unwrap();
         assert_eq!(cfg.nats_url, "nats://a:1,nats://b:2", "the file's url");
         let over = Settings {
             nats_url: Some("nats://c:3".into()),
-            ..settings()
+            ..Settings::default()
         };
         assert_eq!(
             over.bus_with(Some(&file), "t").unwrap().nats_url,
@@ -252,7 +242,10 @@ mod tests {
         );
 
         std::fs::write(&file, "[bus]\nreplica = 3\n").unwrap();
-        let e = format!("{:#}", settings().bus_with(Some(&file), "t").unwrap_err());
+        let e = format!(
+            "{:#}",
+            Settings::default().bus_with(Some(&file), "t").unwrap_err()
+        );
         assert!(e.contains("replica"), "{e}");
     }
 }
