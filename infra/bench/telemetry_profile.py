@@ -4,8 +4,8 @@
 The end-to-end comparison (`bench.py --crawlers telemetry-off,telemetry-on`) compares
 two noisy CPU totals: on this shared 2-core machine one mode's runs spread by more
 than the 3 % it has to resolve. This measures the cost inside one run instead: it runs
-the crawl benchmark in each mode with `perf record` (DWARF call graphs) attached to
-the worker, and counts the CPU samples spent in telemetry code: any frame in
+the crawl benchmark in each mode with the bench's own profiler on (`BENCH_PERF`:
+`perf record`, DWARF call graphs, on the worker during the measured window), and counts the CPU samples spent in telemetry code: any frame in
 `tracing`/`tracing_subscriber`/`tracing_core`, the span slab, `prometheus_client`'s
 encoding, or imgcrawl-telemetry's log, OTLP and HTTP modules, plus the time a
 span-instrumented future spends entering and leaving its span. The counters
@@ -34,8 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,31 +59,6 @@ def ensure_perf():
     subprocess.run(["apt-get", "update", "-qq"], check=True)
     subprocess.run(["apt-get", "install", "-y", "-qq", "linux-perf"], check=True,
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def worker_pid():
-    """The bench's worker: an `imgcrawl run` started from this checkout."""
-    out = subprocess.run(["pgrep", "-f", "imgcrawl run --allow-loopback"],
-                         capture_output=True, text=True).stdout.split()
-    for pid in out:
-        try:
-            if Path(f"/proc/{pid}/cwd").resolve() == ROOT:
-                return pid
-        except OSError:
-            continue
-    return None
-
-
-def attach(data, stop):
-    """Waits for the bench's worker, then records it until it exits."""
-    while not stop.is_set():
-        pid = worker_pid()
-        if pid:
-            subprocess.run(["perf", "record", "-q", "-F", "400", "--call-graph", "dwarf,16384",
-                            "-o", str(data), "-p", pid],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return
-        time.sleep(0.1)
 
 
 def shares(data, top=None):
@@ -116,21 +89,20 @@ def shares(data, top=None):
 
 
 def one(mode, binary, work):
-    data = work / f"{mode}.data"
-    stop = threading.Event()
-    t = threading.Thread(target=attach, args=(data, stop), daemon=True)
-    t.start()
-    env = {**os.environ, "BENCH_SETTLE_S": os.environ.get("BENCH_SETTLE_S", "5")}
+    """One bench run of `mode`, profiled by the bench itself (BENCH_PERF: `perf record`
+    on the worker during the measured window); its result, and the profile's shares."""
+    env = {**os.environ, "BENCH_SETTLE_S": os.environ.get("BENCH_SETTLE_S", "5"),
+           "BENCH_PERF": str(work)}
     subprocess.run([sys.executable, str(ROOT / "infra/bench/bench.py"), "--runs", "1",
                     "--crawlers", mode, "--binary", binary],
                    cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    stop.set()
-    t.join(60)
     run = json.loads((ROOT / "bench-results/bench.json").read_text())["runs"][mode][0]
     if "error" in run:
         raise SystemExit(f"{mode}: the bench run failed: {run['error']}")
+    data = work / f"{mode}-home-imgcrawl.data"
     top = collections.Counter()
     tel, total = shares(data, top)
+    data.unlink()
     return run, tel, total, top
 
 
