@@ -15,7 +15,7 @@ store every image.
 
     python3 infra/bench/bench.py [--runs 3] [--crawlers imgcrawl,scrapy,scaleout,r3,r3-always]
 
-The cost of `image.indexed`: `--crawlers imgcrawl,no-indexed` (the index's announcements
+The cost of the index's announcements: `--crawlers imgcrawl,no-indexed` (`images.indexed`
 off; compare CPU per image and the message census).
 
 The local bucket's directories: `--crawlers scaleout,scaleout-predirs` (every

@@ -152,9 +152,9 @@ STAGE_SETS = {
 }
 
 # The cost of one event kind (docs/performance.md, "The event budget"): `no-indexed` is
-# `imgcrawl` with the index's `image.indexed` announcements off (`[index]
+# `imgcrawl` with the index's `images.indexed` announcements off (`[index]
 # publish_indexed = false`: one stored message, its PubAck and one delivery less per
-# image). The first worker's config file, per mode.
+# committed batch; per image before they were batched). The first worker's config file, per mode.
 # With a config file, `imgcrawl run` takes the database and the bucket from it, so it
 # names the stack's (`{pg_port}` and `{home}` are filled in by `stack`).
 MODE_CONFIGS = {

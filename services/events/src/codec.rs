@@ -74,6 +74,7 @@ impl Event {
             Event::ImageRejected(e) => to_vec(e),
             Event::ImageStored(e) => to_vec(e),
             Event::ImageIndexed(e) => to_vec(e),
+            Event::ImagesIndexed(e) => to_vec(e),
             Event::ImageDeleted(e) => to_vec(e),
             Event::CrawlCompleted(e) => to_vec(e),
             Event::HaFailover(e) => to_vec(e),
@@ -125,6 +126,7 @@ pub fn decode(
         EventKind::ImageRejected => Event::ImageRejected(parse(kind, payload)?),
         EventKind::ImageStored => Event::ImageStored(parse(kind, payload)?),
         EventKind::ImageIndexed => Event::ImageIndexed(parse(kind, payload)?),
+        EventKind::ImagesIndexed => Event::ImagesIndexed(parse(kind, payload)?),
         EventKind::ImageDeleted => Event::ImageDeleted(parse(kind, payload)?),
         EventKind::CrawlCompleted => Event::CrawlCompleted(parse(kind, payload)?),
         EventKind::HaFailover => Event::HaFailover(parse(kind, payload)?),
@@ -167,6 +169,7 @@ fn validate(event: &Event) -> Result<(), DecodeError> {
         Event::ImageRejected(e) => check_url("url", &e.url),
         Event::ImageStored(e) => check_sha(&e.sha256),
         Event::ImageIndexed(e) => check_sha(&e.sha256),
+        Event::ImagesIndexed(e) => e.images.iter().try_for_each(|i| check_sha(&i.sha256)),
         Event::ImageDeleted(e) => check_sha(&e.sha256),
         Event::HaFailover(e) => check_failover(e),
     }
@@ -272,6 +275,65 @@ mod tests {
         let zero = br#"{"target":"postgres","to":"pg2","epoch":0,"reason":"x","occurred_at":"2026-01-01T00:00:00Z"}"#;
         assert!(matches!(
             decode(&enc.subject, None, zero),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    fn indexed(n: usize) -> Vec<IndexedImage> {
+        (0..n)
+            .map(|i| IndexedImage {
+                seq: 10 + i as u64,
+                job_id: Uuid::from_u128(3),
+                url: format!("http://a.test/{i}.png"),
+                sha256: format!("{i:064x}"),
+                image_id: i as i64 + 1,
+                stored_at: Utc::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_announced_per_job_in_parts_named_by_its_checkpoint() {
+        let mut all = indexed(ImagesIndexed::MAX_IMAGES * 2 + 2);
+        let other = Uuid::from_u128(4);
+        all[1].job_id = other;
+        let parts = ImagesIndexed::parts(41, &all, Utc::now());
+        assert_eq!(parts.len(), 4, "job 3 in three parts, job 4 in one");
+        assert_eq!(parts[2].images.len(), 1, "job 3's last part");
+        assert_eq!(parts[3].job_id, other);
+        assert!(parts.iter().all(|p| p.images.iter().all(|i| i.job_id == p.job_id)));
+        let mut flat: Vec<_> = parts.iter().flat_map(|p| p.images.clone()).collect();
+        flat.sort_by_key(|i| i.seq);
+        assert_eq!(flat, all, "every source once");
+        let ids: Vec<_> = parts
+            .iter()
+            .map(|p| Event::ImagesIndexed(p.clone()).msg_id())
+            .collect();
+        let j = Uuid::from_u128(3);
+        assert_eq!(
+            ids,
+            [
+                format!("images.indexed:41:{j}:0"),
+                format!("images.indexed:41:{j}:1"),
+                format!("images.indexed:41:{j}:2"),
+                format!("images.indexed:41:{other}:0"),
+            ]
+        );
+        assert_eq!(Event::ImagesIndexed(parts[3].clone()).job_id(), Some(other));
+        assert!(ImagesIndexed::parts(41, &[], Utc::now()).is_empty());
+        let e = Event::ImagesIndexed(parts[0].clone());
+        let enc = e.encode();
+        assert_eq!(enc.subject, "imgcrawl.images.indexed");
+        assert!(enc.payload.len() < 256 * 1024, "a full part stays small");
+        assert_eq!(
+            decode(&enc.subject, Some(&enc.event_header), &enc.payload).unwrap(),
+            e
+        );
+        let bad = String::from_utf8(enc.payload)
+            .unwrap()
+            .replacen(&all[0].sha256, "not-a-sha", 1);
+        assert!(matches!(
+            decode(&enc.subject, None, bad.as_bytes()),
             Err(DecodeError::Invalid(_))
         ));
     }

@@ -29,8 +29,10 @@ pub enum EventKind {
     ImageRejected,
     /// The image is in the object projection (bucket).
     ImageStored,
-    /// The image is queryable in PostgreSQL.
+    /// The image is queryable in PostgreSQL (legacy: decoded, no longer published).
     ImageIndexed,
+    /// A committed batch of the index made these images queryable.
+    ImagesIndexed,
     /// Tombstone: projections drop the image.
     ImageDeleted,
     /// The job's frontier and downloads have drained.
@@ -41,7 +43,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// All kinds, in the order a projection applies a batch's groups.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::CrawlRequested,
         EventKind::PageDiscovered,
         EventKind::PageFetched,
@@ -51,6 +53,7 @@ impl EventKind {
         EventKind::ImageRejected,
         EventKind::ImageStored,
         EventKind::ImageIndexed,
+        EventKind::ImagesIndexed,
         EventKind::ImageDeleted,
         EventKind::CrawlStopped,
         EventKind::CrawlCompleted,
@@ -70,6 +73,7 @@ impl EventKind {
             EventKind::ImageRejected => "image.rejected",
             EventKind::ImageStored => "image.stored",
             EventKind::ImageIndexed => "image.indexed",
+            EventKind::ImagesIndexed => "images.indexed",
             EventKind::ImageDeleted => "image.deleted",
             EventKind::CrawlCompleted => "crawl.completed",
             EventKind::HaFailover => "ha.failover",
@@ -84,6 +88,16 @@ impl EventKind {
     /// The `Imgcrawl-Event` header value, e.g. `image.downloaded.v1`.
     pub fn header_value(self) -> String {
         format!("{}.v{SCHEMA_VERSION}", self.name())
+    }
+
+    /// Whether the index publishes events of this kind (its announcements), so that no
+    /// projection applies them: `images.indexed`, the legacy `image.indexed` and
+    /// `crawl.completed`.
+    pub fn is_index_output(self) -> bool {
+        matches!(
+            self,
+            EventKind::ImageIndexed | EventKind::ImagesIndexed | EventKind::CrawlCompleted
+        )
     }
 
     /// Whether events of this kind are split by host into partitions, each on its own

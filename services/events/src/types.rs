@@ -332,7 +332,10 @@ pub struct ImageStored {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// `imgcrawl.image.indexed`: the image is queryable.
+/// `imgcrawl.image.indexed`: the image is queryable. **No longer published**: the index
+/// announces a committed batch with one [`ImagesIndexed`] instead (one stored message
+/// per batch rather than per image). Still decoded, so a stream written by an earlier
+/// version replays cleanly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageIndexed {
@@ -346,6 +349,80 @@ pub struct ImageIndexed {
     pub image_id: i64,
     /// When the index committed it.
     pub occurred_at: DateTime<Utc>,
+}
+
+/// `imgcrawl.images.indexed`: the image sources of one job that one committed batch of
+/// the index made queryable (stored, image not deleted), in stream order. A
+/// best-effort notification: no projection reads it. A batch announces each job's
+/// sources separately (one trace per job), in parts of at most
+/// [`ImagesIndexed::MAX_IMAGES`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesIndexed {
+    /// The job.
+    pub job_id: Uuid,
+    /// The index's checkpoint after the batch: the stream sequence of the last event it
+    /// applied. Every source stored at or below it that the batch made queryable is in
+    /// this announcement (or its other parts).
+    pub checkpoint: u64,
+    /// Which part of the batch's announcement for this job this is, from 0.
+    pub part: u32,
+    /// The sources, in stream order.
+    pub images: Vec<IndexedImage>,
+    /// When the announcement was made.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// One image source in [`ImagesIndexed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexedImage {
+    /// The stream sequence of the `image.stored` that made it queryable.
+    pub seq: u64,
+    /// The job.
+    pub job_id: Uuid,
+    /// The image URL.
+    pub url: String,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+    /// The image's id in the index.
+    pub image_id: i64,
+    /// When it was stored (the `image.stored` event's time).
+    pub stored_at: DateTime<Utc>,
+}
+
+impl ImagesIndexed {
+    /// The most sources one announcement carries: a part stays well under the server's
+    /// message size limit (1 MiB by default) even with long URLs.
+    pub const MAX_IMAGES: usize = 256;
+
+    /// The announcements of a batch committed at `checkpoint`, made at `at`: per job (in
+    /// order of first appearance), `indexed` in parts of at most [`Self::MAX_IMAGES`];
+    /// none if it is empty.
+    pub fn parts(checkpoint: u64, indexed: &[IndexedImage], at: DateTime<Utc>) -> Vec<Self> {
+        let mut jobs: Vec<(Uuid, Vec<IndexedImage>)> = Vec::new();
+        for i in indexed {
+            match jobs.iter_mut().find(|(j, _)| *j == i.job_id) {
+                Some((_, v)) => v.push(i.clone()),
+                None => jobs.push((i.job_id, vec![i.clone()])),
+            }
+        }
+        jobs.into_iter()
+            .flat_map(|(job_id, images)| {
+                images
+                    .chunks(Self::MAX_IMAGES)
+                    .enumerate()
+                    .map(|(part, images)| ImagesIndexed {
+                        job_id,
+                        checkpoint,
+                        part: part as u32,
+                        images: images.to_vec(),
+                        occurred_at: at,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
 }
 
 /// `imgcrawl.image.deleted`: tombstone, projections drop the image.
@@ -438,8 +515,10 @@ pub enum Event {
     ImageRejected(ImageRejected),
     /// See [`ImageStored`].
     ImageStored(ImageStored),
-    /// See [`ImageIndexed`].
+    /// See [`ImageIndexed`] (legacy, decoded but no longer published).
     ImageIndexed(ImageIndexed),
+    /// See [`ImagesIndexed`].
+    ImagesIndexed(ImagesIndexed),
     /// See [`ImageDeleted`].
     ImageDeleted(ImageDeleted),
     /// See [`CrawlCompleted`].
@@ -462,6 +541,7 @@ impl Event {
             Event::ImageRejected(_) => EventKind::ImageRejected,
             Event::ImageStored(_) => EventKind::ImageStored,
             Event::ImageIndexed(_) => EventKind::ImageIndexed,
+            Event::ImagesIndexed(_) => EventKind::ImagesIndexed,
             Event::ImageDeleted(_) => EventKind::ImageDeleted,
             Event::CrawlCompleted(_) => EventKind::CrawlCompleted,
             Event::HaFailover(_) => EventKind::HaFailover,
@@ -481,6 +561,7 @@ impl Event {
             Event::ImageRejected(e) => Some(e.job_id),
             Event::ImageStored(e) => Some(e.job_id),
             Event::ImageIndexed(e) => Some(e.job_id),
+            Event::ImagesIndexed(e) => Some(e.job_id),
             Event::ImageDeleted(_) | Event::HaFailover(_) => None,
             Event::CrawlCompleted(e) => Some(e.job_id),
         }
@@ -523,6 +604,9 @@ impl Event {
             Event::ImageRejected(e) => format!("image.outcome:{}:{}", e.job_id, url_key(&e.url)),
             Event::ImageStored(e) => format!("image.stored:{}:{}", e.job_id, url_key(&e.url)),
             Event::ImageIndexed(e) => format!("image.indexed:{}:{}", e.job_id, url_key(&e.url)),
+            Event::ImagesIndexed(e) => {
+                format!("images.indexed:{}:{}:{}", e.checkpoint, e.job_id, e.part)
+            }
             Event::ImageDeleted(e) => format!(
                 "image.deleted:{}:{}",
                 e.sha256,
@@ -546,6 +630,7 @@ impl Event {
             Event::ImageRejected(e) => e.occurred_at,
             Event::ImageStored(e) => e.occurred_at,
             Event::ImageIndexed(e) => e.occurred_at,
+            Event::ImagesIndexed(e) => e.occurred_at,
             Event::ImageDeleted(e) => e.occurred_at,
             Event::CrawlCompleted(e) => e.occurred_at,
             Event::HaFailover(e) => e.occurred_at,

@@ -22,7 +22,8 @@ pub struct Config {
     pub replay_batch_size: usize,
     /// Milliseconds to linger for more events once the first event of a batch arrived.
     pub batch_wait_ms: u64,
-    /// Publish `image.indexed` for every image source that became queryable.
+    /// Publish `images.indexed` for every committed batch that made image sources
+    /// queryable (one message per batch, not per image).
     pub publish_indexed: bool,
     /// On start-up, `crawl.completed` is published again for jobs that completed within
     /// this many seconds (stream time) before the checkpoint, in case the previous run

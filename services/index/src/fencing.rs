@@ -6,7 +6,7 @@
 //! `imgcrawl-ha`, key `postgres`, see `imgcrawl_bus::ha`) it follows: **primary** when
 //! the pointer names its node, **standby** otherwise. Both roles apply every event (a
 //! standby is a warm copy a few events behind); only the primary publishes what
-//! batches produce (`image.indexed`, `crawl.completed`, dead letters), and it does so
+//! batches produce (`images.indexed`, `crawl.completed`, dead letters), and it does so
 //! after the commit of a batch it applied while the pointer named its node.
 //!
 //! **Fencing.** A writer holds the epoch of the pointer it last saw. Inside every
@@ -26,7 +26,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use imgcrawl_events::Event;
+use imgcrawl_bus::Bus;
+use imgcrawl_events::{Event, EventKind};
 use imgcrawl_readmodel::checkpoint;
 
 use crate::error::IndexError;
@@ -161,6 +162,40 @@ pub(crate) fn backlog(fence: Option<&mut Fence>) -> Vec<Event> {
     }
 }
 
+/// The part of a promoted writer's `backlog` that the old primary did not announce.
+/// `crawl.completed` keeps its per-job message id, which the stream deduplicates. An
+/// `images.indexed` is named by its batch's checkpoint, and the two writers cut their
+/// batches differently, so ids cannot tell: the old primary announced its batches in
+/// order, so every source stored at or below the checkpoint of the last announcement in
+/// the stream (`announced`) was announced, and only sources above it are kept.
+pub(crate) fn unannounced(backlog: Vec<Event>, announced: Option<u64>) -> Vec<Event> {
+    let Some(announced) = announced else {
+        return backlog;
+    };
+    backlog
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ImagesIndexed(mut a) => {
+                a.images.retain(|i| i.seq > announced);
+                (!a.images.is_empty()).then_some(Event::ImagesIndexed(a))
+            }
+            other => Some(other),
+        })
+        .collect()
+}
+
+/// The checkpoint of the last `images.indexed` in the stream, `None` if there is none or
+/// it cannot be read (then nothing is filtered: a duplicate is better than a loss).
+pub(crate) async fn last_announced(bus: &Bus) -> Option<u64> {
+    let stream = bus.js.get_stream(&bus.config.stream).await.ok()?;
+    let subject = EventKind::ImagesIndexed.subject();
+    let msg = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
+    match imgcrawl_events::decode(&subject, None, &msg.payload) {
+        Ok(Event::ImagesIndexed(a)) => Some(a.checkpoint),
+        _ => None,
+    }
+}
+
 /// Inside a projection transaction: fails with [`IndexError::Fenced`] if the node's
 /// checkpoint row records an epoch above `epoch`; otherwise records `epoch` there (the
 /// row stays locked until the transaction ends).
@@ -210,5 +245,49 @@ mod tests {
         let fixed = Fence::fixed("a", ptr("a", 7));
         assert!(fixed.is_primary());
         assert_eq!(fixed.epoch(), 7);
+    }
+
+    #[test]
+    fn a_promoted_writer_announces_only_sources_above_the_last_announcement() {
+        use imgcrawl_events::{CompletionStatus, CrawlCompleted, ImagesIndexed, IndexedImage};
+        let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let img = |seq: u64| IndexedImage {
+            seq,
+            job_id: uuid::Uuid::nil(),
+            url: format!("http://a.test/{seq}.png"),
+            sha256: format!("{seq:064x}"),
+            image_id: seq as i64,
+            stored_at: at,
+        };
+        let batch = |cp: u64, seqs: &[u64]| {
+            let images: Vec<_> = seqs.iter().map(|s| img(*s)).collect();
+            Event::ImagesIndexed(ImagesIndexed::parts(cp, &images, at).remove(0))
+        };
+        let done = Event::CrawlCompleted(CrawlCompleted {
+            job_id: uuid::Uuid::nil(),
+            status: CompletionStatus::Completed,
+            pages_fetched: 0,
+            pages_failed: 0,
+            images_stored: 0,
+            images_rejected: 0,
+            bytes: 0,
+            occurred_at: at,
+        });
+        // the standby cut its batches at 12 and 20; the old primary announced up to 15
+        let backlog = vec![batch(12, &[10, 12]), batch(20, &[14, 16, 20]), done.clone()];
+        let seqs = |events: &[Event]| -> Vec<u64> {
+            events
+                .iter()
+                .flat_map(|e| match e {
+                    Event::ImagesIndexed(a) => a.images.iter().map(|i| i.seq).collect(),
+                    _ => vec![0],
+                })
+                .collect()
+        };
+        let kept = unannounced(backlog.clone(), Some(15));
+        assert_eq!(seqs(&kept), [16, 20, 0], "the first batch is dropped whole");
+        assert!(matches!(&kept[0], Event::ImagesIndexed(a) if a.checkpoint == 20));
+        assert_eq!(unannounced(backlog.clone(), None), backlog, "nothing known: all kept");
+        assert_eq!(seqs(&unannounced(backlog, Some(20))), [0], "completions stay");
     }
 }

@@ -10,7 +10,7 @@
 //!   sequences, never from `now()` or a serial, so two replays of one stream (or two
 //!   database nodes) hold identical rows and can be compared by digest.
 //! * [`run`] is the live stage: an in-order reader from the checkpoint on
-//!   (the `source` module), batches committed then announced (`image.indexed`,
+//!   (the `source` module), batches committed then announced (`images.indexed`,
 //!   `crawl.completed`), dead letters for poison, retries while the database is down.
 //! * [`replay`] rebuilds a projection from the stream with the same loop (the `stage`
 //!   module), publishing nothing, in large batches, up to the stream's end or `until`.

@@ -17,7 +17,7 @@ const REPLAY_LINGER: Duration = Duration::from_millis(20);
 /// The loop's mode.
 pub(crate) enum Mode {
     /// The live index: retries opening the database and the stream until they answer,
-    /// publishes what batches produce (dead letters, `image.indexed`,
+    /// publishes what batches produce (dead letters, `images.indexed`,
     /// `crawl.completed`, recent completions at start), runs until shutdown. An HA
     /// writer has a fence: it publishes only while primary, and every transaction is
     /// fenced by its epoch.

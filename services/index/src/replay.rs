@@ -5,7 +5,7 @@
 //! database) up to the stream's last sequence at start, or `until` if smaller, and
 //! applies the events exactly as the live stage does (the same reader, the same
 //! [`apply_batch_through`](crate::apply_batch_through), the same transaction with the
-//! checkpoint and the stream check). It publishes nothing: not `image.indexed`, not
+//! checkpoint and the stream check). It publishes nothing: not `images.indexed`, not
 //! `crawl.completed`, not dead letters. Killed at any point, it loses at most the batch
 //! in flight (rolled back) and a new replay continues from the checkpoint.
 

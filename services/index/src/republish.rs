@@ -10,7 +10,7 @@
 //! so it still covers the last batch after a long outage. Message ids are
 //! deterministic (`crawl.completed:<job>`), so a re-publication inside the stream's
 //! duplicate window is dropped by the server; one after it is a harmless duplicate
-//! that consumers of `crawl.completed` must tolerate. `image.indexed` is not
+//! that consumers of `crawl.completed` must tolerate. `images.indexed` is not
 //! re-published: it is a best-effort notification.
 
 use imgcrawl_bus::Bus;

@@ -290,6 +290,6 @@ mod tests {
         assert!(s.contains(&"imgcrawl.image.deleted".to_string()));
         assert!(!s
             .iter()
-            .any(|x| x.ends_with("image.indexed") || x.ends_with("crawl.completed")));
+            .any(|x| x.ends_with("indexed") || x.ends_with("crawl.completed")));
     }
 }

@@ -9,7 +9,7 @@
 //!    checks that the database projects this stream), retried with back-off while
 //!    PostgreSQL is unavailable (from memory: nothing is acked, nothing is
 //!    redelivered, and events at or below the checkpoint are skipped anyway);
-//! 3. only after the commit, `image.indexed` and `crawl.completed` are published (see
+//! 3. only after the commit, `images.indexed` and `crawl.completed` are published (see
 //!    the `republish` module for a crash in between).
 //!
 //! A replay runs the same loop in [`Mode::Replay`] (no dead letters, no
@@ -182,7 +182,10 @@ impl Stage {
             let (pool, name) = (&self.pool, &self.config.checkpoint_name);
             republish::republish(&self.bus, pool, name, self.config.republish_window_secs).await;
         }
-        let mut events = backlog;
+        let mut events = match backlog.is_empty() {
+            true => backlog,
+            false => fencing::unannounced(backlog, fencing::last_announced(&self.bus).await),
+        };
         events.extend(effects.events(self.config.publish_indexed));
         if events.is_empty() {
             return Ok(true);

@@ -3,7 +3,7 @@
 //!
 //! * **Events**: the stream's last sequence minus the checkpoint, while an event the
 //!   index applies is waiting above the checkpoint; 0 otherwise. The index does not
-//!   apply its own outputs (`image.indexed`, `crawl.completed`), which usually end the
+//!   apply its own outputs (`images.indexed`, `crawl.completed`), which usually end the
 //!   stream, so a caught-up projection has lag 0 even though its checkpoint is below
 //!   the stream's last sequence.
 //! * **Seconds**: the age of the oldest event waiting above the checkpoint that the
@@ -34,7 +34,7 @@ pub struct Lag {
 
 /// Whether the index applies events of `kind`: every kind but its own outputs.
 pub fn applies(kind: EventKind) -> bool {
-    !matches!(kind, EventKind::ImageIndexed | EventKind::CrawlCompleted)
+    !kind.is_index_output()
 }
 
 /// Whether the index applies what arrives on `subject` (a routed kind's partition
@@ -92,15 +92,17 @@ mod tests {
         let s = applied_subjects();
         assert_eq!(
             s.len(),
-            EventKind::ALL.len() - 2 + 2,
+            EventKind::ALL.len() - 3 + 2,
             "two routed kinds: two filters each"
         );
         assert!(s.contains(&"imgcrawl.image.discovered.*".to_string()));
         assert!(applies_subject("imgcrawl.page.discovered.p3"));
         assert!(applies_subject("imgcrawl.image.deleted"));
         assert!(!applies_subject("imgcrawl.image.indexed"));
+        assert!(!applies_subject("imgcrawl.images.indexed"));
         assert!(!applies_subject("imgcrawl.dlq.crawl"));
         assert!(!s.contains(&EventKind::ImageIndexed.subject()));
+        assert!(!s.contains(&EventKind::ImagesIndexed.subject()));
         assert!(!s.contains(&EventKind::CrawlCompleted.subject()));
         assert!(s.contains(&EventKind::ImageDeleted.subject()));
     }

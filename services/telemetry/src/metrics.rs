@@ -124,7 +124,7 @@ pub struct Metrics {
     pub index_lag_events: Family<labels::Projection, Gauge>,
     /// Index lag in seconds: the age of the oldest event waiting.
     pub index_lag_seconds: Family<labels::Projection, FloatGauge>,
-    /// Images made queryable (published `image.indexed`).
+    /// Image sources made queryable (announced in `images.indexed`).
     pub images_indexed: Family<labels::Projection, Counter>,
     /// Jobs in the projection by status (`running`, `stopping`, `completed`,
     /// `stopped`), measured with the lag.
@@ -310,7 +310,7 @@ impl Metrics {
         );
         r.register(
             "imgcrawl_images_indexed",
-            "Images made queryable (image.indexed published)",
+            "Image sources made queryable (announced in images.indexed)",
             m.images_indexed.clone(),
         );
         r.register(

@@ -187,7 +187,7 @@ pub fn last_applied_seq(events: &[RawEvent]) -> u64 {
         .iter()
         .filter(|e| {
             EventKind::from_subject(&e.subject)
-                .is_some_and(|k| !matches!(k, EventKind::ImageIndexed | EventKind::CrawlCompleted))
+                .is_some_and(|k| !k.is_index_output())
         })
         .map(|e| e.seq)
         .max()

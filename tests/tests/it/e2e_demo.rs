@@ -179,7 +179,7 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
         EventKind::ImageDownloaded,
         EventKind::ImageRejected,
         EventKind::ImageStored,
-        EventKind::ImageIndexed,
+        EventKind::ImagesIndexed,
         EventKind::CrawlCompleted,
     ] {
         assert!(kinds.contains(&k), "the run emitted {k}");
@@ -197,15 +197,19 @@ async fn demo_site_is_indexed_exactly_as_its_ground_truth_says() {
     p.shutdown().await;
 }
 
-/// Waits until the index has published its outputs (image.indexed per stored source,
-/// crawl.completed), then returns every event.
+/// Waits until the index has published its outputs (every stored source in an
+/// images.indexed announcement, crawl.completed), then returns every event.
 async fn wait_for_outputs(p: &Pipeline, stored: usize) -> Vec<imgcrawl_tests::pipeline::RawEvent> {
     for _ in 0..100 {
         let events = p.events().await;
-        let indexed = events
+        let indexed: usize = events
             .iter()
-            .filter(|e| e.subject == EventKind::ImageIndexed.subject())
-            .count();
+            .filter(|e| e.subject == EventKind::ImagesIndexed.subject())
+            .map(|e| {
+                let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+                v["images"].as_array().map_or(0, Vec::len)
+            })
+            .sum();
         let done = events
             .iter()
             .any(|e| e.subject == EventKind::CrawlCompleted.subject());

@@ -139,7 +139,7 @@ async fn duplicated_and_redelivered_events_change_nothing() {
         let Some(kind) = EventKind::from_subject(&e.subject) else {
             continue;
         };
-        if matches!(kind, EventKind::ImageIndexed | EventKind::CrawlCompleted) {
+        if kind.is_index_output() {
             continue;
         }
         let mut h = HeaderMap::new();

@@ -333,12 +333,15 @@ async fn primary_killed_mid_crawl_the_standby_completes_it_and_the_old_primary_r
     let events = rig.p.events().await;
     let mut indexed: Vec<String> = events
         .iter()
-        .filter(|e| e.subject == EventKind::ImageIndexed.subject())
-        .map(|e| {
-            serde_json::from_slice::<Value>(&e.payload).unwrap()["url"]
-                .as_str()
+        .filter(|e| e.subject == EventKind::ImagesIndexed.subject())
+        .flat_map(|e| {
+            let v = serde_json::from_slice::<Value>(&e.payload).unwrap();
+            v["images"]
+                .as_array()
                 .unwrap()
-                .to_string()
+                .iter()
+                .map(|i| i["url"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
         })
         .collect();
     let n = indexed.len();

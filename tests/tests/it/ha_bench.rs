@@ -10,7 +10,7 @@
 //! * **detection**: from the kill to the pointer naming the standby;
 //! * **write gap**: from the last commit on the old primary to the first commit on the
 //!   new one, as CloudNativePG's e2e test measures it. A commit as primary is announced
-//!   right after it by `image.indexed`, so the gap is read from the stream's timestamps
+//!   right after it by `images.indexed`, so the gap is read from the stream's timestamps
 //!   of those announcements (the last before the switch, the first after);
 //! * **lost / duplicated rows**: every `image.stored` of the job must be a stored row
 //!   on the new primary, no image source may be announced twice, no image or source
@@ -65,7 +65,7 @@ async fn bench_failover() {
         rows.push(o);
     }
     println!();
-    println!("| checks | detection (kill -> pointer) | write gap (last commit old -> first commit new) | image.indexed/s before | lost rows | duplicated rows | new primary = replay | images |");
+    println!("| checks | detection (kill -> pointer) | write gap (last commit old -> first commit new) | sources announced/s before | lost rows | duplicated rows | new primary = replay | images |");
     println!("|---|---|---|---|---|---|---|---|");
     for o in &rows {
         println!(
@@ -208,10 +208,20 @@ async fn scenario(label: &'static str, interval_ms: u64) -> Outcome {
     assert!(done, "the job did not drain on pg2");
 
     let events = read_events(&p).await;
+    // every announced source, at the time its announcement was stored
     let indexed: Vec<(DateTime<Utc>, String)> = events
         .iter()
-        .filter(|e| e.1 == EventKind::ImageIndexed.subject())
-        .map(|e| (e.2, key(&e.3)))
+        .filter(|e| e.1 == EventKind::ImagesIndexed.subject())
+        .flat_map(|e| {
+            let v: Value = serde_json::from_slice(&e.3).unwrap_or(Value::Null);
+            let urls: Vec<String> = v["images"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| i["url"].as_str().unwrap_or_default().to_string())
+                .collect();
+            urls.into_iter().map(move |u| (e.2, u))
+        })
         .collect();
     let last_old = indexed
         .iter()

@@ -215,7 +215,7 @@ async fn the_live_stage_projects_announces_survives_outages_and_resumes() {
         "poison is dead-lettered: {seen:?}"
     );
     assert!(
-        pos("imgcrawl.image.indexed") < pos("imgcrawl.crawl.completed"),
+        pos("imgcrawl.images.indexed") < pos("imgcrawl.crawl.completed"),
         "{seen:?}"
     );
 

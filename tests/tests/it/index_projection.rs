@@ -6,7 +6,7 @@ use crate::index_common;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use imgcrawl_events::{CompletionStatus, CrawlCompleted, Event, ImageIndexed};
+use imgcrawl_events::{CompletionStatus, CrawlCompleted, Event, IndexedImage};
 use imgcrawl_index::{apply_batch, apply_batch_through, read_checkpoint, BatchEffects, Sourced};
 use imgcrawl_tests::Postgres;
 use sqlx::PgPool;
@@ -37,7 +37,7 @@ async fn apply(pool: &PgPool, batch: &[Sourced]) -> BatchEffects {
 async fn apply_all(
     pool: &PgPool,
     batches: &[Vec<Sourced>],
-) -> (Vec<CrawlCompleted>, Vec<ImageIndexed>) {
+) -> (Vec<CrawlCompleted>, Vec<IndexedImage>) {
     let (mut done, mut indexed) = (Vec::new(), Vec::new());
     for b in batches {
         let e = apply(pool, b).await;
@@ -255,7 +255,7 @@ async fn the_projection_holds_what_the_events_say() {
     let indexed: Vec<(String, i64, DateTime<Utc>)> = effects
         .indexed
         .iter()
-        .map(|i| (i.url.clone(), i.image_id, i.occurred_at))
+        .map(|i| (i.url.clone(), i.image_id, i.stored_at))
         .collect();
     assert_eq!(
         indexed,
@@ -288,10 +288,15 @@ async fn the_projection_holds_what_the_events_say() {
         (1, 1, 2, 1, 2000)
     );
     let events = effects.events(true);
-    assert!(
-        matches!(events.first(), Some(Event::ImageIndexed(_)))
-            && matches!(events.last(), Some(Event::CrawlCompleted(_)))
-    );
+    match events.first() {
+        Some(Event::ImagesIndexed(a)) => {
+            assert_eq!(a.images, effects.indexed, "one announcement, every source in order");
+            assert_eq!(a.checkpoint, effects.applied.checkpoint);
+        }
+        other => panic!("the batch's announcement comes first, got {other:?}"),
+    }
+    assert!(matches!(events.last(), Some(Event::CrawlCompleted(_))));
+    assert_eq!(events.len(), 5, "one announcement and four completions");
     assert_eq!(effects.events(false).len(), 4);
 }
 

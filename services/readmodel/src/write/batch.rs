@@ -72,7 +72,7 @@ pub(crate) struct Groups<'a> {
     pub job_last: BTreeMap<Uuid, (u64, DateTime<Utc>)>,
     /// Events of jobs not requested before them.
     pub orphans: usize,
-    /// The index's own outputs (`image.indexed`, `crawl.completed`), never applied.
+    /// The index's own outputs (`images.indexed`, `crawl.completed`), never applied.
     pub outputs: usize,
 }
 
@@ -169,7 +169,7 @@ impl<'a> Groups<'a> {
             let (seq, at) = (s.seq, s.occurred_at());
             match &s.event {
                 Event::CrawlRequested(_) | Event::HaFailover(_) => continue,
-                Event::ImageIndexed(_) | Event::CrawlCompleted(_) => {
+                Event::ImageIndexed(_) | Event::ImagesIndexed(_) | Event::CrawlCompleted(_) => {
                     g.outputs += 1;
                     continue;
                 }

@@ -1,6 +1,7 @@
 //! What applying a batch did, and what to publish once it is committed.
 
-use imgcrawl_events::{CrawlCompleted, Event, ImageIndexed};
+use chrono::Utc;
+use imgcrawl_events::{CrawlCompleted, Event, ImagesIndexed, IndexedImage};
 
 /// Counts of what happened to a batch's events.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -40,20 +41,22 @@ pub struct BatchEffects {
     /// Jobs that completed in this batch.
     pub completed: Vec<CrawlCompleted>,
     /// Image sources that became queryable (stored, image not deleted), in stream order.
-    pub indexed: Vec<ImageIndexed>,
+    pub indexed: Vec<IndexedImage>,
 }
 
 impl BatchEffects {
-    /// The events to publish: `image.indexed` (if `with_indexed`) then `crawl.completed`,
-    /// so a job's completion follows its images.
+    /// The events to publish: the batch's `images.indexed` announcement (if
+    /// `with_indexed`; one message per [`ImagesIndexed::MAX_IMAGES`] sources, named by the
+    /// batch's checkpoint) then `crawl.completed`, so a job's completion follows its
+    /// images.
     pub fn events(&self, with_indexed: bool) -> Vec<Event> {
-        let indexed = self
-            .indexed
-            .iter()
-            .filter(|_| with_indexed)
-            .cloned()
-            .map(Event::ImageIndexed);
+        let indexed = match with_indexed {
+            true => ImagesIndexed::parts(self.applied.checkpoint, &self.indexed, Utc::now()),
+            false => Vec::new(),
+        };
         indexed
+            .into_iter()
+            .map(Event::ImagesIndexed)
             .chain(self.completed.iter().cloned().map(Event::CrawlCompleted))
             .collect()
     }

@@ -26,7 +26,7 @@ pub use sourced::Sourced;
 
 use std::collections::{BTreeMap, HashMap};
 
-use imgcrawl_events::{CompletionStatus, CrawlCompleted, ImageIndexed};
+use imgcrawl_events::{CompletionStatus, CrawlCompleted, ImageIndexed, IndexedImage};
 use sqlx::{PgConnection, Postgres, Transaction};
 use tracing::debug;
 use uuid::Uuid;
@@ -100,7 +100,7 @@ async fn apply_fresh(
     c: &mut PgConnection,
     fresh: &[&Sourced],
     out: &mut BatchEffects,
-) -> Result<(Vec<CrawlCompleted>, Vec<ImageIndexed>), ReadModelError> {
+) -> Result<(Vec<CrawlCompleted>, Vec<IndexedImage>), ReadModelError> {
     let mut invalid: Vec<Invalid> = Vec::new();
     let requests = batch::requests(fresh, &mut invalid);
     jobs::insert_requests(c, &requests).await?;
@@ -179,9 +179,9 @@ async fn finish_jobs(
         .collect())
 }
 
-/// Drops `image.indexed` for images deleted earlier in the same batch (sequentially,
-/// the image would already have been deleted when its source was stored).
-fn without_deleted(indexed: Vec<(u64, ImageIndexed)>, g: &Groups<'_>) -> Vec<ImageIndexed> {
+/// The sources to announce, without those of images deleted earlier in the same batch
+/// (sequentially, the image would already have been deleted when its source was stored).
+fn without_deleted(indexed: Vec<(u64, ImageIndexed)>, g: &Groups<'_>) -> Vec<IndexedImage> {
     let deleted: HashMap<&str, u64> = g
         .deleted
         .iter()
@@ -190,6 +190,13 @@ fn without_deleted(indexed: Vec<(u64, ImageIndexed)>, g: &Groups<'_>) -> Vec<Ima
     indexed
         .into_iter()
         .filter(|(seq, e)| deleted.get(e.sha256.as_str()).is_none_or(|d| d > seq))
-        .map(|(_, e)| e)
+        .map(|(seq, e)| IndexedImage {
+            seq,
+            job_id: e.job_id,
+            url: e.url,
+            sha256: e.sha256,
+            image_id: e.image_id,
+            stored_at: e.occurred_at,
+        })
         .collect()
 }
