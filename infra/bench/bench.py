@@ -18,8 +18,8 @@ store every image.
 The cost of the index's announcements: `--crawlers imgcrawl,no-indexed` (`images.indexed`
 off; compare CPU per image and the message census).
 
-The local bucket's directories: `--crawlers scaleout,scaleout-predirs` (every
-`images/<aa>/<bb>/` directory made before the crawl; compare the store's CPU).
+The local bucket's directories: `--crawlers scaleout,scaleout-predirs` (the 256
+`images/<aa>/` directories made before the crawl; compare the store's CPU).
 
 nats-server's memory: `--crawlers imgcrawl,nats-memlimit` (nats-server with
 `GOMEMLIMIT`, 150MiB or `BENCH_NATS_GOMEMLIMIT`; compare its peak RSS and CPU).

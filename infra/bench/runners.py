@@ -228,12 +228,11 @@ def run_imgcrawl(binary, url, shas, workdir, mode):
 
 
 def _make_leaf_dirs(bucket):
-    """All 65,536 `images/<aa>/<bb>/` directories of a local bucket, before the crawl
-    (`scaleout-predirs`): the store's CPU without creating a directory for nearly every
-    image, a stand-in for a shallower key layout (docs/performance.md)."""
+    """All 256 `images/<aa>/` directories of a local bucket (the flat layout's folders),
+    before the crawl (`scaleout-predirs`): the store's CPU without creating any
+    directory (docs/performance.md)."""
     for a in range(256):
-        for b in range(256):
-            (bucket / "images" / f"{a:02x}" / f"{b:02x}").mkdir(parents=True, exist_ok=True)
+        (bucket / "images" / f"{a:02x}").mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager

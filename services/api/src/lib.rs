@@ -28,6 +28,7 @@ pub mod lag;
 pub mod media;
 pub mod model;
 pub mod nodes;
+pub mod object;
 pub mod openapi;
 pub mod range;
 pub mod router;

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageReader, Limits, RgbImage};
 use imgcrawl_events::Format;
-use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::sync::Semaphore;
 
@@ -135,28 +134,36 @@ impl Thumbnailer {
         let _ = tokio::fs::remove_file(self.cache_path(sha)).await;
     }
 
-    async fn original(&self, store: &dyn ObjectStore, key: &str, path: &Path) -> HttpResult<Bytes> {
-        let got = store
-            .get(path)
-            .await
-            .map_err(|e| crate::error::bucket(key, e))?;
-        got.bytes().await.map_err(|e| crate::error::bucket(key, e))
+    async fn original(
+        &self,
+        store: &dyn ObjectStore,
+        prefix: &str,
+        key: &str,
+    ) -> HttpResult<Bytes> {
+        let (at, got) = crate::object::read_either(prefix, key, |path| async move {
+            match store.get(&path).await {
+                Ok(got) => got.bytes().await,
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        got.map_err(|e| crate::error::bucket(&at, e))
     }
 
-    /// The thumbnail of `row` (whose object is `key` at `path`).
+    /// The thumbnail of `row`, whose object is `key` in a bucket with image `prefix`.
     pub async fn get(
         &self,
         store: &dyn ObjectStore,
+        prefix: &str,
         row: &ImageRow,
         key: &str,
-        path: &Path,
     ) -> HttpResult<Thumb> {
         let size = self.config.size.max(16);
         if !DECODED.iter().any(|f| f.name() == row.format) {
             if row.bytes > MAX_AS_IS {
                 return Ok(placeholder(&row.format, size));
             }
-            let body = self.original(store, key, path).await?;
+            let body = self.original(store, prefix, key).await?;
             return Ok(Thumb {
                 content_type: content_type(&row.content_type),
                 body,
@@ -180,7 +187,7 @@ impl Thumbnailer {
         if let Ok(body) = tokio::fs::read(&file).await {
             return Ok(jpeg(body));
         }
-        let original = self.original(store, key, path).await?;
+        let original = self.original(store, prefix, key).await?;
         let (quality, max_side) = (self.config.quality, 1 << 15);
         let rendered =
             tokio::task::spawn_blocking(move || render(&original, size, quality, max_side))

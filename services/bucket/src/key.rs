@@ -1,8 +1,14 @@
-//! The key layout: `<prefix>/<sha[0..2]>/<sha[2..4]>/<sha>.<ext>`.
+//! The key layout: `<prefix>/<sha[0..2]>/<sha>.<ext>` ([`Layout::Flat`], every new
+//! bucket), or `<prefix>/<sha[0..2]>/<sha[2..4]>/<sha>.<ext>` ([`Layout::Nested`], the
+//! layout of buckets written before issue 19, kept for them).
 //!
-//! Two levels of 256 folders keep every folder small enough to browse (in the MinIO
-//! console, `ls`, ...), and the key depends only on the bytes: an image is stored once
-//! however many URLs share it, and a retry rewrites the same object.
+//! The key depends only on the bytes: an image is stored once however many URLs share
+//! it, and a retry rewrites the same object. 256 folders keep listings browsable (about
+//! 4,000 objects a folder per million images). The nested layout's 65,536 leaf folders
+//! made the local filesystem create a directory for nearly every image of a crawl (an
+//! inode allocation each; the store stage's largest cost after the file itself).
+//! A bucket says which layout it has by its keys ([`Layout::of_key`]): see
+//! [`Bucket::detect_layout`](crate::Bucket::detect_layout).
 
 use imgcrawl_events::{Format, Sha256};
 
@@ -31,25 +37,81 @@ pub fn is_sha256(sha: &str) -> bool {
     Sha256::is_valid(sha)
 }
 
-/// The folder holding the images of `sha`: `<prefix>/<aa>/<bb>` (no trailing `/`), or
-/// `None` when `sha` is not a lowercase hex SHA-256.
-pub fn folder(prefix: &str, sha: &str) -> Option<String> {
-    if !is_sha256(sha) {
-        return None;
-    }
-    let prefix = prefix.trim_matches('/');
-    let shard = format!("{}/{}", &sha[0..2], &sha[2..4]);
-    Some(if prefix.is_empty() {
-        shard
-    } else {
-        format!("{prefix}/{shard}")
-    })
+/// How image keys are sharded into folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// `<prefix>/<aa>/<sha>.<ext>`: 256 folders (every new bucket).
+    #[default]
+    Flat,
+    /// `<prefix>/<aa>/<bb>/<sha>.<ext>`: 65,536 folders (buckets of earlier versions).
+    Nested,
 }
 
-/// The object key of an image: `<prefix>/<sha[0..2]>/<sha[2..4]>/<sha>.<ext>`, or `None`
-/// when `sha` is not a lowercase hex SHA-256.
+impl Layout {
+    /// The folder holding the images of `sha` (no trailing `/`), or `None` when `sha` is
+    /// not a lowercase hex SHA-256.
+    pub fn folder(self, prefix: &str, sha: &str) -> Option<String> {
+        if !is_sha256(sha) {
+            return None;
+        }
+        let prefix = prefix.trim_matches('/');
+        let shard = match self {
+            Layout::Flat => sha[0..2].to_string(),
+            Layout::Nested => format!("{}/{}", &sha[0..2], &sha[2..4]),
+        };
+        Some(if prefix.is_empty() {
+            shard
+        } else {
+            format!("{prefix}/{shard}")
+        })
+    }
+
+    /// The object key of an image, or `None` when `sha` is not a lowercase hex SHA-256.
+    pub fn key(self, prefix: &str, sha: &str, ext: &str) -> Option<String> {
+        Some(format!("{}/{sha}.{ext}", self.folder(prefix, sha)?))
+    }
+
+    /// The layout of an image key found under `prefix`: the folders between the prefix
+    /// and a `<sha>.<ext>` file; `None` for anything else (the bucket's own files).
+    pub fn of_key(prefix: &str, key: &str) -> Option<Layout> {
+        let prefix = prefix.trim_matches('/');
+        let rest = match prefix.is_empty() {
+            true => key,
+            false => key.strip_prefix(prefix)?.strip_prefix('/')?,
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (file, folders) = parts.split_last()?;
+        let sha = file.split_once('.').map_or(*file, |(s, _)| s);
+        if !is_sha256(sha) {
+            return None;
+        }
+        match folders {
+            [aa] if *aa == &sha[0..2] => Some(Layout::Flat),
+            [aa, bb] if *aa == &sha[0..2] && *bb == &sha[2..4] => Some(Layout::Nested),
+            _ => None,
+        }
+    }
+
+    /// The same image's key in the other layout (`key` as [`Layout::key`] makes it under
+    /// `prefix`): where to look for an object that a bucket rebuilt in the other layout
+    /// holds under a key an earlier event recorded.
+    pub fn other_key(prefix: &str, key: &str) -> Option<String> {
+        let layout = Layout::of_key(prefix, key)?;
+        let file = key.rsplit('/').next()?;
+        let (sha, ext) = file.split_once('.')?;
+        let other = match layout {
+            Layout::Flat => Layout::Nested,
+            Layout::Nested => Layout::Flat,
+        };
+        other.key(prefix, sha, ext)
+    }
+}
+
+/// The object key of an image in a new bucket ([`Layout::Flat`]):
+/// `<prefix>/<sha[0..2]>/<sha>.<ext>`, or `None` when `sha` is not a lowercase hex
+/// SHA-256.
 pub fn object_key(prefix: &str, sha: &str, ext: &str) -> Option<String> {
-    Some(format!("{}/{sha}.{ext}", folder(prefix, sha)?))
+    Layout::Flat.key(prefix, sha, ext)
 }
 
 #[cfg(test)]
@@ -59,16 +121,61 @@ mod tests {
     const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     #[test]
-    fn keys_shard_by_the_first_four_hex_digits() {
-        let want = format!("images/ba/78/{SHA}.jpg");
+    fn new_keys_shard_by_the_first_two_hex_digits() {
+        let want = format!("images/ba/{SHA}.jpg");
         assert_eq!(object_key("images", SHA, "jpg"), Some(want.clone()));
         assert_eq!(object_key("/images/", SHA, "jpg"), Some(want));
-        assert_eq!(object_key("", SHA, "png"), Some(format!("ba/78/{SHA}.png")));
+        assert_eq!(object_key("", SHA, "png"), Some(format!("ba/{SHA}.png")));
         assert_eq!(
             object_key("a/b", SHA, "gif"),
-            Some(format!("a/b/ba/78/{SHA}.gif"))
+            Some(format!("a/b/ba/{SHA}.gif"))
         );
-        assert_eq!(folder("images", SHA).as_deref(), Some("images/ba/78"));
+        assert_eq!(
+            Layout::Flat.folder("images", SHA).as_deref(),
+            Some("images/ba")
+        );
+    }
+
+    #[test]
+    fn nested_keys_shard_by_the_first_four_hex_digits() {
+        let want = format!("images/ba/78/{SHA}.jpg");
+        assert_eq!(Layout::Nested.key("/images/", SHA, "jpg"), Some(want));
+        assert_eq!(
+            Layout::Nested.key("", SHA, "png"),
+            Some(format!("ba/78/{SHA}.png"))
+        );
+        assert_eq!(
+            Layout::Nested.folder("images", SHA).as_deref(),
+            Some("images/ba/78")
+        );
+    }
+
+    #[test]
+    fn a_key_tells_its_layout_and_maps_to_the_other() {
+        let flat = format!("images/ba/{SHA}.jpg");
+        let nested = format!("images/ba/78/{SHA}.jpg");
+        assert_eq!(Layout::of_key("images", &flat), Some(Layout::Flat));
+        assert_eq!(Layout::of_key("/images/", &nested), Some(Layout::Nested));
+        assert_eq!(
+            Layout::of_key("", &format!("ba/{SHA}.png")),
+            Some(Layout::Flat)
+        );
+        assert_eq!(Layout::other_key("images", &flat), Some(nested.clone()));
+        assert_eq!(Layout::other_key("images", &nested), Some(flat));
+        for not_an_image in [
+            "_imgcrawl/replay-checkpoint.json".to_string(),
+            format!("images/ab/{SHA}.jpg"),
+            format!("images/ba/79/{SHA}.jpg"),
+            format!("other/ba/{SHA}.jpg"),
+            format!("images/{SHA}.jpg"),
+            "images/ba/78/short.jpg".to_string(),
+        ] {
+            assert_eq!(
+                Layout::of_key("images", &not_an_image),
+                None,
+                "{not_an_image}"
+            );
+        }
     }
 
     #[test]

@@ -301,7 +301,9 @@ mod tests {
         assert_eq!(parts.len(), 4, "job 3 in three parts, job 4 in one");
         assert_eq!(parts[2].images.len(), 1, "job 3's last part");
         assert_eq!(parts[3].job_id, other);
-        assert!(parts.iter().all(|p| p.images.iter().all(|i| i.job_id == p.job_id)));
+        assert!(parts
+            .iter()
+            .all(|p| p.images.iter().all(|i| i.job_id == p.job_id)));
         let mut flat: Vec<_> = parts.iter().flat_map(|p| p.images.clone()).collect();
         flat.sort_by_key(|i| i.seq);
         assert_eq!(flat, all, "every source once");

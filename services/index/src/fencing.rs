@@ -189,7 +189,10 @@ pub(crate) fn unannounced(backlog: Vec<Event>, announced: Option<u64>) -> Vec<Ev
 pub(crate) async fn last_announced(bus: &Bus) -> Option<u64> {
     let stream = bus.js.get_stream(&bus.config.stream).await.ok()?;
     let subject = EventKind::ImagesIndexed.subject();
-    let msg = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
+    let msg = stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .ok()?;
     match imgcrawl_events::decode(&subject, None, &msg.payload) {
         Ok(Event::ImagesIndexed(a)) => Some(a.checkpoint),
         _ => None,
@@ -287,7 +290,15 @@ mod tests {
         let kept = unannounced(backlog.clone(), Some(15));
         assert_eq!(seqs(&kept), [16, 20, 0], "the first batch is dropped whole");
         assert!(matches!(&kept[0], Event::ImagesIndexed(a) if a.checkpoint == 20));
-        assert_eq!(unannounced(backlog.clone(), None), backlog, "nothing known: all kept");
-        assert_eq!(seqs(&unannounced(backlog, Some(20))), [0], "completions stay");
+        assert_eq!(
+            unannounced(backlog.clone(), None),
+            backlog,
+            "nothing known: all kept"
+        );
+        assert_eq!(
+            seqs(&unannounced(backlog, Some(20))),
+            [0],
+            "completions stay"
+        );
     }
 }

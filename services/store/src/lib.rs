@@ -71,7 +71,7 @@ pub async fn run(bus: Bus, config: Config, shutdown: CancellationToken) -> Resul
     let stage = Arc::new(handler::Stage {
         blobs: imgcrawl_bus::blob::BlobStore::open(&bus).await?,
         bus: bus.clone(),
-        bucket: Bucket::from_config(store, &config),
+        bucket: Bucket::from_config(store, &config).detect_layout().await?,
         tombstones: imgcrawl_bus::tombstones::Tombstones::open(&bus).await?,
     });
     let opts = config.worker_options();

@@ -185,10 +185,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 pub fn last_applied_seq(events: &[RawEvent]) -> u64 {
     events
         .iter()
-        .filter(|e| {
-            EventKind::from_subject(&e.subject)
-                .is_some_and(|k| !k.is_index_output())
-        })
+        .filter(|e| EventKind::from_subject(&e.subject).is_some_and(|k| !k.is_index_output()))
         .map(|e| e.seq)
         .max()
         .unwrap_or(0)

@@ -290,7 +290,10 @@ async fn the_projection_holds_what_the_events_say() {
     let events = effects.events(true);
     match events.first() {
         Some(Event::ImagesIndexed(a)) => {
-            assert_eq!(a.images, effects.indexed, "one announcement, every source in order");
+            assert_eq!(
+                a.images, effects.indexed,
+                "one announcement, every source in order"
+            );
             assert_eq!(a.checkpoint, effects.applied.checkpoint);
         }
         other => panic!("the batch's announcement comes first, got {other:?}"),

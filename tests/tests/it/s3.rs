@@ -111,9 +111,8 @@ async fn a_crawl_is_projected_into_a_real_s3_bucket() {
         assert_eq!(
             key,
             &format!(
-                "images/{}/{}/{sha}.{}",
+                "images/{}/{sha}.{}",
                 &sha[..2],
-                &sha[2..4],
                 extension(&d.format, &d.content_type)
             )
         );
@@ -189,7 +188,7 @@ async fn a_crawl_is_projected_into_a_real_s3_bucket() {
         assert_eq!(sha256(&body), *sha, "{key} bytes");
     }
 
-    // The layout browses as folders: images/ -> <aa>/ -> <bb>/ -> <sha>.<ext>, nothing else.
+    // The layout browses as folders: images/ -> <aa>/ -> <sha>.<ext>, nothing else.
     let all: BTreeSet<String> = store
         .list(None)
         .map_ok(|m| m.location.to_string())
@@ -218,7 +217,7 @@ async fn a_crawl_is_projected_into_a_real_s3_bucket() {
         want1
     );
     for (sha, key) in &keys {
-        let leaf = format!("images/{}/{}", &sha[..2], &sha[2..4]);
+        let leaf = format!("images/{}", &sha[..2]);
         let listing = store
             .list_with_delimiter(Some(&Path::from(leaf.as_str())))
             .await
@@ -330,7 +329,7 @@ async fn a_20_mib_image_goes_up_in_parts_through_the_store_stage() {
         .find(|e| e.subject == EventKind::ImageDownloaded.subject())
         .expect("downloaded")
         .seq;
-    let key = format!("images/{}/{}/{sha}.bmp", &sha[..2], &sha[2..4]);
+    let key = format!("images/{}/{sha}.bmp", &sha[..2]);
     assert_eq!(stored_keys(&events).get(&sha), Some(&key));
 
     let head = s3.head(&bucket, &key).await;

@@ -1,11 +1,11 @@
 //! `GET /api/images/{id}/content` (the bytes from the bucket: Content-Type, ETag =
 //! SHA-256, ranges, conditional requests) and `GET /api/images/{id}/thumbnail`.
 
+use crate::object::read_either;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use object_store::path::Path;
 
 use crate::db::images::ImageRow;
 use crate::error::{ErrorBody, HttpError, HttpResult};
@@ -57,16 +57,14 @@ fn not_modified(etag: &str) -> Response {
     res
 }
 
-fn object_path(row: &ImageRow) -> HttpResult<(String, Path)> {
-    let key = row.object_key.clone().ok_or_else(|| {
+fn object_key(row: &ImageRow) -> HttpResult<String> {
+    row.object_key.clone().ok_or_else(|| {
         HttpError::new(
             StatusCode::NOT_FOUND,
             "content_missing",
             "the image is not in the bucket yet",
         )
-    })?;
-    let path = Path::parse(&key).map_err(|e| HttpError::internal("read image", e))?;
-    Ok((key, path))
+    })
 }
 
 /// The image's bytes.
@@ -100,7 +98,8 @@ pub async fn content(
     if none_match(&headers, &etag) {
         return Ok(not_modified(&etag));
     }
-    let (key, path) = object_path(&row)?;
+    let key = object_key(&row)?;
+    let (store, prefix) = (state.store.as_ref(), state.config.store.prefix.as_str());
     let len = u64::try_from(row.bytes).unwrap_or(0);
     let (status, body, length, range) = match plan(&headers, &etag, len) {
         Plan::Unsatisfiable => {
@@ -116,11 +115,8 @@ pub async fn content(
             return Ok(res);
         }
         Plan::Full => {
-            let got = state
-                .store
-                .get(&path)
-                .await
-                .map_err(|e| crate::error::bucket(&key, e))?;
+            let (at, got) = read_either(prefix, &key, |p| async move { store.get(&p).await }).await;
+            let got = got.map_err(|e| crate::error::bucket(&at, e))?;
             let size = got.meta.size;
             (
                 StatusCode::OK,
@@ -130,11 +126,13 @@ pub async fn content(
             )
         }
         Plan::Partial(r) => {
-            let bytes = state
-                .store
-                .get_range(&path, r.clone())
-                .await
-                .map_err(|e| crate::error::bucket(&key, e))?;
+            let range = r.clone();
+            let (at, bytes) = read_either(prefix, &key, |p| {
+                let range = range.clone();
+                async move { store.get_range(&p, range).await }
+            })
+            .await;
+            let bytes = bytes.map_err(|e| crate::error::bucket(&at, e))?;
             let n = bytes.len() as u64;
             (
                 StatusCode::PARTIAL_CONTENT,
@@ -181,10 +179,11 @@ pub async fn thumbnail(
     if none_match(&headers, &etag) {
         return Ok(not_modified(&etag));
     }
-    let (key, path) = object_path(&row)?;
+    let key = object_key(&row)?;
+    let prefix = state.config.store.prefix.as_str();
     let thumb = state
         .thumbs
-        .get(state.store.as_ref(), &row, &key, &path)
+        .get(state.store.as_ref(), prefix, &row, &key)
         .await?;
     let mut res = (StatusCode::OK, Body::from(thumb.body)).into_response();
     image_headers(res.headers_mut(), &etag, thumb.content_type);

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStore};
 
-use crate::key::{folder, object_key};
+use crate::key::{Layout, EXTENSIONS};
 use crate::{BucketError, BucketSettings};
 
 mod upload;
@@ -46,6 +46,9 @@ pub struct ImageObject<'a> {
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: String,
+    /// How keys are sharded: [`Layout::Flat`] until [`Bucket::detect_layout`] finds the
+    /// bucket's images in another.
+    layout: Layout,
     /// Cleared the first time the backend refuses attributes (the local filesystem).
     attributes: AtomicBool,
     /// When to upload in parts.
@@ -85,6 +88,7 @@ impl Bucket {
         Bucket {
             store,
             prefix: prefix.trim_matches('/').to_string(),
+            layout: Layout::default(),
             attributes: AtomicBool::new(true),
             multipart: Multipart::default(),
         }
@@ -105,9 +109,40 @@ impl Bucket {
         self
     }
 
+    /// The same bucket with its keys in `layout`.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The layout of the bucket's keys.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The same bucket in the layout its images are in: that of the first image key
+    /// listed under the prefix, [`Layout::Flat`] for a bucket with none (a new one).
+    /// So a bucket written by an earlier version keeps its nested keys, and every
+    /// writer and reader of one bucket agrees. Costs one listing request.
+    pub async fn detect_layout(self) -> Result<Self, BucketError> {
+        /// Keys looked at before a bucket of other files counts as new.
+        const LOOK_AT: usize = 1_000;
+        let mut found = None;
+        let mut keys = self.keys().take(LOOK_AT);
+        while let Some(key) = keys.next().await {
+            if let Some(layout) = Layout::of_key(&self.prefix, &key?) {
+                found = Some(layout);
+                break;
+            }
+        }
+        drop(keys);
+        Ok(self.with_layout(found.unwrap_or_default()))
+    }
+
     /// The object key of an image.
     pub fn key(&self, sha256: &str, ext: &str) -> Result<String, BucketError> {
-        object_key(&self.prefix, sha256, ext)
+        self.layout
+            .key(&self.prefix, sha256, ext)
             .ok_or_else(|| BucketError::InvalidSha(sha256.to_string()))
     }
 
@@ -143,10 +178,44 @@ impl Bucket {
         Ok((key, true))
     }
 
-    /// Deletes every object of `sha256` (whatever its extension) by listing its folder.
-    /// Returns how many were deleted; deleting what is not there is not an error.
+    /// Deletes every object of `sha256` (whatever its extension), found by listing its
+    /// folder in the nested layout (a few objects), by looking up each possible key in
+    /// the flat one (its folder holds 1/256 of the bucket). Returns how many were
+    /// deleted; deleting what is not there is not an error.
     pub async fn delete_image(&self, sha256: &str) -> Result<usize, BucketError> {
-        let dir = folder(&self.prefix, sha256)
+        let found = match self.layout {
+            Layout::Flat => self.find_image(sha256).await?,
+            Layout::Nested => self.list_image(sha256).await?,
+        };
+        let mut deleted = 0;
+        for location in found {
+            match self.store.delete(&location).await {
+                Ok(()) => deleted += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(object_err(location.as_ref(), e)),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// The objects of `sha256` at its flat keys, one per extension.
+    async fn find_image(&self, sha256: &str) -> Result<Vec<Path>, BucketError> {
+        let mut found = Vec::new();
+        for ext in EXTENSIONS {
+            let location = path(&self.key(sha256, ext)?)?;
+            match self.store.head(&location).await {
+                Ok(_) => found.push(location),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(object_err(location.as_ref(), e)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The objects of `sha256` in its nested folder.
+    async fn list_image(&self, sha256: &str) -> Result<Vec<Path>, BucketError> {
+        let dir = Layout::Nested
+            .folder(&self.prefix, sha256)
             .ok_or_else(|| BucketError::InvalidSha(sha256.to_string()))?;
         let name = format!("{sha256}.");
         let mut found = Vec::new();
@@ -166,15 +235,7 @@ impl Bucket {
                 Err(e) => return Err(object_err(&dir, e)),
             }
         }
-        let mut deleted = 0;
-        for location in found {
-            match self.store.delete(&location).await {
-                Ok(()) => deleted += 1,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(object_err(location.as_ref(), e)),
-            }
-        }
-        Ok(deleted)
+        Ok(found)
     }
 }
 

@@ -34,7 +34,7 @@ async fn local_put_writes_once_at_the_sharded_key() {
         .expect("put");
     assert_eq!(
         (key.as_str(), wrote),
-        (format!("images/ba/78/{SHA}.jpg").as_str(), true)
+        (format!("images/ba/{SHA}.jpg").as_str(), true)
     );
     let file = dir.path().join(&key);
     assert_eq!(std::fs::read(&file).expect("file"), b"jpeg bytes");
@@ -52,7 +52,7 @@ async fn local_put_writes_once_at_the_sharded_key() {
 #[tokio::test]
 async fn a_partial_object_of_another_size_is_replaced() {
     let (dir, bucket) = local();
-    let file = dir.path().join(format!("images/ba/78/{SHA}.jpg"));
+    let file = dir.path().join(format!("images/ba/{SHA}.jpg"));
     std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
     std::fs::write(&file, b"jp").expect("partial");
     let (_, wrote) = bucket
@@ -65,29 +65,77 @@ async fn a_partial_object_of_another_size_is_replaced() {
 
 #[tokio::test]
 async fn delete_removes_every_extension_of_one_hash_only() {
-    let (dir, bucket) = local();
-    for (sha, ext) in [(SHA, "jpg"), (SHA, "png"), (NEIGHBOUR, "jpg")] {
-        bucket
-            .put_image(&image(sha, ext), Bytes::from_static(b"x"))
-            .await
-            .expect("put");
+    for layout in [Layout::Flat, Layout::Nested] {
+        let (dir, bucket) = local();
+        let bucket = bucket.with_layout(layout);
+        let file = |sha: &str, ext: &str| dir.path().join(layout.key("images", sha, ext).unwrap());
+        for (sha, ext) in [(SHA, "jpg"), (SHA, "png"), (NEIGHBOUR, "jpg")] {
+            bucket
+                .put_image(&image(sha, ext), Bytes::from_static(b"x"))
+                .await
+                .expect("put");
+            assert!(file(sha, ext).exists(), "{layout:?}");
+        }
+        assert_eq!(
+            bucket.delete_image(SHA).await.expect("delete"),
+            2,
+            "{layout:?}"
+        );
+        assert!(!file(SHA, "jpg").exists());
+        assert!(!file(SHA, "png").exists());
+        assert!(file(NEIGHBOUR, "jpg").exists(), "{layout:?}");
+        assert_eq!(bucket.delete_image(SHA).await.expect("delete again"), 0);
+        let elsewhere = "00".repeat(32);
+        assert_eq!(
+            bucket
+                .delete_image(&elsewhere)
+                .await
+                .expect("missing folder"),
+            0
+        );
     }
-    assert_eq!(bucket.delete_image(SHA).await.expect("delete"), 2);
-    assert!(!dir.path().join(format!("images/ba/78/{SHA}.jpg")).exists());
-    assert!(!dir.path().join(format!("images/ba/78/{SHA}.png")).exists());
-    assert!(dir
-        .path()
-        .join(format!("images/ba/78/{NEIGHBOUR}.jpg"))
-        .exists());
-    assert_eq!(bucket.delete_image(SHA).await.expect("delete again"), 0);
-    let elsewhere = "00".repeat(32);
-    assert_eq!(
-        bucket
-            .delete_image(&elsewhere)
-            .await
-            .expect("missing folder"),
-        0
-    );
+}
+
+#[tokio::test]
+async fn a_bucket_keeps_the_layout_its_images_are_in() {
+    // new (empty, or only the bucket's own files): flat
+    let (dir, bucket) = local();
+    std::fs::create_dir_all(dir.path().join("images/_imgcrawl")).unwrap();
+    std::fs::write(
+        dir.path().join("images/_imgcrawl/replay-checkpoint.json"),
+        b"{}",
+    )
+    .unwrap();
+    let bucket = bucket
+        .with_layout(Layout::Nested)
+        .detect_layout()
+        .await
+        .expect("detect");
+    assert_eq!(bucket.layout(), Layout::Flat);
+    // written by an earlier version: nested, and new images join them there
+    let (dir, bucket) = local();
+    let old = dir.path().join(format!("images/ba/78/{NEIGHBOUR}.jpg"));
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::write(&old, b"x").unwrap();
+    let bucket = bucket.detect_layout().await.expect("detect");
+    assert_eq!(bucket.layout(), Layout::Nested);
+    let (key, _) = bucket
+        .put_image(&image(SHA, "jpg"), Bytes::from_static(b"y"))
+        .await
+        .expect("put");
+    assert_eq!(key, format!("images/ba/78/{SHA}.jpg"));
+    // a flat bucket stays flat
+    let (_dir, bucket) = local();
+    bucket
+        .put_image(&image(SHA, "png"), Bytes::from_static(b"z"))
+        .await
+        .expect("put");
+    let bucket = bucket
+        .with_layout(Layout::Nested)
+        .detect_layout()
+        .await
+        .expect("detect");
+    assert_eq!(bucket.layout(), Layout::Flat);
 }
 
 #[tokio::test]

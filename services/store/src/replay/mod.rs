@@ -137,7 +137,9 @@ pub async fn replay_objects(
     let tombstones = tombstones::read(bus, end).await?;
     let mut run = Run {
         blobs: BlobStore::open(bus).await?,
-        bucket: Bucket::from_config(store.clone(), config),
+        bucket: Bucket::from_config(store.clone(), config)
+            .detect_layout()
+            .await?,
         tombstones,
         done: HashSet::new(),
         concurrency: options.concurrency.unwrap_or(config.concurrency).max(1),

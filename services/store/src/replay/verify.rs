@@ -77,7 +77,9 @@ pub async fn verify_bucket(
     until: Option<u64>,
     concurrency: usize,
 ) -> Result<BucketReport, StoreError> {
-    let bucket = Bucket::from_config(open_store(config)?, config);
+    let bucket = Bucket::from_config(open_store(config)?, config)
+        .detect_layout()
+        .await?;
     let stream = stream_info(bus).await?;
     let end = until.unwrap_or(u64::MAX).min(stream.last_seq);
     let deleted = tombstones::read(bus, end).await?;

@@ -43,7 +43,7 @@ pub fn image_events(job: Uuid, i: usize) -> [Event; 2] {
         Event::ImageStored(ImageStored {
             job_id: job,
             url,
-            object_key: format!("images/{}/{}/{sha}.{ext}", &sha[0..2], &sha[2..4]),
+            object_key: format!("images/{}/{sha}.{ext}", &sha[0..2]),
             sha256: sha,
             bytes,
             content_type: content_type.into(),
