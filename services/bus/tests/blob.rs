@@ -62,6 +62,99 @@ async fn blobs_round_trip_between_the_fast_paths_and_the_client() {
     assert_eq!(blobs.read(&name).await.unwrap(), Some(small));
 }
 
+/// Messages stored in the blob stream so far.
+async fn stored(bus: &Bus) -> u64 {
+    let mut stream = bus
+        .js
+        .get_stream(format!("OBJ_{}", bus.config.blob_bucket))
+        .await
+        .unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+#[tokio::test]
+async fn a_one_chunk_blob_is_written_without_a_lookup_and_once() {
+    let nats = NatsServer::start().await;
+    let bus = Bus::connect(BusConfig::with_url(nats.url())).await.unwrap();
+    let blobs = BlobStore::open(&bus).await.unwrap();
+    let chunk_of = |name: &str| format!("$O.{}.C.{name}", bus.config.blob_bucket);
+
+    // new: chunk on the hash's subject, then the info; a second put stores nothing
+    let body = Bytes::from(vec![3u8; 4000]);
+    let name = sha(&body);
+    assert!(blobs
+        .put_if_absent(&name, &body, "image/png")
+        .await
+        .unwrap());
+    assert_eq!(blobs.info(&name).await.unwrap().unwrap().nuid, name);
+    assert_eq!(stored(&bus).await, 2);
+    assert!(!blobs
+        .put_if_absent(&name, &body, "image/png")
+        .await
+        .unwrap());
+    assert_eq!(stored(&bus).await, 2, "a refused chunk is not stored");
+    assert_eq!(read_with_client(&bus, &name).await, body.to_vec());
+
+    // a writer that stopped between its chunk and its info: the next put completes it
+    let body = Bytes::from(vec![4u8; 4000]);
+    let name = sha(&body);
+    bus.js
+        .publish(chunk_of(&name), body.clone())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(blobs.info(&name).await.unwrap().is_none());
+    assert!(blobs
+        .put_if_absent(&name, &body, "image/png")
+        .await
+        .unwrap());
+    assert_eq!(read_with_client(&bus, &name).await, body.to_vec());
+
+    // stored by an earlier version (a random nuid): left as it is, the new chunk purged
+    let body = Bytes::from(vec![5u8; 4000]);
+    let name = sha(&body);
+    let mut reader = &body[..];
+    bus.blobs.put(name.as_str(), &mut reader).await.unwrap();
+    let before = blobs.info(&name).await.unwrap().unwrap();
+    assert_ne!(before.nuid, name);
+    assert!(!blobs
+        .put_if_absent(&name, &body, "image/png")
+        .await
+        .unwrap());
+    assert_eq!(blobs.info(&name).await.unwrap().unwrap().nuid, before.nuid);
+    let stream = bus
+        .js
+        .get_stream(format!("OBJ_{}", bus.config.blob_bucket))
+        .await
+        .unwrap();
+    assert!(
+        stream
+            .get_last_raw_message_by_subject(&chunk_of(&name))
+            .await
+            .is_err(),
+        "no orphan chunk"
+    );
+    assert_eq!(read_with_client(&bus, &name).await, body.to_vec());
+}
+
+#[tokio::test]
+async fn racing_writers_of_new_bytes_both_succeed_and_the_blob_reads_back() {
+    let nats = NatsServer::start().await;
+    let bus = Bus::connect(BusConfig::with_url(nats.url())).await.unwrap();
+    let blobs = BlobStore::open(&bus).await.unwrap();
+    for i in 0..20u8 {
+        let body = Bytes::from(vec![i; 1000 + usize::from(i)]);
+        let name = sha(&body);
+        let puts = (0..4).map(|_| blobs.put_if_absent(&name, &body, "image/png"));
+        for r in futures::future::join_all(puts).await {
+            r.unwrap();
+        }
+        assert_eq!(read_with_client(&bus, &name).await, body.to_vec());
+        assert_eq!(blobs.info(&name).await.unwrap().unwrap().nuid, name);
+    }
+}
+
 #[tokio::test]
 async fn a_reader_in_the_writing_process_takes_the_bytes_from_memory_once() {
     let nats = NatsServer::start().await;
