@@ -32,7 +32,7 @@ use futures::future::try_join_all;
 use imgcrawl_events::Sha256;
 use tokio::io::AsyncReadExt;
 
-use crate::recent::RecentBlobs;
+use crate::recent::{RecentBlob, RecentBlobs};
 use crate::{Bus, BusError};
 
 /// Chunk size of the object store (the client's default, so every reader agrees).
@@ -100,8 +100,8 @@ impl BlobStore {
     /// caller checks them against the name. A blob this process has just stored is
     /// taken from memory, once ([`crate::recent`]).
     pub async fn read(&self, name: &str) -> Result<Option<Bytes>, BusError> {
-        if let Some(body) = self.recent.take(name) {
-            return Ok(Some(body));
+        if let Some(blob) = self.recent.take(name) {
+            return Ok(Some(blob.body));
         }
         let Some(info) = self.info(name).await?.filter(|i| !i.deleted) else {
             return Ok(None);
@@ -124,6 +124,12 @@ impl BlobStore {
             ));
         }
         Ok(Some(body))
+    }
+
+    /// Takes blob `name` if this process has just stored it (each once): the bytes the
+    /// writer hashed, and whether it wrote them ([`RecentBlob`]). `None`: read it.
+    pub fn take_recent(&self, name: &str) -> Option<RecentBlob> {
+        self.recent.take(name)
     }
 
     async fn read_through_client(&self, name: &str) -> Result<Option<Bytes>, BusError> {
@@ -164,7 +170,7 @@ impl BlobStore {
             }
         };
         // Stored (now or before): a store stage in this process may take it from here.
-        self.recent.keep(sha, body);
+        self.recent.keep(sha, body, wrote);
         Ok(wrote)
     }
 

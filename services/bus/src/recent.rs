@@ -30,9 +30,19 @@ pub const MAX_AGE: Duration = Duration::from_secs(60);
 /// The blobs, newest last (with when they were kept), and their total size.
 #[derive(Default)]
 struct Kept {
-    by_name: HashMap<String, Bytes>,
+    by_name: HashMap<String, RecentBlob>,
     order: VecDeque<(String, Instant)>,
     bytes: usize,
+}
+
+/// A kept blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentBlob {
+    /// Its bytes: the very bytes the writer hashed to name it.
+    pub body: Bytes,
+    /// Whether the writer stored it (false: the blob store had it already), so that no
+    /// projection of the blob store can have it yet unless an earlier copy was lost.
+    pub new: bool,
 }
 
 /// Recently stored blobs by name; shared by every [`crate::blob::BlobStore`] opened
@@ -56,11 +66,12 @@ impl RecentBlobs {
     /// Keeps `body` as blob `name`, if there is room: when full, blobs older than
     /// [`MAX_AGE`] make room, newer ones are never dropped for it. A blob of more than
     /// a quarter of the capacity is not kept.
-    pub fn keep(&self, name: &str, body: &Bytes) {
-        self.keep_at(name, body, Instant::now());
+    /// `new`: the writer stored it now (see [`RecentBlob::new`]).
+    pub fn keep(&self, name: &str, body: &Bytes, new: bool) {
+        self.keep_at(name, body, new, Instant::now());
     }
 
-    fn keep_at(&self, name: &str, body: &Bytes, now: Instant) {
+    fn keep_at(&self, name: &str, body: &Bytes, new: bool, now: Instant) {
         let cap = self.capacity.load(Ordering::Relaxed);
         if cap == 0 || body.len() > cap / 4 {
             return;
@@ -80,21 +91,25 @@ impl RecentBlobs {
         if kept.bytes + body.len() > cap {
             return;
         }
-        kept.by_name.insert(name.to_string(), body.clone());
+        let blob = RecentBlob {
+            body: body.clone(),
+            new,
+        };
+        kept.by_name.insert(name.to_string(), blob);
         kept.order.push_back((name.to_string(), now));
         kept.bytes += body.len();
     }
 
     /// Takes blob `name` if it is kept (each is handed out once).
-    pub fn take(&self, name: &str) -> Option<Bytes> {
+    pub fn take(&self, name: &str) -> Option<RecentBlob> {
         if self.capacity.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut kept = self.kept.lock().expect("recent blobs lock");
         let found = kept.by_name.remove(name);
         match &found {
-            Some(body) => {
-                kept.bytes -= body.len();
+            Some(blob) => {
+                kept.bytes -= blob.body.len();
                 if let Some(i) = kept.order.iter().position(|(n, _)| n == name) {
                     kept.order.remove(i);
                 }
@@ -121,8 +136,8 @@ fn drop_oldest(kept: &mut Kept) -> bool {
     let Some((name, _)) = kept.order.pop_front() else {
         return false;
     };
-    if let Some(body) = kept.by_name.remove(&name) {
-        kept.bytes -= body.len();
+    if let Some(blob) = kept.by_name.remove(&name) {
+        kept.bytes -= blob.body.len();
     }
     true
 }
@@ -138,13 +153,19 @@ mod tests {
     #[test]
     fn off_until_turned_on_then_each_blob_is_handed_out_once() {
         let r = RecentBlobs::default();
-        r.keep("a", &blob(10));
+        r.keep("a", &blob(10), true);
         assert_eq!(r.take("a"), None, "off: nothing kept");
         r.set_capacity(100);
-        r.keep("a", &blob(10));
-        assert_eq!(r.take("a"), Some(blob(10)));
+        r.keep("a", &blob(10), true);
+        let kept = r.take("a").expect("kept");
+        assert_eq!((kept.body, kept.new), (blob(10), true));
+        r.keep("b", &blob(10), false);
+        assert!(
+            !r.take("b").expect("kept").new,
+            "a blob the store had already"
+        );
         assert_eq!(r.take("a"), None, "handed out once");
-        assert_eq!(r.stats(), (1, 1));
+        assert_eq!(r.stats(), (2, 1));
     }
 
     #[test]
@@ -153,25 +174,25 @@ mod tests {
         r.set_capacity(100);
         let t0 = Instant::now();
         for name in ["a", "b", "c", "d", "e"] {
-            r.keep_at(name, &blob(25), t0);
+            r.keep_at(name, &blob(25), true, t0);
         }
         assert_eq!(r.take("e"), None, "full: the newest is not kept");
         assert!(
             r.take("a").is_some(),
             "the oldest, read next, is still there"
         );
-        r.keep_at("f", &blob(25), t0);
+        r.keep_at("f", &blob(25), true, t0);
         assert!(r.take("f").is_some(), "room again after a take");
         // b, c, d were never taken: once stale they make room for new blobs
-        r.keep_at("f", &blob(25), t0);
-        r.keep_at("g", &blob(25), t0 + MAX_AGE);
+        r.keep_at("f", &blob(25), true, t0);
+        r.keep_at("g", &blob(25), true, t0 + MAX_AGE);
         assert_eq!(r.take("b"), None, "stale, dropped for g");
         assert!(r.take("g").is_some() && r.take("c").is_some());
-        r.keep_at("big", &blob(26), t0);
+        r.keep_at("big", &blob(26), true, t0);
         assert_eq!(r.take("big"), None, "over a quarter of the capacity");
         // the same name kept twice counts once
-        r.keep_at("x", &blob(20), t0);
-        r.keep_at("x", &blob(20), t0);
+        r.keep_at("x", &blob(20), true, t0);
+        r.keep_at("x", &blob(20), true, t0);
         assert!(r.take("x").is_some() && r.take("x").is_none());
         r.set_capacity(0);
         assert_eq!(r.take("d"), None, "turned off: dropped");

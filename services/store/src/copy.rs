@@ -37,7 +37,12 @@ pub enum CopyError {
 /// Copies the image `e` announces (its blob, under its content-addressed key, with
 /// Content-Type and user metadata) unless an object of its size is already there.
 /// `seq` is the stream sequence of `e` (user metadata `stream-sequence`). The blob is
-/// read with direct gets (no consumer per image, see [`BlobStore::read`]).
+/// read with direct gets (no consumer per image, see [`BlobStore::read`]), unless the
+/// download stage of this process has just stored it ([`BlobStore::take_recent`]): then
+/// the bytes are the ones it hashed (not hashed again), and if the blob was new to the
+/// blob store, the bucket (its projection) is not asked whether it has the object
+/// either. Each look-up is a request on S3 and a blocking-pool task and a file open on
+/// a local bucket; writing the same bytes again would be harmless.
 pub async fn copy_image(
     blobs: &BlobStore,
     bucket: &Bucket,
@@ -48,10 +53,13 @@ pub async fn copy_image(
     let key = bucket
         .key(&e.sha256, ext)
         .map_err(|err| CopyError::Corrupt(err.to_string()))?;
-    let present = bucket
-        .present(&key, e.bytes)
-        .await
-        .map_err(|err| CopyError::Failed(err.to_string()))?;
+    let recent = blobs.take_recent(&e.sha256);
+    let new = recent.as_ref().is_some_and(|r| r.new);
+    let present = !new
+        && bucket
+            .present(&key, e.bytes)
+            .await
+            .map_err(|err| CopyError::Failed(err.to_string()))?;
     if present {
         return Ok(Copied {
             key,
@@ -59,7 +67,10 @@ pub async fn copy_image(
             wrote: false,
         });
     }
-    let body = read_blob(blobs, &e.sha256).await?;
+    let body = match recent {
+        Some(r) => r.body,
+        None => read_blob(blobs, &e.sha256).await?,
+    };
     let obj = ImageObject {
         sha256: &e.sha256,
         ext,
@@ -68,11 +79,15 @@ pub async fn copy_image(
         stream_sequence: seq,
     };
     let bytes = body.len() as u64;
-    let (key, wrote) = bucket
-        .put_image(&obj, body)
+    let key = bucket
+        .write_image(&obj, body)
         .await
         .map_err(|err| CopyError::Failed(err.to_string()))?;
-    Ok(Copied { key, bytes, wrote })
+    Ok(Copied {
+        key,
+        bytes,
+        wrote: true,
+    })
 }
 
 /// Reads the whole blob and checks it hashes to its name.

@@ -40,3 +40,4 @@ mod s3;
 mod security_api;
 mod security_ha;
 mod security_pg;
+mod store_copy;

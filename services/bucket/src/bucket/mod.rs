@@ -155,17 +155,27 @@ impl Bucket {
         body: Bytes,
     ) -> Result<(String, bool), BucketError> {
         let key = self.key(obj.sha256, obj.ext)?;
-        let location = path(&key)?;
-        match self.store.head(&location).await {
-            Ok(meta) if meta.size == body.len() as u64 => return Ok((key, false)),
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(object_err(&key, e)),
+        if self.present(&key, body.len() as u64).await? {
+            return Ok((key, false));
         }
+        self.write_image(obj, body).await.map(|key| (key, true))
+    }
+
+    /// Puts the image without looking first (what is at its key is replaced: for the
+    /// same bytes, harmlessly), in parts if it is large; returns the key. For a caller
+    /// that knows the object is not there, or has just looked.
+    pub async fn write_image(
+        &self,
+        obj: &ImageObject<'_>,
+        body: Bytes,
+    ) -> Result<String, BucketError> {
+        let key = self.key(obj.sha256, obj.ext)?;
+        let location = path(&key)?;
         let parts = self.multipart.part_size(body.len());
         let store = self.store.as_ref();
         if self.attributes.load(Ordering::Relaxed) {
             match upload::write(store, &location, body.clone(), attributes(obj), parts).await {
-                Ok(()) => return Ok((key, true)),
+                Ok(()) => return Ok(key),
                 Err(object_store::Error::NotImplemented) => {
                     self.attributes.store(false, Ordering::Relaxed)
                 }
@@ -175,7 +185,7 @@ impl Bucket {
         upload::write(store, &location, body, Attributes::new(), parts)
             .await
             .map_err(|e| object_err(&key, e))?;
-        Ok((key, true))
+        Ok(key)
     }
 
     /// Deletes every object of `sha256` (whatever its extension), found by listing its
