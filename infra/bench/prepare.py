@@ -88,6 +88,10 @@ def ensure_scrapy():
     scrapy = venv / "bin/scrapy"
     stamp = venv / "requirements.installed"
     reqs = (HERE / "requirements-scrapy.txt").read_text()
+    if not _starts(scrapy):
+        # made under another checkout (a worktree): its scripts name an interpreter
+        # that is gone, and the run fails with "no such file" for the script
+        shutil.rmtree(venv, ignore_errors=True)
     if scrapy.is_file() and stamp.is_file() and stamp.read_text() == reqs:
         return scrapy
     if not (venv / "bin/python").is_file():
@@ -100,6 +104,16 @@ def ensure_scrapy():
     run([str(venv / "bin/pip"), "install", "-q", "-r", str(HERE / "requirements-scrapy.txt")])
     stamp.write_text(reqs)
     return scrapy
+
+
+def _starts(script):
+    """Whether a venv script's interpreter (its `#!` line, an absolute path) exists."""
+    try:
+        first = script.read_text(errors="replace").split("\n", 1)[0]
+    except OSError:
+        return False
+    words = first[2:].split() if first.startswith("#!") else []
+    return bool(words) and Path(words[0]).exists()
 
 
 def psql_binary():
