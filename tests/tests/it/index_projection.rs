@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use imgcrawl_events::{CompletionStatus, CrawlCompleted, Event, ImageIndexed};
-use imgcrawl_index::{apply_batch, apply_batch_through, read_checkpoint, BatchEffects, Sourced};
+use imgcrawl_index::{
+    apply_batch, apply_batch_through, apply_batch_with, read_checkpoint, BatchEffects, Sourced,
+};
 use imgcrawl_tests::Postgres;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -85,6 +87,28 @@ async fn any_batch_split_gives_identical_rows_and_effects() {
             batches.len()
         );
         assert_eq!(got, whole, "{name}: effects differ");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_announces_nothing_writes_the_same_rows() {
+    let pg = Postgres::start().await;
+    let events = stream();
+    let announced = fresh_pool(&pg).await;
+    let (_, indexed) = apply_all(&announced, std::slice::from_ref(&events)).await;
+    assert!(!indexed.is_empty(), "the stream stores images");
+    let expected = digests(&announced).await;
+    for seed in [7, 2026] {
+        let pool = fresh_pool(&pg).await;
+        for b in random_split(&events, seed, 9) {
+            let mut tx = pool.begin().await.unwrap();
+            let e = apply_batch_with(&mut tx, "postgres", &b, 0, false)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert!(e.indexed.is_empty(), "nothing to announce, nothing built");
+        }
+        assert_eq!(digests(&pool).await, expected, "split seed {seed}");
     }
 }
 

@@ -106,12 +106,14 @@ pub(crate) async fn upsert_images(
 
 /// Moves sources from `downloaded` to `stored` (but for `folded`: the store events
 /// `images::outcomes` already applied and recorded), sets the images' object keys
-/// (first wins) and returns the `image.indexed` events of those transitions whose
-/// image is not deleted, in sequence order.
+/// (first wins) and, if `announce`, returns the `image.indexed` events of those
+/// transitions whose image is not deleted, in sequence order (none otherwise: the
+/// ids are then not read back).
 pub(crate) async fn stored<'a>(
     c: &mut PgConnection,
     items: &[Item<&'a ImageStored>],
     folded: Vec<Item<&'a ImageStored>>,
+    announce: bool,
     progress: &mut Progress,
 ) -> Result<Vec<(u64, ImageIndexed)>, ReadModelError> {
     let applied: HashSet<u64> = folded.iter().map(|i| i.seq).collect();
@@ -124,18 +126,33 @@ pub(crate) async fn stored<'a>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    let (shas, object_keys) = (
+        keys.iter().map(|i| text(&i.ev.sha256)).collect::<Vec<_>>(),
+        keys.iter()
+            .map(|i| text(&i.ev.object_key))
+            .collect::<Vec<_>>(),
+    );
+    if !announce {
+        sqlx::query(
+            "UPDATE images i SET object_key = u.object_key
+             FROM UNNEST($1::text[], $2::text[]) AS u(sha256, object_key)
+             WHERE i.sha256 = u.sha256 AND i.object_key IS NULL",
+        )
+        .bind(&shas)
+        .bind(&object_keys)
+        .execute(c)
+        .await
+        .map_err(db("update image keys"))?;
+        return Ok(Vec::new());
+    }
     let images: Vec<(String, i64, bool)> = sqlx::query_as(
         "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::text[]) AS u(sha256, object_key)),
               set AS (UPDATE images i SET object_key = u.object_key FROM u
                       WHERE i.sha256 = u.sha256 AND i.object_key IS NULL)
          SELECT i.sha256, i.id, i.deleted FROM images i JOIN u ON i.sha256 = u.sha256",
     )
-    .bind(keys.iter().map(|i| text(&i.ev.sha256)).collect::<Vec<_>>())
-    .bind(
-        keys.iter()
-            .map(|i| text(&i.ev.object_key))
-            .collect::<Vec<_>>(),
-    )
+    .bind(&shas)
+    .bind(&object_keys)
     .fetch_all(c)
     .await
     .map_err(db("update image keys"))?;
