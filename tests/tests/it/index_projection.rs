@@ -112,6 +112,43 @@ async fn a_batch_that_announces_nothing_writes_the_same_rows() {
     }
 }
 
+#[tokio::test]
+async fn projected_rows_carry_no_foreign_keys_and_orphans_write_none() {
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
+    let keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(keys, 0, "the writer checks jobs itself (write::batch)");
+    // Without the keys, only the writer keeps rows of unknown jobs out.
+    let events = stream();
+    let job = events
+        .iter()
+        .find_map(|s| match &s.event {
+            Event::CrawlRequested(r) => r.job_id,
+            _ => None,
+        })
+        .unwrap();
+    let orphans: Vec<Sourced> = events
+        .iter()
+        .filter(|s| s.event.job_id() == Some(job) && !matches!(s.event, Event::CrawlRequested(_)))
+        .cloned()
+        .collect();
+    assert!(!orphans.is_empty());
+    let e = apply(&pool, &orphans).await;
+    assert!(e.applied.orphans > 0, "dropped as orphans");
+    for table in ["pages", "image_sources", "rejections", "images"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}: rows of a job never requested");
+    }
+}
+
 type Ts = Option<DateTime<Utc>>;
 type JobRow = (String, Ts, Ts, i64, i64, i64, i64, i64, i64, i64, i64, i64);
 type ImageRow = (
