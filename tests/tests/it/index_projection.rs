@@ -149,6 +149,67 @@ async fn projected_rows_carry_no_foreign_keys_and_orphans_write_none() {
     }
 }
 
+#[tokio::test]
+async fn a_download_that_changes_no_image_writes_no_row_version() {
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
+    let job = Uuid::from_u128(0x19);
+    let download = |seq: u64, url: &str, at: u64| {
+        let e = Event::ImageDownloaded(imgcrawl_events::ImageDownloaded {
+            job_id: job,
+            url: url.into(),
+            final_url: url.into(),
+            page_url: "http://a.test/".into(),
+            alt: None,
+            found_by: imgcrawl_events::FoundBy::ImgSrc,
+            sha256: X.into(),
+            bytes: 1000,
+            format: "jpeg".into(),
+            width: 10,
+            height: 20,
+            content_type: "image/jpeg".into(),
+            occurred_at: t(at),
+        });
+        Sourced::new(STREAM, seq, published(seq), e)
+    };
+    let request = Event::CrawlRequested(imgcrawl_events::CrawlRequested {
+        job_id: Some(job),
+        url: Some("http://a.test/".into()),
+        ..Default::default()
+    });
+    let db = &pool;
+    let version = move || async move {
+        let row: (String, DateTime<Utc>) =
+            sqlx::query_as("SELECT xmin::text, last_seen_at FROM images WHERE sha256 = $1")
+                .bind(X)
+                .fetch_one(db)
+                .await
+                .unwrap();
+        row
+    };
+    apply(
+        &pool,
+        &[
+            Sourced::new(STREAM, 1, published(1), request),
+            download(2, "http://a.test/1.jpg", 5),
+        ],
+    )
+    .await;
+    let first = version().await;
+    // the same bytes again, seen at a time inside the known span: nothing to change
+    apply(&pool, &[download(3, "http://a.test/2.jpg", 5)]).await;
+    assert_eq!(
+        version().await,
+        first,
+        "an upsert that changes nothing writes nothing"
+    );
+    // seen later: last_seen_at moves, so the row is written
+    apply(&pool, &[download(4, "http://a.test/3.jpg", 9)]).await;
+    let later = version().await;
+    assert_ne!(later.0, first.0);
+    assert_eq!(later.1, t(9));
+}
+
 type Ts = Option<DateTime<Utc>>;
 type JobRow = (String, Ts, Ts, i64, i64, i64, i64, i64, i64, i64, i64, i64);
 type ImageRow = (

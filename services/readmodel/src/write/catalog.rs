@@ -17,6 +17,9 @@ use super::progress::Progress;
 use crate::error::{db, ReadModelError};
 
 /// Upserts the images of sources that just moved to `downloaded` (in sequence order).
+/// A known image is rewritten only if the batch changes it (an earlier id, an earlier
+/// first or later last sighting): a download that changes nothing writes no row
+/// version.
 pub(crate) async fn upsert_images(
     c: &mut PgConnection,
     got: Vec<Item<&ImageDownloaded>>,
@@ -64,7 +67,9 @@ pub(crate) async fn upsert_images(
          LEFT JOIN image_tombstones t ON t.sha256 = u.sha256
          ON CONFLICT (sha256) DO UPDATE SET {firsts_sql}, id = LEAST(i.id, EXCLUDED.id),
             first_seen_at = LEAST(i.first_seen_at, EXCLUDED.first_seen_at),
-            last_seen_at = GREATEST(i.last_seen_at, EXCLUDED.last_seen_at)"
+            last_seen_at = GREATEST(i.last_seen_at, EXCLUDED.last_seen_at)
+         WHERE EXCLUDED.id < i.id OR EXCLUDED.first_seen_at < i.first_seen_at
+            OR EXCLUDED.last_seen_at > i.last_seen_at"
     );
     sqlx::query(&sql)
         .bind(
