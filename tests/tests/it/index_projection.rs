@@ -210,6 +210,29 @@ async fn a_download_that_changes_no_image_writes_no_row_version() {
     assert_eq!(later.1, t(9));
 }
 
+#[tokio::test]
+async fn updated_tables_leave_room_for_hot_updates() {
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
+    let options: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT relname::text, coalesce(reloptions, '{}') FROM pg_class
+         WHERE relname IN ('images', 'image_sources') ORDER BY relname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        options,
+        [
+            (
+                "image_sources".to_string(),
+                vec!["fillfactor=80".to_string()]
+            ),
+            ("images".to_string(), vec!["fillfactor=50".to_string()]),
+        ]
+    );
+}
+
 type Ts = Option<DateTime<Utc>>;
 type JobRow = (String, Ts, Ts, i64, i64, i64, i64, i64, i64, i64, i64, i64);
 type ImageRow = (
