@@ -18,7 +18,7 @@ use tracing::warn;
 use crate::error::{db as db_err, IndexError};
 use crate::fencing::{self, Fence};
 use crate::meta;
-use crate::{apply_batch_through, BatchEffects, Config, Invalid, Sourced};
+use crate::{apply_batch_with, BatchEffects, Config, Invalid, Sourced};
 use imgcrawl_bus::identity::StreamIdentity;
 
 /// Runs `f` until it succeeds, backing off (doubling from 100 ms up to `max`) between
@@ -149,8 +149,8 @@ async fn apply_once(
     if let Some(f) = fence {
         fencing::check(&mut tx, &config.checkpoint_name, f.epoch()).await?;
     }
-    let effects =
-        apply_batch_through(&mut tx, &config.checkpoint_name, &p.events, p.through).await?;
+    let (name, indexed) = (&config.checkpoint_name, config.publish_indexed);
+    let effects = apply_batch_with(&mut tx, name, &p.events, p.through, indexed).await?;
     if effects.applied.previous < committed {
         tx.rollback().await.map_err(db_err("rollback"))?;
         return Ok(Step::Behind(effects.applied.previous));

@@ -44,3 +44,16 @@ pub async fn apply_batch_through(
 ) -> Result<BatchEffects, IndexError> {
     Ok(write::apply_batch_through(tx, checkpoint_name, events, through).await?)
 }
+
+/// [`apply_batch_through`], listing the sources `images.indexed` announces only if `indexed`
+/// ([`write::Options`]): the live stage passes `publish_indexed`, a replay false.
+pub async fn apply_batch_with(
+    tx: &mut Transaction<'_, Postgres>,
+    checkpoint_name: &str,
+    events: &[Sourced],
+    through: u64,
+    indexed: bool,
+) -> Result<BatchEffects, IndexError> {
+    let options = write::Options { indexed };
+    Ok(write::apply_batch_with(tx, checkpoint_name, events, through, options).await?)
+}

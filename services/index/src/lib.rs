@@ -47,7 +47,8 @@ pub mod verify;
 
 pub use config::Config;
 pub use db::{
-    apply_batch, apply_batch_through, connect, migrate, read_checkpoint, Checkpoint, MIGRATOR,
+    apply_batch, apply_batch_through, apply_batch_with, connect, migrate, read_checkpoint,
+    Checkpoint, MIGRATOR,
 };
 pub use error::IndexError;
 pub use fencing::Fence;

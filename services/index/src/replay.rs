@@ -6,7 +6,8 @@
 //! applies the events exactly as the live stage does (the same reader, the same
 //! [`apply_batch_through`](crate::apply_batch_through), the same transaction with the
 //! checkpoint and the stream check). It publishes nothing: not `images.indexed`, not
-//! `crawl.completed`, not dead letters. Killed at any point, it loses at most the batch
+//! `crawl.completed`, not dead letters; so it does not look up the image ids an
+//! announcement would list either (the rows are the same). Killed at any point, it loses at most the batch
 //! in flight (rolled back) and a new replay continues from the checkpoint.
 
 use std::time::Duration;
@@ -79,7 +80,8 @@ impl ReplayProgress {
 
 /// Replays the stream into `config.database_url` (migrating it first), from its
 /// checkpoint to the end (see [`ReplayOptions`]), in batches of
-/// `config.replay_batch_size`. Progress goes to `progress` after every batch. Returns
+/// `config.replay_batch_size`. `config.publish_indexed` is ignored: a replay announces
+/// nothing, so it does not build `image.indexed` events (nor read image ids back). Progress goes to `progress` after every batch. Returns
 /// what it did; `caught_up` is false if `shutdown` stopped it first.
 ///
 /// Fails at once if the database cannot be opened or holds the projection of another
@@ -93,6 +95,10 @@ pub async fn replay(
     shutdown: CancellationToken,
 ) -> Result<ReplayProgress, IndexError> {
     let mode = Mode::replay(&options, progress);
+    let config = Config {
+        publish_indexed: false,
+        ..config
+    };
     drive(bus, config, mode, shutdown).await
 }
 

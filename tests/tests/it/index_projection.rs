@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use imgcrawl_events::{CompletionStatus, CrawlCompleted, Event, IndexedImage};
-use imgcrawl_index::{apply_batch, apply_batch_through, read_checkpoint, BatchEffects, Sourced};
+use imgcrawl_index::{
+    apply_batch, apply_batch_through, apply_batch_with, read_checkpoint, BatchEffects, Sourced,
+};
 use imgcrawl_tests::Postgres;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -86,6 +88,149 @@ async fn any_batch_split_gives_identical_rows_and_effects() {
         );
         assert_eq!(got, whole, "{name}: effects differ");
     }
+}
+
+#[tokio::test]
+async fn a_batch_that_announces_nothing_writes_the_same_rows() {
+    let pg = Postgres::start().await;
+    let events = stream();
+    let announced = fresh_pool(&pg).await;
+    let (_, indexed) = apply_all(&announced, std::slice::from_ref(&events)).await;
+    assert!(!indexed.is_empty(), "the stream stores images");
+    let expected = digests(&announced).await;
+    for seed in [7, 2026] {
+        let pool = fresh_pool(&pg).await;
+        for b in random_split(&events, seed, 9) {
+            let mut tx = pool.begin().await.unwrap();
+            let e = apply_batch_with(&mut tx, "postgres", &b, 0, false)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert!(e.indexed.is_empty(), "nothing to announce, nothing built");
+        }
+        assert_eq!(digests(&pool).await, expected, "split seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn projected_rows_carry_no_foreign_keys_and_orphans_write_none() {
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
+    let keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(keys, 0, "the writer checks jobs itself (write::batch)");
+    // Without the keys, only the writer keeps rows of unknown jobs out.
+    let events = stream();
+    let job = events
+        .iter()
+        .find_map(|s| match &s.event {
+            Event::CrawlRequested(r) => r.job_id,
+            _ => None,
+        })
+        .unwrap();
+    let orphans: Vec<Sourced> = events
+        .iter()
+        .filter(|s| s.event.job_id() == Some(job) && !matches!(s.event, Event::CrawlRequested(_)))
+        .cloned()
+        .collect();
+    assert!(!orphans.is_empty());
+    let e = apply(&pool, &orphans).await;
+    assert!(e.applied.orphans > 0, "dropped as orphans");
+    for table in ["pages", "image_sources", "rejections", "images"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}: rows of a job never requested");
+    }
+}
+
+#[tokio::test]
+async fn a_download_that_changes_no_image_writes_no_row_version() {
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
+    let job = Uuid::from_u128(0x19);
+    let download = |seq: u64, url: &str, at: u64| {
+        let e = Event::ImageDownloaded(imgcrawl_events::ImageDownloaded {
+            job_id: job,
+            url: url.into(),
+            final_url: url.into(),
+            page_url: "http://a.test/".into(),
+            alt: None,
+            found_by: imgcrawl_events::FoundBy::ImgSrc,
+            sha256: X.into(),
+            bytes: 1000,
+            format: "jpeg".into(),
+            width: 10,
+            height: 20,
+            content_type: "image/jpeg".into(),
+            occurred_at: t(at),
+        });
+        Sourced::new(STREAM, seq, published(seq), e)
+    };
+    let request = Event::CrawlRequested(imgcrawl_events::CrawlRequested {
+        job_id: Some(job),
+        url: Some("http://a.test/".into()),
+        ..Default::default()
+    });
+    let db = &pool;
+    let version = move || async move {
+        let row: (String, DateTime<Utc>) =
+            sqlx::query_as("SELECT xmin::text, last_seen_at FROM images WHERE sha256 = $1")
+                .bind(X)
+                .fetch_one(db)
+                .await
+                .unwrap();
+        row
+    };
+    apply(
+        &pool,
+        &[
+            Sourced::new(STREAM, 1, published(1), request),
+            download(2, "http://a.test/1.jpg", 5),
+        ],
+    )
+    .await;
+    let first = version().await;
+    // the same bytes again, seen at a time inside the known span: nothing to change
+    apply(&pool, &[download(3, "http://a.test/2.jpg", 5)]).await;
+    assert_eq!(
+        version().await,
+        first,
+        "an upsert that changes nothing writes nothing"
+    );
+    // seen later: last_seen_at moves, so the row is written
+    apply(&pool, &[download(4, "http://a.test/3.jpg", 9)]).await;
+    let later = version().await;
+    assert_ne!(later.0, first.0);
+    assert_eq!(later.1, t(9));
+}
+
+#[tokio::test]
+async fn updated_tables_leave_room_for_hot_updates() {
+    let pg = Postgres::start().await;
+    let pool = fresh_pool(&pg).await;
+    let options: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT relname::text, coalesce(reloptions, '{}') FROM pg_class
+         WHERE relname IN ('images', 'image_sources') ORDER BY relname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        options,
+        [
+            (
+                "image_sources".to_string(),
+                vec!["fillfactor=80".to_string()]
+            ),
+            ("images".to_string(), vec!["fillfactor=50".to_string()]),
+        ]
+    );
 }
 
 type Ts = Option<DateTime<Utc>>;

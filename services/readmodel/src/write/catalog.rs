@@ -17,6 +17,9 @@ use super::progress::Progress;
 use crate::error::{db, ReadModelError};
 
 /// Upserts the images of sources that just moved to `downloaded` (in sequence order).
+/// A known image is rewritten only if the batch changes it (an earlier id, an earlier
+/// first or later last sighting): a download that changes nothing writes no row
+/// version.
 pub(crate) async fn upsert_images(
     c: &mut PgConnection,
     got: Vec<Item<&ImageDownloaded>>,
@@ -64,7 +67,9 @@ pub(crate) async fn upsert_images(
          LEFT JOIN image_tombstones t ON t.sha256 = u.sha256
          ON CONFLICT (sha256) DO UPDATE SET {firsts_sql}, id = LEAST(i.id, EXCLUDED.id),
             first_seen_at = LEAST(i.first_seen_at, EXCLUDED.first_seen_at),
-            last_seen_at = GREATEST(i.last_seen_at, EXCLUDED.last_seen_at)"
+            last_seen_at = GREATEST(i.last_seen_at, EXCLUDED.last_seen_at)
+         WHERE EXCLUDED.id < i.id OR EXCLUDED.first_seen_at < i.first_seen_at
+            OR EXCLUDED.last_seen_at > i.last_seen_at"
     );
     sqlx::query(&sql)
         .bind(
@@ -106,12 +111,14 @@ pub(crate) async fn upsert_images(
 
 /// Moves sources from `downloaded` to `stored` (but for `folded`: the store events
 /// `images::outcomes` already applied and recorded), sets the images' object keys
-/// (first wins) and returns the `image.indexed` events of those transitions whose
-/// image is not deleted, in sequence order.
+/// (first wins) and, if `announce`, returns the sources to announce in `images.indexed`:
+/// those transitions whose image is not deleted, in sequence order (none otherwise:
+/// the ids are then not read back).
 pub(crate) async fn stored<'a>(
     c: &mut PgConnection,
     items: &[Item<&'a ImageStored>],
     folded: Vec<Item<&'a ImageStored>>,
+    announce: bool,
     progress: &mut Progress,
 ) -> Result<Vec<(u64, ImageIndexed)>, ReadModelError> {
     let applied: HashSet<u64> = folded.iter().map(|i| i.seq).collect();
@@ -124,18 +131,33 @@ pub(crate) async fn stored<'a>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    let (shas, object_keys) = (
+        keys.iter().map(|i| text(&i.ev.sha256)).collect::<Vec<_>>(),
+        keys.iter()
+            .map(|i| text(&i.ev.object_key))
+            .collect::<Vec<_>>(),
+    );
+    if !announce {
+        sqlx::query(
+            "UPDATE images i SET object_key = u.object_key
+             FROM UNNEST($1::text[], $2::text[]) AS u(sha256, object_key)
+             WHERE i.sha256 = u.sha256 AND i.object_key IS NULL",
+        )
+        .bind(&shas)
+        .bind(&object_keys)
+        .execute(c)
+        .await
+        .map_err(db("update image keys"))?;
+        return Ok(Vec::new());
+    }
     let images: Vec<(String, i64, bool)> = sqlx::query_as(
         "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::text[]) AS u(sha256, object_key)),
               set AS (UPDATE images i SET object_key = u.object_key FROM u
                       WHERE i.sha256 = u.sha256 AND i.object_key IS NULL)
          SELECT i.sha256, i.id, i.deleted FROM images i JOIN u ON i.sha256 = u.sha256",
     )
-    .bind(keys.iter().map(|i| text(&i.ev.sha256)).collect::<Vec<_>>())
-    .bind(
-        keys.iter()
-            .map(|i| text(&i.ev.object_key))
-            .collect::<Vec<_>>(),
-    )
+    .bind(&shas)
+    .bind(&object_keys)
     .fetch_all(c)
     .await
     .map_err(db("update image keys"))?;

@@ -55,6 +55,33 @@ pub async fn apply_batch_through(
     events: &[Sourced],
     through: u64,
 ) -> Result<BatchEffects, ReadModelError> {
+    apply_batch_with(tx, checkpoint_name, events, through, Options::default()).await
+}
+
+/// What a batch's caller will do with its [`BatchEffects`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Build [`BatchEffects::indexed`] (the sources `images.indexed` announces). A caller that
+    /// announces none (a replay, a live index with `publish_indexed` off) passes
+    /// false and saves the `SELECT` that joins every stored image back to `images`;
+    /// the rows written are the same either way.
+    pub indexed: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { indexed: true }
+    }
+}
+
+/// [`apply_batch_through`] with `options`.
+pub async fn apply_batch_with(
+    tx: &mut Transaction<'_, Postgres>,
+    checkpoint_name: &str,
+    events: &[Sourced],
+    through: u64,
+    options: Options,
+) -> Result<BatchEffects, ReadModelError> {
     let c: &mut PgConnection = tx;
     let cp = crate::checkpoint::lock(c, checkpoint_name).await?;
     let mut fresh: Vec<&Sourced> = events.iter().filter(|s| s.seq > cp.last_seq).collect();
@@ -74,7 +101,7 @@ pub async fn apply_batch_through(
     if target <= cp.last_seq {
         return Ok(out);
     }
-    let (completed, indexed) = apply_fresh(c, &fresh, &mut out).await?;
+    let (completed, indexed) = apply_fresh(c, &fresh, options, &mut out).await?;
     out.completed = completed;
     out.indexed = indexed;
     crate::checkpoint::advance(
@@ -99,6 +126,7 @@ pub async fn apply_batch_through(
 async fn apply_fresh(
     c: &mut PgConnection,
     fresh: &[&Sourced],
+    options: Options,
     out: &mut BatchEffects,
 ) -> Result<(Vec<CrawlCompleted>, Vec<IndexedImage>), ReadModelError> {
     let mut invalid: Vec<Invalid> = Vec::new();
@@ -113,7 +141,8 @@ async fn apply_fresh(
     images::discovered(c, &found, &mut progress).await?;
     let (outcomes, stored) = (&g.image_outcomes, &g.image_stored);
     let folded = images::outcomes(c, outcomes, &with_outcome, stored, &mut progress).await?;
-    let indexed = catalog::stored(c, &g.image_stored, folded, &mut progress).await?;
+    let (stored, announce) = (&g.image_stored, options.indexed);
+    let indexed = catalog::stored(c, stored, folded, announce, &mut progress).await?;
     catalog::deleted(c, &g.deleted).await?;
     jobs::record_stops(c, &g.stops).await?;
     failovers::insert(c, fresh).await?;
