@@ -51,6 +51,8 @@ struct HostState {
 /// When the next request may start, and how far requests are spaced by back-off.
 struct Timing {
     next_start: Instant,
+    /// When the last request really started (woke from its wait and went on).
+    last_started: Option<Instant>,
     backoff: Duration,
     /// When the back-off last moved: answers to requests started before then say
     /// nothing new (they were in flight when the host was last judged).
@@ -63,6 +65,7 @@ impl HostState {
             permits: Arc::new(Semaphore::new(PERMITS as usize)),
             timing: Mutex::new(Timing {
                 next_start: Instant::now(),
+                last_started: None,
                 backoff: Duration::ZERO,
                 judged_at: None,
             }),
@@ -165,12 +168,25 @@ impl Politeness {
             start
         };
         tokio::time::sleep_until(start).await;
-        // woken late (a busy machine): the next start counts from the real one
-        let late = Instant::now();
-        if late > start {
-            let mut t = state.timing.lock().expect("politeness lock");
-            let spacing = interval.max(t.backoff).min(MAX_INTERVAL);
-            t.next_start = t.next_start.max(late + spacing);
+        // Woken late (a busy machine): the next reservation counts from the real start,
+        // and a request that reserved its start before this one woke must not go closer
+        // than the interval after it either, so every request checks the real start of
+        // the one before it (both can have reserved their slots ahead).
+        loop {
+            let wait = {
+                let mut t = state.timing.lock().expect("politeness lock");
+                let now = Instant::now();
+                let spacing = interval.max(t.backoff).min(MAX_INTERVAL);
+                match t.last_started.map(|s| s + spacing).filter(|at| *at > now) {
+                    Some(at) => at,
+                    None => {
+                        t.last_started = Some(now);
+                        t.next_start = t.next_start.max(now + spacing);
+                        break;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait).await;
         }
         HostPermit { _permit: permit }
     }
@@ -267,6 +283,19 @@ mod tests {
         let t1 = Instant::now();
         let _q = p.acquire("b.test", 16, Duration::from_millis(500)).await;
         assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_never_starts_closer_than_the_interval_to_the_one_before() {
+        let p = Politeness::default();
+        let interval = Duration::from_millis(500);
+        let t0 = Instant::now();
+        let _a = p.acquire("a.test", 16, interval).await;
+        // as if the next request had reserved its start while the first still slept
+        // (the first then woke late): the reservation alone would let it go at once
+        p.state("a.test").timing.lock().unwrap().next_start = t0;
+        let _b = p.acquire("a.test", 16, interval).await;
+        assert_eq!(t0.elapsed(), interval);
     }
 
     #[tokio::test(start_paused = true)]
