@@ -193,17 +193,14 @@ impl BlobStore {
         content_type: &str,
     ) -> Result<bool, BusError> {
         let chunk = format!("$O.{}.C.{sha}", self.bucket);
-        match self.send_if_empty(sha, chunk.clone(), body.clone()).await? {
-            true => {}
-            false => {
-                return match self.info(sha).await? {
-                    Some(i) if !i.deleted && i.size == body.len() => Ok(false),
-                    _ => self
-                        .write_info(sha, body.len(), content_type, false)
-                        .await
-                        .map(|_| true),
-                };
-            }
+        if !self.send_if_empty(sha, chunk.clone(), body.clone()).await? {
+            return match self.info(sha).await? {
+                Some(i) if !i.deleted && i.size == body.len() => Ok(false),
+                _ => self
+                    .write_info(sha, body.len(), content_type, false)
+                    .await
+                    .map(|_| true),
+            };
         }
         if self.write_info(sha, body.len(), content_type, true).await? {
             return Ok(true);
