@@ -167,12 +167,12 @@ impl<'a> Groups<'a> {
         let mut g = Groups::default();
         for s in events {
             let (seq, at) = (s.seq, s.occurred_at());
+            if s.event.kind().is_index_output() {
+                g.outputs += 1;
+                continue;
+            }
             match &s.event {
                 Event::CrawlRequested(_) | Event::HaFailover(_) => continue,
-                Event::ImageIndexed(_) | Event::ImagesIndexed(_) | Event::CrawlCompleted(_) => {
-                    g.outputs += 1;
-                    continue;
-                }
                 Event::ImageDeleted(e) => {
                     g.deleted.push(Item { seq, at, ev: e });
                     continue;
